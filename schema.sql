@@ -1,0 +1,155 @@
+-- oifde-sync store, schema version 1.
+-- Applied by the binary in one transaction that also sets PRAGMA user_version.
+-- Times from the API stay as integer milliseconds since the epoch (UTC);
+-- the v_* views add readable UTC text.
+
+-- One row a session record, keyed by the API's logId.
+CREATE TABLE records (
+    log_id            TEXT PRIMARY KEY NOT NULL,
+    tenant_id         TEXT,
+    call_sor_id       TEXT,
+    call_id           TEXT,
+    cti_call_id       TEXT,
+    calling_number    TEXT,
+    called_number     TEXT,
+    start_time        INTEGER,            -- epoch ms
+    end_time          INTEGER,            -- epoch ms
+    last_update_time  INTEGER,            -- epoch ms; decides which copy wins
+    flow_inst_id      TEXT,
+    dialog_type       TEXT,
+    call_data         TEXT,
+    location_id       INTEGER,            -- locationId, else the one in businessInfoStr
+    flag              TEXT,
+    business_info     TEXT,
+    business_info_str TEXT,               -- the JSON string as received
+    record_file_name  TEXT,               -- from businessInfoStr
+    yugao_file_name   TEXT,               -- from businessInfoStr
+    raw_json          TEXT NOT NULL,      -- the whole record as received, keys sorted
+    content_hash      TEXT NOT NULL,      -- FNV-1a of raw_json; decides when last_update_time is missing
+    first_seen_at     INTEGER NOT NULL,   -- epoch ms, when this daemon first stored it
+    synced_at         INTEGER NOT NULL    -- epoch ms, when it last changed here
+) STRICT;
+
+-- Dialogue turns (API recordDetials), in their order in the list.
+CREATE TABLE record_details (
+    log_id          TEXT NOT NULL REFERENCES records (log_id),
+    seq             INTEGER NOT NULL,     -- 0-based position in the list
+    inter_no        TEXT,
+    user_saying     TEXT,
+    intention       TEXT,
+    system_reply    TEXT,
+    reply_time      INTEGER,              -- API timestamp, epoch ms
+    request_time    INTEGER,              -- API requsetTime, epoch ms
+    response_source INTEGER,              -- 0 chatbot, 1 silent agent
+    involve_mode    INTEGER,              -- 0 common, 1 monitoring, 2 insertion
+    PRIMARY KEY (log_id, seq)
+) STRICT;
+
+-- Q&A rows (API qaRecords), in their order in the list.
+CREATE TABLE qa_records (
+    log_id          TEXT NOT NULL REFERENCES records (log_id),
+    seq             INTEGER NOT NULL,
+    inter_no        TEXT,
+    series_id       TEXT,
+    question_title  TEXT,
+    question_type   TEXT,
+    answer_intent   TEXT,
+    original_answer TEXT,
+    create_time     INTEGER,              -- epoch ms
+    PRIMARY KEY (log_id, seq)
+) STRICT;
+
+-- One row a query key: every window before cursor_time is committed.
+CREATE TABLE sync_cursors (
+    query_key   TEXT PRIMARY KEY NOT NULL, -- mobile:<n>, call:<id>, cti:<id>, or * for window-only
+    cursor_time INTEGER NOT NULL,          -- epoch ms, exclusive end of the last complete window
+    updated_at  INTEGER NOT NULL           -- epoch ms
+) STRICT;
+
+-- One row a pass, with its figures.
+CREATE TABLE sync_runs (
+    id               INTEGER PRIMARY KEY,
+    kind             TEXT NOT NULL,        -- sync, run, backfill
+    started_at       INTEGER NOT NULL,     -- epoch ms
+    finished_at      INTEGER,              -- epoch ms; NULL while running or if killed
+    status           TEXT NOT NULL,        -- running, ok, partial, failed, interrupted
+    keys             INTEGER NOT NULL DEFAULT 0,
+    windows          INTEGER NOT NULL DEFAULT 0,
+    pages            INTEGER NOT NULL DEFAULT 0,
+    records_fetched  INTEGER NOT NULL DEFAULT 0,
+    inserted         INTEGER NOT NULL DEFAULT 0,
+    updated          INTEGER NOT NULL DEFAULT 0,
+    unchanged        INTEGER NOT NULL DEFAULT 0,
+    stale            INTEGER NOT NULL DEFAULT 0,
+    failed_windows   INTEGER NOT NULL DEFAULT 0,
+    requests         INTEGER NOT NULL DEFAULT 0,
+    retries          INTEGER NOT NULL DEFAULT 0,
+    error            TEXT
+) STRICT;
+
+-- Windows a backfill has finished, so an interrupted backfill resumes.
+-- A backfill that completes without failures removes its rows.
+CREATE TABLE backfill_progress (
+    job          TEXT NOT NULL,            -- from|to|key of the backfill command
+    query_key    TEXT NOT NULL,
+    window_start INTEGER NOT NULL,         -- epoch s
+    window_end   INTEGER NOT NULL,         -- epoch s, exclusive
+    finished_at  INTEGER NOT NULL,         -- epoch ms
+    PRIMARY KEY (job, query_key, window_start)
+) STRICT;
+
+CREATE INDEX records_call_id ON records (call_id);
+CREATE INDEX records_cti_call_id ON records (cti_call_id);
+CREATE INDEX records_calling_number ON records (calling_number);
+CREATE INDEX records_start_time ON records (start_time);
+CREATE INDEX records_last_update_time ON records (last_update_time);
+CREATE INDEX record_details_intention ON record_details (intention);
+
+-- One row a call, with readable UTC times.
+CREATE VIEW v_calls AS
+SELECT r.log_id,
+       r.call_id,
+       r.cti_call_id,
+       r.calling_number,
+       r.called_number,
+       strftime('%Y-%m-%d %H:%M:%S', r.start_time / 1000, 'unixepoch') AS start_utc,
+       strftime('%Y-%m-%d %H:%M:%S', r.end_time / 1000, 'unixepoch') AS end_utc,
+       (r.end_time - r.start_time) / 1000 AS duration_s,
+       (SELECT count(*) FROM record_details d WHERE d.log_id = r.log_id) AS turns,
+       (SELECT count(*) FROM qa_records q WHERE q.log_id = r.log_id) AS qa_rows,
+       r.record_file_name,
+       r.dialog_type,
+       r.flow_inst_id
+FROM records r;
+
+-- Dialogue turns in order, with their call.
+CREATE VIEW v_turns AS
+SELECT d.log_id,
+       r.call_id,
+       r.calling_number,
+       d.seq,
+       d.inter_no,
+       strftime('%Y-%m-%d %H:%M:%S', d.request_time / 1000, 'unixepoch') AS request_utc,
+       d.user_saying,
+       d.intention,
+       strftime('%Y-%m-%d %H:%M:%S', d.reply_time / 1000, 'unixepoch') AS reply_utc,
+       d.system_reply,
+       d.response_source,
+       d.involve_mode
+FROM record_details d
+JOIN records r ON r.log_id = d.log_id;
+
+-- Q&A answers with their question.
+CREATE VIEW v_qa AS
+SELECT q.log_id,
+       r.call_id,
+       r.calling_number,
+       q.seq,
+       q.series_id,
+       q.question_title,
+       q.question_type,
+       q.answer_intent,
+       q.original_answer,
+       strftime('%Y-%m-%d %H:%M:%S', q.create_time / 1000, 'unixepoch') AS create_utc
+FROM qa_records q
+JOIN records r ON r.log_id = q.log_id;

@@ -1,0 +1,423 @@
+//! The HTTP client: one token shared by all requests, a rate limit and a cap
+//! on requests in flight that token requests count against too, and retries
+//! with exponential backoff and full jitter.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::error::{ApiError, code_in};
+use super::record::{Record, value_int};
+use super::{QUERY_PATH, TOKEN_PATH, codes};
+use crate::config::{ApiSettings, Credential};
+use crate::keys::QueryKey;
+use crate::secret::Secret;
+
+/// One page request: a key, an inclusive window in epoch seconds, a page.
+#[derive(Clone, Debug)]
+pub struct Query<'a> {
+    pub key: &'a QueryKey,
+    pub begin: i64,
+    pub end: i64,
+    pub page_num: u32,
+}
+
+/// One page of the answer.
+#[derive(Debug)]
+pub struct Page {
+    /// The server's count of all records matching the query; `None` if absent.
+    pub total: Option<u64>,
+    pub records: Vec<Record>,
+}
+
+/// Request counters, for `sync_runs` and metrics.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    pub requests: AtomicU64,
+    pub token_requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryBody<'a> {
+    tenant_id: &'a str,
+    auth_token: &'a str,
+    begin_time: String,
+    end_time: String,
+    page_num: String,
+    page_size: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_mobile: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cti_call_id: Option<&'a str>,
+}
+
+/// The token in use, with a generation so that concurrent requests that all
+/// saw it expire renew it once, not once each.
+#[derive(Clone)]
+struct Token {
+    value: Secret,
+    generation: u64,
+}
+
+#[derive(Default)]
+struct TokenState {
+    current: Option<(Token, Instant)>,
+    generation: u64,
+    /// A credentials refusal: remembered so no further `gettoken` is sent.
+    refused: Option<(String, String)>,
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    settings: ApiSettings,
+    token: Mutex<TokenState>,
+    limiter: DefaultDirectRateLimiter,
+    in_flight: Semaphore,
+    pub stats: Arc<ClientStats>,
+}
+
+/// The token is renewed once this share of its lifetime has passed.
+const RENEW_AT: f64 = 0.8;
+/// `expireTime` when the answer has none.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+impl ApiClient {
+    pub fn new(settings: &ApiSettings) -> Result<Self, ApiError> {
+        // reqwest is built without a default crypto provider; ring is ours.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("oifde-sync/", env!("CARGO_PKG_VERSION")))
+            .no_proxy();
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                ApiError::Tls(format!(
+                    "api.ca_file {} cannot be read: {e}",
+                    path.display()
+                ))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ApiError::Tls(format!("api.ca_file {} is not PEM: {e}", path.display()))
+            })?;
+            if certs.is_empty() {
+                return Err(ApiError::Tls(format!(
+                    "api.ca_file {} holds no certificate",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        if settings.insecure_skip_tls_verify {
+            tracing::warn!(
+                "api.insecure_skip_tls_verify is true: the server's certificate is NOT checked, \
+                 anyone on the network path can read the secret and the records. Use api.ca_file instead."
+            );
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| ApiError::Tls(e.to_string()))?;
+        Ok(Self {
+            http,
+            settings: settings.clone(),
+            token: Mutex::new(TokenState::default()),
+            limiter: RateLimiter::direct(quota(settings.max_requests_per_second)),
+            in_flight: Semaphore::new(settings.concurrency),
+            stats: Arc::new(ClientStats::default()),
+        })
+    }
+
+    pub fn settings(&self) -> &ApiSettings {
+        &self.settings
+    }
+
+    /// One page, with retries, token renewal and the rate limit.
+    pub async fn query(&self, q: &Query<'_>) -> Result<Page, ApiError> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.settings.retry_delay)
+            .with_max_delay(Duration::from_secs(60))
+            .with_max_times(self.settings.max_retries)
+            .with_total_delay(Some(Duration::from_secs(600)));
+        let result = (|| self.query_renewing(q))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(ApiError::is_transient)
+            .adjust(|e: &ApiError, delay| {
+                // Full jitter, unless the server said how long to wait.
+                delay.map(|d| {
+                    e.retry_after()
+                        .unwrap_or_else(|| d.mul_f64(fastrand::f64()))
+                })
+            })
+            .notify(|e: &ApiError, delay: Duration| {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, delay_ms = delay.as_millis() as u64, "retrying request");
+            })
+            .await;
+        if result.is_err() {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// A token, fetching or renewing it as needed.
+    pub async fn token(&self) -> Result<Secret, ApiError> {
+        self.current_token().await.map(|t| t.value)
+    }
+
+    async fn query_renewing(&self, q: &Query<'_>) -> Result<Page, ApiError> {
+        let token = self.current_token().await?;
+        match self.post_query(&token, q).await {
+            Err(e) if e.is_token_error() => {
+                tracing::info!("token refused ({e}); renewing it and retrying once");
+                self.invalidate(&token, &e).await?;
+                let fresh = self.current_token().await?;
+                self.post_query(&fresh, q).await
+            }
+            other => other,
+        }
+    }
+
+    async fn current_token(&self) -> Result<Token, ApiError> {
+        let mut state = self.token.lock().await;
+        if let Some((code, msg)) = &state.refused {
+            return Err(self.refusal(code.clone(), msg.clone()));
+        }
+        if let Some((token, renew_at)) = &state.current
+            && Instant::now() < *renew_at
+        {
+            return Ok(token.clone());
+        }
+        let (value, lifetime) = match &self.settings.credential {
+            Credential::FixedToken(t) => (t.clone(), Duration::MAX),
+            Credential::AppSecret(secret) => match self.get_token(secret).await {
+                Ok(ok) => ok,
+                Err(ApiError::Credentials { code, msg }) => {
+                    state.refused = Some((code.clone(), msg.clone()));
+                    return Err(ApiError::Credentials { code, msg });
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        state.generation += 1;
+        let token = Token {
+            value,
+            generation: state.generation,
+        };
+        let renew_at = Instant::now()
+            .checked_add(lifetime.mul_f64(RENEW_AT))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86400));
+        state.current = Some((token.clone(), renew_at));
+        Ok(token)
+    }
+
+    /// Drops `token` if it is still the current one. A fixed token cannot be
+    /// renewed, so its refusal ends the request.
+    async fn invalidate(&self, token: &Token, e: &ApiError) -> Result<(), ApiError> {
+        if let (Credential::FixedToken(_), ApiError::Remote { code, msg, .. }) =
+            (&self.settings.credential, e)
+        {
+            return Err(ApiError::FixedTokenRejected {
+                code: code.clone(),
+                msg: msg.clone(),
+            });
+        }
+        let mut state = self.token.lock().await;
+        if state
+            .current
+            .as_ref()
+            .is_some_and(|(t, _)| t.generation == token.generation)
+        {
+            state.current = None;
+        }
+        Ok(())
+    }
+
+    fn refusal(&self, code: String, msg: String) -> ApiError {
+        ApiError::Credentials { code, msg }
+    }
+
+    async fn get_token(&self, secret: &Secret) -> Result<(Secret, Duration), ApiError> {
+        self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+        let body =
+            serde_json::json!({ "appKey": self.settings.tenant_id, "appSecret": secret.expose() });
+        let v = self.post(TOKEN_PATH, &body).await?;
+        if let Some((code, msg)) = error_code(&v) {
+            return Err(if code_in(&code, &codes::CREDENTIALS) {
+                ApiError::Credentials { code, msg }
+            } else {
+                ApiError::Remote {
+                    path: TOKEN_PATH,
+                    code,
+                    msg,
+                }
+            });
+        }
+        let token = v
+            .get("authToken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::BadBody {
+                path: TOKEN_PATH,
+                msg: "no authToken in the answer".into(),
+            })?;
+        let lifetime = v
+            .get("expireTime")
+            .and_then(value_int)
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(s as u64))
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        tracing::debug!(lifetime_s = lifetime.as_secs(), "obtained a token");
+        Ok((Secret::new(token), lifetime))
+    }
+
+    async fn post_query(&self, token: &Token, q: &Query<'_>) -> Result<Page, ApiError> {
+        let zone = &self.settings.server_timezone;
+        let field = q.key.body_field();
+        let pick = |name: &str| field.filter(|(n, _)| *n == name).map(|(_, v)| v);
+        let body = QueryBody {
+            tenant_id: &self.settings.tenant_id,
+            auth_token: token.value.expose(),
+            begin_time: zone.format(q.begin),
+            end_time: zone.format(q.end),
+            page_num: q.page_num.to_string(),
+            page_size: self.settings.page_size.to_string(),
+            user_mobile: pick("userMobile"),
+            call_id: pick("callId"),
+            cti_call_id: pick("ctiCallId"),
+        };
+        let v = self.post(QUERY_PATH, &body).await?;
+        if let Some((code, msg)) = error_code(&v) {
+            if field.is_none() && code_in(&code, &codes::REQUEST) {
+                return Err(ApiError::KeysRequired { code, msg });
+            }
+            return Err(ApiError::Remote {
+                path: QUERY_PATH,
+                code,
+                msg,
+            });
+        }
+        parse_page(&v)
+    }
+
+    /// One POST under the rate limit and the in-flight cap; the JSON answer.
+    async fn post(&self, path: &'static str, body: &impl Serialize) -> Result<Value, ApiError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        self.limiter.until_ready().await;
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}{}", self.settings.base_url, path);
+        let response = self
+            .http
+            .post(url)
+            .header("Content-Type", "application/json; charset=UTF-8")
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| transport(path, e))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response.bytes().await.map_err(|e| transport(path, e))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody {
+                path,
+                msg: e.to_string(),
+            });
+        }
+        // A 4xx may still carry an errorCode worth classifying.
+        if status.is_client_error()
+            && status.as_u16() != 429
+            && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+            && let Some((code, msg)) = error_code(&v)
+        {
+            return Err(ApiError::Remote { path, code, msg });
+        }
+        Err(ApiError::Http {
+            path,
+            status: status.as_u16(),
+            retry_after,
+        })
+    }
+}
+
+fn transport(path: &'static str, e: reqwest::Error) -> ApiError {
+    // reqwest's Display hides the cause (refused, timed out, certificate…).
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    ApiError::Transport { path, msg }
+}
+
+/// `Some((code, msg))` when the answer reports a failure: an `errorCode`
+/// that is present and neither null nor 0.
+fn error_code(v: &Value) -> Option<(String, String)> {
+    let code = match v.get("errorCode")? {
+        Value::Null => return None,
+        Value::Number(n) if n.as_i64() == Some(0) => return None,
+        Value::String(s) if s.trim() == "0" || s.trim().is_empty() => return None,
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let msg = v
+        .get("errorMsg")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    Some((code, msg))
+}
+
+fn parse_page(v: &Value) -> Result<Page, ApiError> {
+    let total = v.get("total").and_then(value_int).map(|t| t.max(0) as u64);
+    let list = match v.get("recordList") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(items)) => items.as_slice(),
+        Some(_) => {
+            return Err(ApiError::BadBody {
+                path: QUERY_PATH,
+                msg: "recordList is not a list".into(),
+            });
+        }
+    };
+    let records = list
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record::from_value(i, r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| ApiError::Record {
+            path: QUERY_PATH,
+            source,
+        })?;
+    Ok(Page { total, records })
+}
+
+/// At most `per_second` cells in any one-second span and no initial burst:
+/// one cell every `1 s / n` (with a 2 % margin for timer slack), burst 1.
+fn quota(per_second: u32) -> Quota {
+    let period = Duration::from_secs(1).mul_f64(1.02 / f64::from(per_second.max(1)));
+    Quota::with_period(period)
+        .expect("period is above zero")
+        .allow_burst(NonZeroU32::MIN)
+}

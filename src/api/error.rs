@@ -1,0 +1,142 @@
+//! What can go wrong talking to the API, classified once: transient errors are
+//! retried, token errors renew the token, the rest end the request.
+
+use std::time::Duration;
+
+use super::codes;
+use super::record::RecordError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request to {path} failed: {msg}")]
+    Transport { path: &'static str, msg: String },
+    #[error("{path} answered HTTP {status}")]
+    Http {
+        path: &'static str,
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("{path} answered with a body that is not valid JSON: {msg}")]
+    BadBody { path: &'static str, msg: String },
+    #[error("{path} answered errorCode {code}: {msg}")]
+    Remote {
+        path: &'static str,
+        code: String,
+        msg: String,
+    },
+    #[error(
+        "gettoken refused the credentials (errorCode {code}: {msg}); check api.tenant_id and api.app_secret. \
+         Not retried: repeated attempts can lock the tenant's account"
+    )]
+    Credentials { code: String, msg: String },
+    #[error(
+        "the configured api.auth_token was rejected (errorCode {code}: {msg}); set a fresh token or use api.app_secret"
+    )]
+    FixedTokenRejected { code: String, msg: String },
+    #[error(
+        "the server refuses queries without a query key (errorCode {code}: {msg}); configure query keys: \
+         [query] user_mobiles, call_ids, cti_call_ids or keys_file"
+    )]
+    KeysRequired { code: String, msg: String },
+    #[error("{path} answered a page that cannot be read: {source}")]
+    Record {
+        path: &'static str,
+        source: RecordError,
+    },
+    #[error("the TLS settings cannot be used: {0}")]
+    Tls(String),
+}
+
+impl ApiError {
+    /// Worth another attempt after a pause.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Transport { .. } | ApiError::BadBody { .. } => true,
+            ApiError::Http { status, .. } => *status == 429 || *status >= 500,
+            ApiError::Remote { code, .. } => code_in(code, &codes::INTERNAL),
+            _ => false,
+        }
+    }
+
+    /// The token expired or failed its check: renew it and retry once.
+    pub fn is_token_error(&self) -> bool {
+        matches!(self, ApiError::Remote { code, .. }
+            if code_in(code, &[codes::TOKEN_EXPIRED, codes::TOKEN_INVALID]))
+    }
+
+    /// Ends the whole pass: no other key can succeed either.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Credentials { .. } | ApiError::FixedTokenRejected { .. } | ApiError::Tls(_)
+        )
+    }
+
+    /// The server's `Retry-After`, where it gave one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// An `errorCode` (a number or a string of digits) is one of `set`.
+pub fn code_in(code: &str, set: &[i64]) -> bool {
+    code.trim().parse::<i64>().is_ok_and(|c| set.contains(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote(code: &str) -> ApiError {
+        ApiError::Remote {
+            path: "/q",
+            code: code.into(),
+            msg: String::new(),
+        }
+    }
+
+    #[test]
+    fn classes_are_pinned() {
+        assert!(remote("10000001").is_transient());
+        assert!(remote("200900002").is_transient());
+        assert!(!remote("10000002").is_transient());
+        assert!(!remote("200900003").is_transient());
+        assert!(remote("900001").is_token_error());
+        assert!(remote("900002").is_token_error());
+        assert!(!remote("900001").is_transient());
+        assert!(
+            ApiError::Http {
+                path: "/q",
+                status: 503,
+                retry_after: None
+            }
+            .is_transient()
+        );
+        assert!(
+            ApiError::Http {
+                path: "/q",
+                status: 429,
+                retry_after: None
+            }
+            .is_transient()
+        );
+        assert!(
+            !ApiError::Http {
+                path: "/q",
+                status: 404,
+                retry_after: None
+            }
+            .is_transient()
+        );
+        assert!(
+            ApiError::Credentials {
+                code: "200800002".into(),
+                msg: String::new()
+            }
+            .is_fatal()
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! Session records as the API sends them, read tolerantly: the documented
+//! typos and their corrected spellings, `null` in mandatory fields, numbers
+//! sent as strings, and unknown fields (kept in `raw_json`).
+
+use serde_json::{Map, Value};
+
+/// One dialogue turn (`recordDetials` entry).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Turn {
+    pub inter_no: Option<String>,
+    pub user_saying: Option<String>,
+    pub intention: Option<String>,
+    pub system_reply: Option<String>,
+    /// API `timestamp`: the system's reply time.
+    pub reply_time: Option<i64>,
+    /// API `requsetTime` (sic): the user's request time.
+    pub request_time: Option<i64>,
+    pub response_source: Option<i64>,
+    pub involve_mode: Option<i64>,
+}
+
+/// One Q&A row (`qaRecords` entry).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Qa {
+    pub inter_no: Option<String>,
+    pub series_id: Option<String>,
+    pub question_title: Option<String>,
+    pub question_type: Option<String>,
+    pub answer_intent: Option<String>,
+    pub original_answer: Option<String>,
+    pub create_time: Option<i64>,
+}
+
+/// One session record, with the columns the store keeps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub log_id: String,
+    pub tenant_id: Option<String>,
+    pub call_sor_id: Option<String>,
+    pub call_id: Option<String>,
+    pub cti_call_id: Option<String>,
+    pub calling_number: Option<String>,
+    pub called_number: Option<String>,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub last_update_time: Option<i64>,
+    pub flow_inst_id: Option<String>,
+    pub dialog_type: Option<String>,
+    pub call_data: Option<String>,
+    pub location_id: Option<i64>,
+    pub flag: Option<String>,
+    pub business_info: Option<String>,
+    pub business_info_str: Option<String>,
+    pub record_file_name: Option<String>,
+    pub yugao_file_name: Option<String>,
+    pub details: Vec<Turn>,
+    pub qa: Vec<Qa>,
+    /// The record as received, keys sorted: stable text for equal content.
+    pub raw_json: String,
+    /// FNV-1a of `raw_json`, hex; decides when `lastUpdateTime` is missing.
+    pub content_hash: String,
+}
+
+/// Why a record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("recordList entry {index} is not a JSON object")]
+    NotAnObject { index: usize },
+    #[error("recordList entry {index} has no logId (the record's key)")]
+    NoLogId { index: usize },
+}
+
+/// Text of a field: strings as they are, numbers and booleans printed,
+/// objects and arrays as JSON text, `null` or absent as `None`.
+fn text(obj: &Map<String, Value>, name: &str) -> Option<String> {
+    value_text(obj.get(name)?)
+}
+
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// An integer field that may arrive as a number or as a string of digits.
+/// Anything else (a word, an object) reads as `None`; the raw JSON keeps it.
+fn int(obj: &Map<String, Value>, name: &str) -> Option<i64> {
+    value_int(obj.get(name)?)
+}
+
+pub(crate) fn value_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<i64>().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.fract() == 0.0)
+                    .map(|f| f as i64)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The first present spelling of a field.
+fn either<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
+    names
+        .iter()
+        .find_map(|n| obj.get(*n).filter(|v| !v.is_null()))
+}
+
+fn list<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> &'a [Value] {
+    match either(obj, names) {
+        Some(Value::Array(items)) => items,
+        _ => &[],
+    }
+}
+
+fn turn(v: &Value) -> Option<Turn> {
+    let o = v.as_object()?;
+    Some(Turn {
+        inter_no: text(o, "interNo"),
+        user_saying: text(o, "userSaying"),
+        intention: text(o, "intention"),
+        system_reply: text(o, "systemReply"),
+        reply_time: int(o, "timestamp"),
+        request_time: either(o, &["requsetTime", "requestTime"]).and_then(value_int),
+        response_source: int(o, "responseSource"),
+        involve_mode: int(o, "involveMode"),
+    })
+}
+
+fn qa(v: &Value) -> Option<Qa> {
+    let o = v.as_object()?;
+    Some(Qa {
+        inter_no: text(o, "interNo"),
+        series_id: text(o, "seriesId"),
+        question_title: text(o, "questionTitle"),
+        question_type: text(o, "questionType"),
+        answer_intent: text(o, "answerIntent"),
+        original_answer: text(o, "originalAnswer"),
+        create_time: int(o, "createTime"),
+    })
+}
+
+/// The fields pulled out of `businessInfoStr`.
+#[derive(Debug, Default, PartialEq)]
+pub struct BusinessInfo {
+    pub record_file_name: Option<String>,
+    pub yugao_file_name: Option<String>,
+    pub location_id: Option<i64>,
+}
+
+/// Reads the JSON string `businessInfoStr`; the literal string `"null"` is
+/// NULL, and malformed text yields no columns.
+pub fn business_info(text: &str) -> BusinessInfo {
+    let Ok(Value::Object(o)) = serde_json::from_str::<Value>(text) else {
+        return BusinessInfo::default();
+    };
+    let field = |name: &str| value_text(o.get(name)?).filter(|s| s != "null");
+    BusinessInfo {
+        record_file_name: field("recordFileName"),
+        yugao_file_name: field("yugaoFileName"),
+        location_id: o.get("locationId").and_then(value_int),
+    }
+}
+
+/// 64-bit FNV-1a, hex: a stable content fingerprint (not a security hash).
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+impl Record {
+    /// Reads entry `index` of a `recordList`.
+    pub fn from_value(index: usize, v: &Value) -> Result<Self, RecordError> {
+        let o = v.as_object().ok_or(RecordError::NotAnObject { index })?;
+        let log_id = text(o, "logId")
+            .filter(|s| !s.trim().is_empty())
+            .ok_or(RecordError::NoLogId { index })?;
+        let business_info_str = text(o, "businessInfoStr");
+        let bis = business_info_str
+            .as_deref()
+            .map(business_info)
+            .unwrap_or_default();
+        // serde_json's map keeps keys sorted, so this text is canonical.
+        let raw_json = v.to_string();
+        Ok(Record {
+            log_id,
+            tenant_id: text(o, "tenantId"),
+            call_sor_id: text(o, "callSorId"),
+            call_id: text(o, "callId"),
+            cti_call_id: text(o, "ctiCallId"),
+            calling_number: text(o, "callingNumber"),
+            called_number: text(o, "calledNumber"),
+            start_time: int(o, "startTime"),
+            end_time: int(o, "endTime"),
+            last_update_time: int(o, "lastUpdateTime"),
+            flow_inst_id: text(o, "flowInstId"),
+            dialog_type: text(o, "dialogType"),
+            call_data: text(o, "callData"),
+            location_id: int(o, "locationId").or(bis.location_id),
+            flag: text(o, "flag"),
+            business_info: text(o, "businessInfo"),
+            business_info_str,
+            record_file_name: bis.record_file_name,
+            yugao_file_name: bis.yugao_file_name,
+            details: list(o, &["recordDetials", "recordDetails"])
+                .iter()
+                .filter_map(turn)
+                .collect(),
+            qa: list(o, &["qaRecords"]).iter().filter_map(qa).collect(),
+            content_hash: fingerprint(raw_json.as_bytes()),
+            raw_json,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_documented_example() {
+        let v = json!({
+            "logId": "7343-4256-a659-c7fe7682ef03", "tenantId": "xxxxxx", "callSorId": "10086",
+            "callId": "16185589414826353c2c0036c0292e43ca7a4", "ctiCallId": null,
+            "callingNumber": "10086", "calledNumber": "899149138753490944",
+            "startTime": 1618558942000i64, "endTime": 1618559267000i64, "lastUpdateTime": 1618559267000i64,
+            "businessInfo": null,
+            "businessInfoStr": "{\"yugaoFileName\":\"null\",\"locationId\":\"0\",\"recordFileName\":\"Y:/135/a.wav\"}",
+            "recordDetials": [{"interNo": "1", "userSaying": "How much?", "intention": "Call fee query",
+                "systemReply": "CNY100", "timestamp": 1618558954000i64, "requsetTime": 1618558954000i64,
+                "responseSource": 0, "involveMode": 0}],
+            "qaRecords": [{"interNo": "1", "seriesId": "100", "createTime": 1650774697000i64}]
+        });
+        let r = Record::from_value(0, &v).unwrap();
+        assert_eq!(r.cti_call_id, None);
+        assert_eq!(r.location_id, Some(0));
+        assert_eq!(r.yugao_file_name, None);
+        assert_eq!(r.record_file_name.as_deref(), Some("Y:/135/a.wav"));
+        assert_eq!(r.details[0].request_time, Some(1618558954000));
+        assert_eq!(r.qa[0].create_time, Some(1650774697000));
+    }
+
+    #[test]
+    fn tolerates_strings_spellings_and_bad_business_info() {
+        let v = json!({"logId": 42, "startTime": "1618558942000", "locationId": "7",
+            "businessInfoStr": "{not json", "extra": {"x": 1},
+            "recordDetails": [{"requestTime": "5", "responseSource": "1"}]});
+        let r = Record::from_value(3, &v).unwrap();
+        assert_eq!(r.log_id, "42");
+        assert_eq!(r.start_time, Some(1618558942000));
+        assert_eq!(r.location_id, Some(7));
+        assert_eq!(r.business_info_str.as_deref(), Some("{not json"));
+        assert_eq!(r.record_file_name, None);
+        assert_eq!(r.details[0].request_time, Some(5));
+        assert_eq!(r.details[0].response_source, Some(1));
+        assert!(r.raw_json.contains("\"extra\""));
+    }
+
+    #[test]
+    fn a_record_without_log_id_is_refused() {
+        assert_eq!(
+            Record::from_value(2, &json!({"logId": null})),
+            Err(RecordError::NoLogId { index: 2 })
+        );
+        assert_eq!(
+            Record::from_value(1, &json!([1])),
+            Err(RecordError::NotAnObject { index: 1 })
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! `check`: each step of a sync tried once, with a plain verdict and a fix.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{CommandError, Exit};
+use crate::api::{ApiClient, ApiError, Query};
+use crate::config::Settings;
+use crate::keys::{self, QueryKey};
+use crate::store::Store;
+use crate::tz;
+
+fn ok(step: &str, detail: impl std::fmt::Display) {
+    println!("ok      {step}: {detail}");
+}
+
+fn failed(step: &str, detail: impl std::fmt::Display) {
+    println!("FAILED  {step}: {detail}");
+}
+
+pub async fn check(config: &Path) -> Result<Exit, CommandError> {
+    let settings = match Settings::load(config) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            failed("config", &e);
+            return Ok(Exit::Config);
+        }
+    };
+    crate::telemetry::init(settings.log_format, &settings.log_level);
+    ok("config", format!("{} is valid", config.display()));
+    let mut all_ok = true;
+
+    match Store::open(&settings.store_path).and_then(|s| s.status(0)) {
+        Ok(r) => ok(
+            "store",
+            format!(
+                "{} opens (schema {}, {} records)",
+                settings.store_path.display(),
+                r.schema_version,
+                r.records
+            ),
+        ),
+        Err(e) => {
+            failed(
+                "store",
+                format!("{e}; check store.path and that the directory is writable"),
+            );
+            all_ok = false;
+        }
+    }
+
+    let client = match ApiClient::new(&settings.api) {
+        Ok(c) => c,
+        Err(e) => {
+            failed("tls", format!("{e}; check api.ca_file"));
+            return Ok(Exit::Config);
+        }
+    };
+    match client.token().await {
+        Ok(_) => ok(
+            "token",
+            format!(
+                "{} accepted the credentials of tenant {}",
+                settings.api.base_url, settings.api.tenant_id
+            ),
+        ),
+        Err(e) => {
+            failed("token", format!("{e}{}", hint(&e)));
+            return Ok(if e.is_fatal() {
+                Exit::Config
+            } else {
+                Exit::Partial
+            });
+        }
+    }
+
+    let key_set = match keys::collect(&settings.query) {
+        Ok(k) => k,
+        Err(msg) => {
+            failed("keys", msg);
+            return Ok(Exit::Config);
+        }
+    };
+    for b in &key_set.bad_lines {
+        failed("keys", format!("keys file line {}: {}", b.line, b.msg));
+        all_ok = false;
+    }
+    let now = tz::now_ms() / 1000;
+    for key in one_per_kind(&key_set.keys) {
+        let q = Query {
+            key: &key,
+            begin: now - 3600,
+            end: now,
+            page_num: 1,
+        };
+        match client.query(&q).await {
+            Ok(page) => ok(
+                "query",
+                format!(
+                    "key {key}: the last hour holds {} records",
+                    page.total
+                        .map_or("an unknown number of".into(), |t| t.to_string())
+                ),
+            ),
+            Err(e) => {
+                failed("query", format!("key {key}: {e}{}", hint(&e)));
+                all_ok = false;
+            }
+        }
+    }
+    Ok(if all_ok { Exit::Success } else { Exit::Partial })
+}
+
+/// The first key of each kind: one query each is enough to test them.
+fn one_per_kind(keys: &[QueryKey]) -> Vec<QueryKey> {
+    let mut kinds = std::collections::HashSet::new();
+    keys.iter()
+        .filter(|k| {
+            kinds.insert(match k {
+                QueryKey::Keyed(kind, _) => Some(*kind),
+                QueryKey::WindowOnly => None,
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+fn hint(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::Transport { msg, .. }
+            if msg.contains("certificate") || msg.contains("Certificate") =>
+        {
+            "; the server's certificate is not trusted: set api.ca_file to its CA (PEM)"
+        }
+        ApiError::Transport { .. } => "; check api.base_url, the network path and the firewall",
+        ApiError::Http { status: 404, .. } => {
+            "; api.base_url must be only https://IP:PORT, the paths are fixed"
+        }
+        _ => "",
+    }
+}

@@ -1,0 +1,184 @@
+//! `demo`: the simulator in-process, a sync of its tenant into `./demo.db`,
+//! the figures, and example queries with their answers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{CommandError, Exit, summary_line};
+use crate::api::ApiClient;
+use crate::config::{ApiSettings, Credential, LogFormat, QuerySettings, Settings, SyncSettings};
+use crate::secret::Secret;
+use crate::simulator::{SimOptions, Simulator};
+use crate::store::Store;
+use crate::sync::{Engine, PassKind};
+use crate::tz;
+
+/// The example queries the demo runs and prints.
+pub const EXAMPLE_QUERIES: &[(&str, &str)] = &[
+    (
+        "Calls per day",
+        "SELECT date(start_time / 1000, 'unixepoch') AS day, count(*) AS calls\n  FROM records GROUP BY day ORDER BY day;",
+    ),
+    (
+        "Top intentions",
+        "SELECT intention, count(*) AS turns FROM record_details\n  WHERE intention IS NOT NULL GROUP BY intention ORDER BY turns DESC LIMIT 5;",
+    ),
+    (
+        "The turns of one call, in order",
+        "SELECT seq, user_saying, intention, system_reply FROM v_turns\n  WHERE log_id = (SELECT log_id FROM records ORDER BY start_time LIMIT 1) ORDER BY seq;",
+    ),
+];
+
+/// Settings for syncing a simulator's whole tenant into `path`.
+pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
+    let o = sim.options();
+    Settings {
+        api: ApiSettings {
+            base_url: sim.base_url(),
+            tenant_id: o.tenant_id.clone(),
+            credential: Credential::AppSecret(Secret::new(o.app_secret.clone())),
+            server_timezone: o.timezone.clone(),
+            page_size: 100,
+            timeout: Duration::from_secs(10),
+            max_requests_per_second: 200,
+            concurrency: 4,
+            ca_file: None,
+            insecure_skip_tls_verify: false,
+            max_retries: 5,
+            retry_delay: Duration::from_millis(100),
+        },
+        query: QuerySettings {
+            user_mobiles: sim.mobiles(),
+            ..QuerySettings::default()
+        },
+        sync: SyncSettings {
+            start: o.from,
+            window: Duration::from_secs(6 * 3600),
+            overlap: Duration::from_secs(15 * 60),
+            lag: Duration::ZERO,
+            split_above: 5000,
+            schedule: "0 */5 * * * *".into(),
+        },
+        store_path: path,
+        log_format: LogFormat::Text,
+        log_level: "warn".into(),
+        metrics_listen: None,
+        file: PathBuf::from("(demo)"),
+    }
+}
+
+pub async fn demo() -> Result<Exit, CommandError> {
+    crate::telemetry::init(LogFormat::Text, "warn");
+    let path = PathBuf::from("demo.db");
+    remove_store(&path)
+        .map_err(|e| CommandError::Failed(format!("cannot replace {}: {e}", path.display())))?;
+    let options = SimOptions {
+        records: 5000,
+        users: 25,
+        ..SimOptions::default()
+    };
+    let sim = Simulator::start(options, "127.0.0.1:0".parse().expect("valid address"))
+        .await
+        .map_err(|e| CommandError::Failed(format!("cannot start the simulator: {e}")))?;
+    let o = sim.options();
+    println!(
+        "Started a simulated OIFDE server on {} ({} records of {} callers, {} to {} UTC).",
+        sim.base_url(),
+        o.records,
+        o.users,
+        tz::utc_text(o.from * 1000),
+        tz::utc_text(o.to * 1000)
+    );
+    let settings = Arc::new(settings_for(&sim, path.clone()));
+    let client = Arc::new(ApiClient::new(&settings.api)?);
+    let engine = Engine::new(settings, client, Store::open(&path)?);
+    let started = Instant::now();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let report = engine
+        .pass(
+            PassKind::Incremental {
+                now: tz::now_ms() / 1000,
+                label: "sync",
+            },
+            &cancel,
+        )
+        .await?;
+    println!(
+        "{}",
+        summary_line("sync", &report, started.elapsed().as_secs_f64())
+    );
+    let again = Instant::now();
+    let second = engine
+        .pass(
+            PassKind::Incremental {
+                now: tz::now_ms() / 1000,
+                label: "sync",
+            },
+            &cancel,
+        )
+        .await?;
+    println!(
+        "{}",
+        summary_line(
+            "second sync (overlap only)",
+            &second,
+            again.elapsed().as_secs_f64()
+        )
+    );
+    sim.stop().await;
+
+    let store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+    println!(
+        "\nThe mirror is {}; open it with `sqlite3 {}` and try:",
+        path.display(),
+        path.display()
+    );
+    for (title, sql) in EXAMPLE_QUERIES {
+        println!("\n-- {title}\n{sql}");
+        print_query(store.connection(), sql)
+            .map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
+    }
+    Ok(super::pass_exit(&report))
+}
+
+/// Removes a previous demo store with its WAL and shared-memory files.
+fn remove_store(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Prints a query's rows as `|`-separated columns, at most ten rows.
+pub fn print_query(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(sql)?;
+    let columns = stmt.column_count();
+    println!("{}", stmt.column_names().collect::<Vec<_>>().join(" | "));
+    let mut rows = stmt.query([])?;
+    let mut shown = 0;
+    while let Some(row) = rows.next()? {
+        if shown == 10 {
+            println!("…");
+            break;
+        }
+        let cells: Vec<String> = (0..columns)
+            .map(|i| match row.get_ref(i) {
+                Ok(rusqlite::types::ValueRef::Null) => "NULL".to_string(),
+                Ok(rusqlite::types::ValueRef::Integer(n)) => n.to_string(),
+                Ok(rusqlite::types::ValueRef::Real(f)) => f.to_string(),
+                Ok(rusqlite::types::ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+                Ok(rusqlite::types::ValueRef::Blob(b)) => format!("<{} bytes>", b.len()),
+                Err(e) => e.to_string(),
+            })
+            .collect();
+        println!("{}", cells.join(" | "));
+        shown += 1;
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! What each command does. Every command returns an [`Exit`] or a
+//! [`CommandError`]; `main` prints the error and exits with its code.
+
+pub mod check;
+pub mod demo;
+pub mod run;
+pub mod simulate;
+pub mod status;
+pub mod sync;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::api::{ApiClient, ApiError};
+use crate::config::{ConfigError, Settings};
+use crate::store::{Store, StoreError};
+use crate::sync::{Engine, PassReport, PassStatus};
+
+/// Exit codes of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    /// The pass ran but some windows failed.
+    Partial = 1,
+    /// Usage or configuration error (a refused secret counts: fix the config).
+    Config = 2,
+    /// The store could not be opened or migrated.
+    Store = 3,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CommandError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            CommandError::Config(_) | CommandError::Usage(_) => Exit::Config,
+            CommandError::Api(e) if e.is_fatal() => Exit::Config,
+            CommandError::Store(_) => Exit::Store,
+            CommandError::Api(_) | CommandError::Failed(_) => Exit::Partial,
+        }
+    }
+}
+
+impl From<crate::sync::PassError> for CommandError {
+    fn from(e: crate::sync::PassError) -> Self {
+        match e {
+            crate::sync::PassError::Keys(msg) => CommandError::Usage(msg),
+            crate::sync::PassError::Store(e) => CommandError::Store(e),
+        }
+    }
+}
+
+/// Loads the config and sets up logging from it.
+pub fn load_settings(file: &Path) -> Result<Arc<Settings>, CommandError> {
+    let settings = Settings::load(file)?;
+    crate::telemetry::init(settings.log_format, &settings.log_level);
+    Ok(Arc::new(settings))
+}
+
+/// The client, then the store: a bad CA file fails before a file is created.
+pub fn engine(settings: Arc<Settings>) -> Result<Engine, CommandError> {
+    let client = Arc::new(ApiClient::new(&settings.api).map_err(|e| match e {
+        ApiError::Tls(msg) => CommandError::Usage(msg),
+        other => CommandError::Api(other),
+    })?);
+    let store = Store::open(&settings.store_path)?;
+    Ok(Engine::new(settings, client, store))
+}
+
+/// One line with a pass's figures.
+pub fn summary_line(label: &str, r: &PassReport, seconds: f64) -> String {
+    let f = &r.figures;
+    format!(
+        "{label}: {} in {seconds:.1} s: {} keys, {} windows, {} pages, {} records fetched \
+         ({} inserted, {} updated, {} unchanged, {} stale), {} failed windows, {} requests, {} retries",
+        r.status.as_str(),
+        f.keys,
+        f.windows,
+        f.pages,
+        f.records_fetched,
+        f.inserted,
+        f.updated,
+        f.unchanged,
+        f.stale,
+        f.failed_windows,
+        f.requests,
+        f.retries,
+    )
+}
+
+/// The exit code of a finished pass, printing its problems to stderr.
+pub fn pass_exit(r: &PassReport) -> Exit {
+    for e in r.errors.iter().take(20) {
+        eprintln!("failed: {e}");
+    }
+    if r.errors.len() > 20 {
+        eprintln!(
+            "… and {} more failed windows (see `oifde-sync status`)",
+            r.errors.len() - 20
+        );
+    }
+    match (r.status, &r.fatal) {
+        (PassStatus::Ok, _) => Exit::Success,
+        (PassStatus::Failed, Some(fatal)) => {
+            eprintln!("error: {fatal}");
+            Exit::Config
+        }
+        _ => Exit::Partial,
+    }
+}
+
+/// A cancellation token fired by SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("shutdown requested; finishing the current page");
+        fire.cancel();
+    });
+    token
+}

@@ -1,0 +1,74 @@
+//! `simulate`: the stand-in OIFDE server as a command, until Ctrl-C.
+
+use std::net::SocketAddr;
+
+use super::{CommandError, Exit};
+use crate::simulator::{Faults, SimOptions, Simulator};
+use crate::tz::ServerZone;
+
+/// The `simulate` flags, as parsed by `main`.
+#[derive(Debug, Clone)]
+pub struct SimulateArgs {
+    pub listen: SocketAddr,
+    pub records: usize,
+    pub seed: u64,
+    pub users: usize,
+    pub days: u32,
+    pub timezone: String,
+    pub tenant_id: String,
+    pub app_secret: String,
+    pub lenient: bool,
+    pub fault_rate: f64,
+    pub token_ttl: u64,
+}
+
+pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
+    crate::telemetry::init(crate::config::LogFormat::Text, "info");
+    let timezone = ServerZone::parse(&args.timezone)
+        .map_err(|m| CommandError::Usage(format!("--timezone: {m}")))?;
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        return Err(CommandError::Usage(
+            "--fault-rate must be between 0 and 1".into(),
+        ));
+    }
+    let defaults = SimOptions::default();
+    let options = SimOptions {
+        records: args.records,
+        seed: args.seed,
+        from: defaults.to - i64::from(args.days.max(1)) * 86_400,
+        users: args.users.max(1),
+        tenant_id: args.tenant_id,
+        app_secret: args.app_secret,
+        timezone,
+        lenient_keys: args.lenient,
+        token_ttl: args.token_ttl,
+        faults: if args.fault_rate > 0.0 {
+            Faults::all_at(args.fault_rate)
+        } else {
+            Faults::default()
+        },
+        ..defaults
+    };
+    let sim = Simulator::start(options, args.listen)
+        .await
+        .map_err(|e| CommandError::Usage(format!("--listen {}: {e}", args.listen)))?;
+    let o = sim.options();
+    println!("simulated OIFDE server on {}", sim.base_url());
+    println!(
+        "  tenant {:?}, {} records from {} to {} UTC, {} user mobiles, filter zone {}",
+        o.tenant_id,
+        o.records,
+        crate::tz::utc_text(o.from * 1000),
+        crate::tz::utc_text(o.to * 1000),
+        o.users,
+        o.timezone.name()
+    );
+    println!("  first user mobiles (query keys):");
+    for m in sim.mobiles().iter().take(5) {
+        println!("    mobile:{m}");
+    }
+    println!("Ctrl-C stops it.");
+    let _ = tokio::signal::ctrl_c().await;
+    sim.stop().await;
+    Ok(Exit::Success)
+}

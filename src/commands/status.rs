@@ -1,0 +1,111 @@
+//! `status [--json]`: what the store holds, how far each key has got, and the
+//! last passes. Reads the store without writing to it.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{CommandError, Exit, load_settings};
+use crate::store::{RunRow, StatusReport, Store};
+use crate::tz;
+
+/// The JSON document of `status --json`; field names are stable.
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    store: String,
+    now: i64,
+    #[serde(flatten)]
+    report: &'a StatusReport,
+    /// Seconds each key's cursor is behind now.
+    lag_seconds: Vec<KeyLag>,
+}
+
+#[derive(Serialize)]
+struct KeyLag {
+    query_key: String,
+    lag_seconds: i64,
+}
+
+pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
+    let settings = load_settings(config)?;
+    let store = Store::open_read_only(&settings.store_path)?;
+    let report = store.status(5)?;
+    let now = tz::now_ms();
+    let lags: Vec<KeyLag> = report
+        .cursors
+        .iter()
+        .map(|c| KeyLag {
+            query_key: c.query_key.clone(),
+            lag_seconds: (now - c.cursor_time) / 1000,
+        })
+        .collect();
+    if json {
+        let doc = StatusJson {
+            store: settings.store_path.display().to_string(),
+            now,
+            report: &report,
+            lag_seconds: lags,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("status serializes")
+        );
+        return Ok(Exit::Success);
+    }
+    println!(
+        "store {} ({} bytes, schema {})",
+        settings.store_path.display(),
+        report.db_bytes,
+        report.schema_version
+    );
+    println!(
+        "  {} records, {} turns, {} Q&A rows",
+        report.records, report.turns, report.qa_rows
+    );
+    println!("cursors ({}):", report.cursors.len());
+    for (c, lag) in report.cursors.iter().zip(&lags) {
+        println!(
+            "  {:<32} through {} UTC, {} behind",
+            c.query_key,
+            tz::utc_text(c.cursor_time),
+            human(lag.lag_seconds)
+        );
+    }
+    println!("last passes:");
+    for r in &report.runs {
+        println!("  {}", run_line(r));
+        if let Some(e) = &r.error {
+            for line in e.lines() {
+                println!("      {line}");
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn run_line(r: &RunRow) -> String {
+    let f = &r.figures;
+    format!(
+        "#{} {} {} at {} UTC: {} windows, {} fetched, {} inserted, {} updated, {} unchanged, {} stale, {} failed windows",
+        r.id,
+        r.kind,
+        r.status,
+        tz::utc_text(r.started_at),
+        f.windows,
+        f.records_fetched,
+        f.inserted,
+        f.updated,
+        f.unchanged,
+        f.stale,
+        f.failed_windows
+    )
+}
+
+fn human(seconds: i64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}

@@ -1,0 +1,610 @@
+//! Typed settings: defaults, then the TOML file, then `OIFDE_SYNC__SECTION__KEY`
+//! environment variables. Every problem names the key and where it came from.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::secret::Secret;
+use crate::tz::ServerZone;
+
+/// The prefix of environment overrides; `OIFDE_SYNC__API__PAGE_SIZE=50`.
+pub const ENV_PREFIX: &str = "OIFDE_SYNC";
+/// The page sizes the API accepts.
+pub const PAGE_SIZES: [u32; 5] = [5, 10, 20, 50, 100];
+
+/// Every key the file may hold, by section.
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    (
+        "api",
+        &[
+            "base_url",
+            "tenant_id",
+            "app_secret",
+            "app_secret_file",
+            "auth_token",
+            "server_timezone",
+            "page_size",
+            "timeout",
+            "max_requests_per_second",
+            "concurrency",
+            "ca_file",
+            "insecure_skip_tls_verify",
+            "max_retries",
+            "retry_delay",
+        ],
+    ),
+    (
+        "query",
+        &["user_mobiles", "call_ids", "cti_call_ids", "keys_file"],
+    ),
+    (
+        "sync",
+        &[
+            "start",
+            "window",
+            "overlap",
+            "lag",
+            "split_above",
+            "schedule",
+        ],
+    ),
+    ("store", &["path"]),
+    ("log", &["format", "level"]),
+    ("metrics", &["listen"]),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} not found (pass --config FILE or set OIFDE_SYNC_CONFIG)")]
+    FileMissing(PathBuf),
+    #[error("config file {file} cannot be read: {msg}")]
+    Unreadable { file: PathBuf, msg: String },
+    #[error("unknown key `{key}` {origin}")]
+    UnknownKey { key: String, origin: String },
+    #[error("`{key}` {origin}: {msg}")]
+    Invalid {
+        key: String,
+        origin: String,
+        msg: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// Exchanged for a token through `gettoken`.
+    AppSecret(Secret),
+    /// Used as it is; never renewed.
+    FixedToken(Secret),
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    pub base_url: String,
+    pub tenant_id: String,
+    pub credential: Credential,
+    pub server_timezone: ServerZone,
+    pub page_size: u32,
+    pub timeout: Duration,
+    pub max_requests_per_second: u32,
+    pub concurrency: usize,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_tls_verify: bool,
+    pub max_retries: usize,
+    pub retry_delay: Duration,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct QuerySettings {
+    pub user_mobiles: Vec<String>,
+    pub call_ids: Vec<String>,
+    pub cti_call_ids: Vec<String>,
+    pub keys_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SyncSettings {
+    /// Epoch seconds where a key with no cursor starts.
+    pub start: i64,
+    pub window: Duration,
+    pub overlap: Duration,
+    pub lag: Duration,
+    pub split_above: u64,
+    pub schedule: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub api: ApiSettings,
+    pub query: QuerySettings,
+    pub sync: SyncSettings,
+    pub store_path: PathBuf,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The file the settings came from, for messages.
+    pub file: PathBuf,
+}
+
+/// The file as deserialized, before validation; every field has a default.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawSettings {
+    api: RawApi,
+    query: RawQuery,
+    sync: RawSync,
+    store: RawStore,
+    log: RawLog,
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawApi {
+    base_url: String,
+    tenant_id: String,
+    app_secret: String,
+    app_secret_file: String,
+    auth_token: String,
+    server_timezone: String,
+    page_size: i64,
+    timeout: String,
+    max_requests_per_second: i64,
+    concurrency: i64,
+    ca_file: String,
+    insecure_skip_tls_verify: bool,
+    max_retries: i64,
+    retry_delay: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawQuery {
+    user_mobiles: Vec<String>,
+    call_ids: Vec<String>,
+    cti_call_ids: Vec<String>,
+    keys_file: String,
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawSync {
+    start: String,
+    window: String,
+    overlap: String,
+    lag: String,
+    split_above: i64,
+    schedule: String,
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawStore {
+    path: String,
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawLog {
+    format: String,
+    level: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawMetrics {
+    listen: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            path: "oifde-sync.db".into(),
+        }
+    }
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            tenant_id: String::new(),
+            app_secret: String::new(),
+            app_secret_file: String::new(),
+            auth_token: String::new(),
+            server_timezone: "UTC".into(),
+            page_size: 100,
+            timeout: "30s".into(),
+            max_requests_per_second: 10,
+            concurrency: 4,
+            ca_file: String::new(),
+            insecure_skip_tls_verify: false,
+            max_retries: 5,
+            retry_delay: "1s".into(),
+        }
+    }
+}
+
+impl Default for RawSync {
+    fn default() -> Self {
+        Self {
+            start: "2026-11-01 00:00:00".into(),
+            window: "1h".into(),
+            overlap: "15m".into(),
+            lag: "1m".into(),
+            split_above: 5000,
+            schedule: "0 */5 * * * *".into(),
+        }
+    }
+}
+
+/// Where the config file is: the flag, else `$OIFDE_SYNC_CONFIG`, else `./oifde-sync.toml`.
+/// (clap fills the flag from the variable.)
+pub fn default_path() -> PathBuf {
+    PathBuf::from("oifde-sync.toml")
+}
+
+impl Settings {
+    /// Loads the file and the process environment's overrides.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        Self::load_with_env(file, env)
+    }
+
+    /// Loads the file with the given environment (tests pass their own).
+    pub fn load_with_env(file: &Path, env: HashMap<String, String>) -> Result<Self, ConfigError> {
+        if !file.is_file() {
+            return Err(ConfigError::FileMissing(file.to_path_buf()));
+        }
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Unreadable {
+            file: file.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        let origins = Origins {
+            file: file.to_path_buf(),
+            env: env_keys(&env),
+        };
+        let built = Config::builder()
+            .add_source(File::from_str(&text, FileFormat::Toml))
+            .add_source(
+                Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("query.user_mobiles")
+                    .with_list_parse_key("query.call_ids")
+                    .with_list_parse_key("query.cti_call_ids")
+                    .try_parsing(true)
+                    .source(Some(env.into_iter().collect())),
+            )
+            .build()
+            .map_err(|e| ConfigError::Unreadable {
+                file: file.to_path_buf(),
+                msg: e.to_string(),
+            })?;
+        check_known_keys(&built, &origins)?;
+        let raw: RawSettings = built
+            .try_deserialize()
+            .map_err(|e| type_error(e, &origins))?;
+        validate(raw, &origins)
+    }
+}
+
+/// Where each key came from, to name it in messages.
+struct Origins {
+    file: PathBuf,
+    /// `section.key` names set through the environment.
+    env: BTreeSet<String>,
+}
+
+impl Origins {
+    fn of(&self, key: &str) -> String {
+        if self.env.contains(key) {
+            let var = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase());
+            format!("(from environment variable {var})")
+        } else {
+            format!("in {}", self.file.display())
+        }
+    }
+
+    fn invalid(&self, key: &str, msg: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.into(),
+            origin: self.of(key),
+            msg: msg.into(),
+        }
+    }
+}
+
+fn env_keys(env: &HashMap<String, String>) -> BTreeSet<String> {
+    env.keys()
+        .filter_map(|k| k.strip_prefix(&format!("{ENV_PREFIX}__")))
+        .map(|k| k.to_lowercase().replace("__", "."))
+        .collect()
+}
+
+fn check_known_keys(built: &Config, origins: &Origins) -> Result<(), ConfigError> {
+    let top: HashMap<String, config::Value> = built
+        .clone()
+        .try_deserialize()
+        .map_err(|e| type_error(e, origins))?;
+    let mut names: Vec<&String> = top.keys().collect();
+    names.sort();
+    for section in names {
+        let Some((_, keys)) = KNOWN_KEYS.iter().find(|(s, _)| s == section) else {
+            return Err(ConfigError::UnknownKey {
+                key: section.clone(),
+                origin: format!(
+                    "{}; sections are {}",
+                    origins.of(section),
+                    KNOWN_KEYS
+                        .iter()
+                        .map(|(s, _)| format!("[{s}]"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        };
+        let table = top[section]
+            .clone()
+            .into_table()
+            .map_err(|_| origins.invalid(section, "must be a table of keys, like [section]"))?;
+        let mut inner: Vec<&String> = table.keys().collect();
+        inner.sort();
+        for key in inner {
+            if !keys.contains(&key.as_str()) {
+                let full = format!("{section}.{key}");
+                let origin = format!(
+                    "{}; [{section}] takes {}",
+                    origins.of(&full),
+                    keys.join(", ")
+                );
+                return Err(ConfigError::UnknownKey { key: full, origin });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn type_error(e: config::ConfigError, origins: &Origins) -> ConfigError {
+    match e {
+        config::ConfigError::Type {
+            key: Some(key),
+            unexpected,
+            expected,
+            ..
+        } => origins.invalid(&key, format!("expected {expected}, found {unexpected}")),
+        other => ConfigError::Unreadable {
+            file: origins.file.clone(),
+            msg: other.to_string(),
+        },
+    }
+}
+
+/// Parses a human duration such as "15m", "1h", "2m 30s" or "500ms".
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = text.trim().parse().map_err(|_| {
+        format!("{text:?} is not a duration; write it like \"30s\", \"15m\", \"1h\" or \"2m 30s\"")
+    })?;
+    Duration::try_from(d).map_err(|_| format!("{text:?} must not be negative"))
+}
+
+fn duration(origins: &Origins, key: &str, text: &str) -> Result<Duration, ConfigError> {
+    parse_duration(text).map_err(|m| origins.invalid(key, m))
+}
+
+fn positive(origins: &Origins, key: &str, value: i64) -> Result<u64, ConfigError> {
+    u64::try_from(value).ok().filter(|v| *v > 0).ok_or_else(|| {
+        origins.invalid(
+            key,
+            format!("must be a whole number above 0, found {value}"),
+        )
+    })
+}
+
+fn optional_path(text: &str) -> Option<PathBuf> {
+    (!text.trim().is_empty()).then(|| PathBuf::from(text.trim()))
+}
+
+fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
+    let a = raw.api;
+    let base_url = a.base_url.trim().trim_end_matches('/').to_string();
+    if base_url.is_empty() {
+        return Err(o.invalid(
+            "api.base_url",
+            "is missing; set it to the OIAP address, like \"https://10.0.0.10:28090\"",
+        ));
+    }
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        return Err(o.invalid(
+            "api.base_url",
+            format!("{base_url:?} must start with https:// (or http://)"),
+        ));
+    }
+    if a.tenant_id.trim().is_empty() {
+        return Err(o.invalid(
+            "api.tenant_id",
+            "is missing; set it to the tenant ID (the gettoken appKey)",
+        ));
+    }
+    let credential = credential(&a, o)?;
+    let server_timezone =
+        ServerZone::parse(&a.server_timezone).map_err(|m| o.invalid("api.server_timezone", m))?;
+    let page_size = u32::try_from(a.page_size)
+        .ok()
+        .filter(|p| PAGE_SIZES.contains(p))
+        .ok_or_else(|| {
+            o.invalid(
+                "api.page_size",
+                format!("must be one of 5, 10, 20, 50, 100, found {}", a.page_size),
+            )
+        })?;
+    let timeout = duration(o, "api.timeout", &a.timeout)?;
+    if timeout.is_zero() {
+        return Err(o.invalid("api.timeout", "must be above 0"));
+    }
+    let max_rps = positive(o, "api.max_requests_per_second", a.max_requests_per_second)?;
+    let concurrency = positive(o, "api.concurrency", a.concurrency)?;
+    let max_retries = usize::try_from(a.max_retries)
+        .map_err(|_| o.invalid("api.max_retries", "must be 0 or more"))?;
+    let api = ApiSettings {
+        base_url,
+        tenant_id: a.tenant_id.trim().to_string(),
+        credential,
+        server_timezone,
+        page_size,
+        timeout,
+        max_requests_per_second: u32::try_from(max_rps).unwrap_or(u32::MAX),
+        concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX),
+        ca_file: optional_path(&a.ca_file),
+        insecure_skip_tls_verify: a.insecure_skip_tls_verify,
+        max_retries,
+        retry_delay: duration(o, "api.retry_delay", &a.retry_delay)?,
+    };
+    let s = raw.sync;
+    let start = api
+        .server_timezone
+        .parse_time(&s.start)
+        .map_err(|m| o.invalid("sync.start", m))?;
+    let window = duration(o, "sync.window", &s.window)?;
+    if window < Duration::from_secs(1) {
+        return Err(o.invalid("sync.window", "must be at least 1s"));
+    }
+    check_schedule(&s.schedule).map_err(|m| o.invalid("sync.schedule", m))?;
+    let sync = SyncSettings {
+        start,
+        window,
+        overlap: duration(o, "sync.overlap", &s.overlap)?,
+        lag: duration(o, "sync.lag", &s.lag)?,
+        split_above: positive(o, "sync.split_above", s.split_above)?,
+        schedule: s.schedule.trim().to_string(),
+    };
+    let log_format = match raw.log.format.trim() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(o.invalid(
+                "log.format",
+                format!("must be \"text\" or \"json\", found {other:?}"),
+            ));
+        }
+    };
+    tracing_subscriber::EnvFilter::try_new(raw.log.level.trim()).map_err(|e| {
+        o.invalid(
+            "log.level",
+            format!(
+                "{:?} is not a level (error, warn, info, debug, trace): {e}",
+                raw.log.level
+            ),
+        )
+    })?;
+    let metrics_listen = match raw.metrics.listen.trim() {
+        "" => None,
+        addr => Some(addr.parse().map_err(|_| {
+            o.invalid(
+                "metrics.listen",
+                format!("{addr:?} is not an address like \"127.0.0.1:9464\""),
+            )
+        })?),
+    };
+    if raw.store.path.trim().is_empty() {
+        return Err(o.invalid("store.path", "must name the SQLite file"));
+    }
+    let q = raw.query;
+    Ok(Settings {
+        api,
+        query: QuerySettings {
+            user_mobiles: q.user_mobiles,
+            call_ids: q.call_ids,
+            cti_call_ids: q.cti_call_ids,
+            keys_file: optional_path(&q.keys_file),
+        },
+        sync,
+        store_path: PathBuf::from(raw.store.path.trim()),
+        log_format,
+        log_level: raw.log.level.trim().to_string(),
+        metrics_listen,
+        file: o.file.clone(),
+    })
+}
+
+fn credential(a: &RawApi, o: &Origins) -> Result<Credential, ConfigError> {
+    let set: Vec<&str> = [
+        ("api.app_secret", &a.app_secret),
+        ("api.app_secret_file", &a.app_secret_file),
+        ("api.auth_token", &a.auth_token),
+    ]
+    .iter()
+    .filter(|(_, v)| !v.trim().is_empty())
+    .map(|(k, _)| *k)
+    .collect();
+    match set.as_slice() {
+        [] => Err(o.invalid(
+            "api.app_secret",
+            "is missing; set api.app_secret, api.app_secret_file or api.auth_token",
+        )),
+        ["api.app_secret"] => Ok(Credential::AppSecret(Secret::new(a.app_secret.trim()))),
+        ["api.auth_token"] => Ok(Credential::FixedToken(Secret::new(a.auth_token.trim()))),
+        ["api.app_secret_file"] => {
+            let path = credential_path(a.app_secret_file.trim());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                o.invalid(
+                    "api.app_secret_file",
+                    format!("{} cannot be read: {e}", path.display()),
+                )
+            })?;
+            let secret = text.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                return Err(o.invalid(
+                    "api.app_secret_file",
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            Ok(Credential::AppSecret(Secret::new(secret)))
+        }
+        many => Err(o.invalid(many[0], format!("set only one of {}", many.join(", ")))),
+    }
+}
+
+/// A relative secret file is looked up in systemd's `$CREDENTIALS_DIRECTORY`
+/// when the service runs with `LoadCredential=`.
+fn credential_path(text: &str) -> PathBuf {
+    let path = PathBuf::from(text);
+    match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) if path.is_relative() => Path::new(&dir).join(path),
+        _ => path,
+    }
+}
+
+/// The scheduler takes cron with a seconds field (6 or 7 fields).
+pub fn check_schedule(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return Err(format!(
+            "{expr:?} has {fields} fields; write cron with seconds first, like \"0 */5 * * * *\""
+        ));
+    }
+    tokio_cron_scheduler::Job::new(expr, |_, _| {})
+        .map(|_| ())
+        .map_err(|e| format!("{expr:?} is not a cron schedule: {e}"))
+}

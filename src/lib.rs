@@ -1,0 +1,24 @@
+//! oifde-sync mirrors the intelligent-IVR session records of a Huawei OIFDE
+//! tenant into a local SQLite file.
+//!
+//! # Layout
+//! - [`config`]: typed settings from TOML and the environment.
+//! - [`api`]: the REST client (token, rate limit, retries) and record parsing.
+//! - [`keys`]: the query keys a pass polls.
+//! - [`plan`]: windows over time, as pure functions.
+//! - [`store`]: the SQLite store: schema, dedup upserts, cursors, run log.
+//! - [`sync`]: one pass over keys and windows, shared by every command.
+//! - [`simulator`]: a local stand-in for the OIFDE server.
+//! - [`commands`]: what each CLI command does.
+
+pub mod api;
+pub mod commands;
+pub mod config;
+pub mod keys;
+pub mod plan;
+pub mod secret;
+pub mod simulator;
+pub mod store;
+pub mod sync;
+pub mod telemetry;
+pub mod tz;

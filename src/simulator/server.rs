@@ -1,0 +1,443 @@
+//! The simulator's HTTP side: handlers for the two interfaces, token
+//! bookkeeping, paging, and the faults it can inject.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use super::SimOptions;
+use super::dataset::{self, SimRecord};
+use crate::api::{QUERY_PATH, TOKEN_PATH, codes};
+
+/// Faults the server injects; rates are shares of requests, 0.0 to 1.0.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// HTTP 500 or 503.
+    pub server_error_rate: f64,
+    /// HTTP 429 with `Retry-After: 1`.
+    pub throttle_rate: f64,
+    /// HTTP 200 with errorCode 10000001 (internal error).
+    pub internal_error_rate: f64,
+    /// A body cut off half way (invalid JSON).
+    pub truncated_rate: f64,
+    /// The connection is closed before the body is complete.
+    pub drop_rate: f64,
+    /// Answers delayed by `slow_delay`.
+    pub slow_rate: f64,
+    pub slow_delay: Duration,
+    /// A token expires after this many queries (900001).
+    pub token_expires_after_queries: Option<u64>,
+    /// Pages past this many records of one query are refused (10000002).
+    pub max_paging_depth: Option<u64>,
+}
+
+impl Faults {
+    /// Every fault at the same rate, plus token expiry every few queries.
+    pub fn all_at(rate: f64) -> Self {
+        let each = rate / 5.0;
+        Faults {
+            server_error_rate: each,
+            throttle_rate: each,
+            internal_error_rate: each,
+            truncated_rate: each,
+            drop_rate: each,
+            slow_rate: 0.0,
+            slow_delay: Duration::ZERO,
+            token_expires_after_queries: Some(7),
+            max_paging_depth: None,
+        }
+    }
+}
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct RequestLogEntry {
+    /// Since the simulator started.
+    pub at: Duration,
+    pub path: &'static str,
+    /// Requests being handled at that moment, this one included.
+    pub in_flight: usize,
+}
+
+pub(super) struct TokenInfo {
+    issued: Instant,
+    queries: u64,
+}
+
+pub(super) struct SimState {
+    /// Sorted by start time, then log id.
+    pub records: Vec<SimRecord>,
+    pub tokens: HashMap<String, TokenInfo>,
+    pub token_calls: u64,
+    pub query_calls: u64,
+    pub log: Vec<RequestLogEntry>,
+    pub faults: Faults,
+}
+
+pub(super) struct Shared {
+    pub options: SimOptions,
+    pub mobiles: Vec<String>,
+    state: Mutex<SimState>,
+    started: Instant,
+    in_flight: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(options: SimOptions) -> Self {
+        let mobiles = dataset::mobiles(options.seed, options.users.max(1));
+        let records = dataset::generate(
+            options.seed,
+            options.records,
+            options.from,
+            options.to,
+            &options.tenant_id,
+            &mobiles,
+        );
+        let state = SimState {
+            records,
+            tokens: HashMap::new(),
+            token_calls: 0,
+            query_calls: 0,
+            log: Vec::new(),
+            faults: options.faults.clone(),
+        };
+        Self {
+            options,
+            mobiles,
+            state: Mutex::new(state),
+            started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn update(&self, log_id: &str, change: impl FnOnce(&mut SimRecord)) -> bool {
+        let mut state = self.lock();
+        let Some(i) = state.records.iter().position(|r| r.log_id == log_id) else {
+            return false;
+        };
+        let mut record = state.records.remove(i);
+        change(&mut record);
+        insert_sorted(&mut state.records, record);
+        true
+    }
+
+    pub fn insert(&self, record: SimRecord) {
+        insert_sorted(&mut self.lock().records, record);
+    }
+}
+
+fn insert_sorted(records: &mut Vec<SimRecord>, record: SimRecord) {
+    let at = records
+        .partition_point(|r| (r.start_time, &r.log_id) < (record.start_time, &record.log_id));
+    records.insert(at, record);
+}
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, post(get_token))
+        .route(QUERY_PATH, post(query))
+        .with_state(shared)
+}
+
+/// Counts a request in flight for as long as it is handled.
+struct InFlight<'a>(&'a AtomicUsize);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn json_response(v: &Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn api_error(code: i64, msg: &str) -> Response {
+    json_response(&json!({ "errorCode": code, "errorMsg": msg }))
+}
+
+/// A fault to inject into this answer, if the dice say so.
+enum Fault {
+    ServerError,
+    Throttle,
+    Internal,
+    Truncate,
+    Drop,
+}
+
+fn roll(f: &Faults) -> (Option<Fault>, bool) {
+    let slow = f.slow_rate > 0.0 && fastrand::f64() < f.slow_rate;
+    let mut x = fastrand::f64();
+    for (rate, fault) in [
+        (f.server_error_rate, Fault::ServerError),
+        (f.throttle_rate, Fault::Throttle),
+        (f.internal_error_rate, Fault::Internal),
+        (f.truncated_rate, Fault::Truncate),
+        (f.drop_rate, Fault::Drop),
+    ] {
+        if x < rate {
+            return (Some(fault), slow);
+        }
+        x -= rate;
+    }
+    (None, slow)
+}
+
+/// Applies a rolled fault to a would-be answer.
+fn inject(fault: Option<Fault>, body: Value) -> Response {
+    match fault {
+        None => json_response(&body),
+        Some(Fault::ServerError) => {
+            let status = if fastrand::bool() {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, "upstream unavailable").into_response()
+        }
+        Some(Fault::Throttle) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "slow down",
+        )
+            .into_response(),
+        Some(Fault::Internal) => api_error(codes::INTERNAL[0], "Internal error"),
+        Some(Fault::Truncate) => {
+            let text = body.to_string();
+            let cut = text.len() / 2;
+            let cut = (0..=cut)
+                .rev()
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(0);
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                text[..cut].to_string(),
+            )
+                .into_response()
+        }
+        Some(Fault::Drop) => {
+            let text = body.to_string();
+            let head = Bytes::from(text.into_bytes()).slice(..1);
+            let stream = futures_util::stream::iter([
+                Ok(head),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "dropped",
+                )),
+            ]);
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+    }
+}
+
+impl Shared {
+    /// Logs the request and rolls its fault, under one lock.
+    fn arrive(&self, path: &'static str) -> (InFlight<'_>, Option<Fault>, Option<Duration>) {
+        let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let guard = InFlight(&self.in_flight);
+        let mut state = self.lock();
+        state.log.push(RequestLogEntry {
+            at: self.started.elapsed(),
+            path,
+            in_flight,
+        });
+        let (fault, slow) = roll(&state.faults);
+        let delay = slow.then_some(state.faults.slow_delay);
+        (guard, fault, delay)
+    }
+}
+
+async fn get_token(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
+    let (_guard, fault, delay) = sim.arrive(TOKEN_PATH);
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return api_error(codes::REQUEST[0], "Parameter error: the body is not JSON");
+    };
+    let answer = {
+        let mut state = sim.lock();
+        state.token_calls += 1;
+        let key = v.get("appKey").and_then(Value::as_str);
+        let secret = v.get("appSecret").and_then(Value::as_str);
+        match (key, secret) {
+            (None, _) | (_, None) => {
+                json!({"errorCode": codes::REQUEST[0], "errorMsg": "Parameter error: appKey and appSecret are mandatory"})
+            }
+            (Some(k), _) if k != sim.options.tenant_id => {
+                json!({"errorCode": codes::CREDENTIALS[0], "errorMsg": "The key does not exist"})
+            }
+            (_, Some(s)) if s != sim.options.app_secret => {
+                json!({"errorCode": codes::CREDENTIALS[1], "errorMsg": "The key is incorrect"})
+            }
+            _ => {
+                let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+                state.tokens.insert(
+                    token.clone(),
+                    TokenInfo {
+                        issued: Instant::now(),
+                        queries: 0,
+                    },
+                );
+                json!({"errorCode": 0, "errorMsg": "", "authToken": token, "expireTime": sim.options.token_ttl})
+            }
+        }
+    };
+    inject(fault, answer)
+}
+
+/// Reads an optional string parameter that the documentation types as String.
+fn string_param<'a>(v: &'a Value, name: &str) -> Result<Option<&'a str>, String> {
+    match v.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!(
+            "Parameter error: {name} must be a String, got {other}"
+        )),
+    }
+}
+
+async fn query(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
+    let (_guard, fault, delay) = sim.arrive(QUERY_PATH);
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return api_error(codes::REQUEST[0], "Parameter error: the body is not JSON");
+    };
+    let answer = match answer_query(&sim, &v) {
+        Ok(answer) => answer,
+        Err((code, msg)) => json!({"errorCode": code, "errorMsg": msg}),
+    };
+    inject(fault, answer)
+}
+
+fn answer_query(sim: &Shared, v: &Value) -> Result<Value, (i64, String)> {
+    let request = |msg: String| (codes::REQUEST[0], msg);
+    let mut state = sim.lock();
+    state.query_calls += 1;
+    if v.get("tenantId").and_then(Value::as_str).is_none() {
+        return Err(request("Parameter error: tenantId is mandatory".into()));
+    }
+    let token = v.get("authToken").and_then(Value::as_str).unwrap_or("");
+    let ttl = Duration::from_secs(sim.options.token_ttl);
+    let expire_after = state.faults.token_expires_after_queries;
+    match state.tokens.get_mut(token) {
+        None => {
+            return Err((
+                codes::TOKEN_EXPIRED,
+                "No token information or the token has expired".into(),
+            ));
+        }
+        Some(info) => {
+            info.queries += 1;
+            if info.issued.elapsed() > ttl || expire_after.is_some_and(|k| info.queries > k) {
+                state.tokens.remove(token);
+                return Err((
+                    codes::TOKEN_EXPIRED,
+                    "No token information or the token has expired".into(),
+                ));
+            }
+        }
+    }
+    if v.get("tenantId").and_then(Value::as_str) != Some(sim.options.tenant_id.as_str()) {
+        return Err((codes::TOKEN_INVALID, "Failed to check the token".into()));
+    }
+    let page_num: u64 = match string_param(v, "pageNum").map_err(request)? {
+        None => 1,
+        Some(s) => s
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| request(format!("Parameter error: pageNum {s:?}")))?,
+    };
+    let page_size: u64 = match string_param(v, "pageSize").map_err(request)? {
+        None => 100,
+        Some(s) => s
+            .parse()
+            .ok()
+            .filter(|n| [5, 10, 20, 50, 100].contains(n))
+            .ok_or_else(|| {
+                request(format!(
+                    "Parameter error: pageSize must be 5, 10, 20, 50 or 100, got {s:?}"
+                ))
+            })?,
+    };
+    let zone = &sim.options.timezone;
+    let time = |name: &str| -> Result<Option<i64>, (i64, String)> {
+        match string_param(v, name).map_err(request)? {
+            None => Ok(None),
+            Some(s) => zone
+                .parse_time(s)
+                .map(Some)
+                .map_err(|e| request(format!("Parameter error: {name}: {e}"))),
+        }
+    };
+    let (begin, end) = (time("beginTime")?, time("endTime")?);
+    let mobile = string_param(v, "userMobile").map_err(request)?;
+    let call = string_param(v, "callId").map_err(request)?;
+    let cti = string_param(v, "ctiCallId").map_err(request)?;
+    if mobile.is_none() && call.is_none() && cti.is_none() && !sim.options.lenient_keys {
+        return Err(request(
+            "Parameter error: one of userMobile, callId and ctiCallId must be transferred".into(),
+        ));
+    }
+    if let Some(depth) = state.faults.max_paging_depth
+        && (page_num - 1) * page_size >= depth
+    {
+        return Err(request(format!(
+            "Parameter error: paging deeper than {depth} records is not supported"
+        )));
+    }
+    let records = &state.records;
+    let second = |r: &SimRecord| r.start_time.div_euclid(1000);
+    let lo = begin.map_or(0, |b| records.partition_point(|r| second(r) < b));
+    let hi = end.map_or(records.len(), |e| {
+        records.partition_point(|r| second(r) <= e)
+    });
+    let matching: Vec<&SimRecord> = records[lo..hi.max(lo)]
+        .iter()
+        .filter(|r| mobile.is_none_or(|m| r.call_sor_id == m))
+        .filter(|r| call.is_none_or(|c| r.call_id == c))
+        .filter(|r| cti.is_none_or(|c| r.cti_call_id.as_deref() == Some(c)))
+        .collect();
+    let total = matching.len() as u64;
+    let skip = ((page_num - 1) * page_size) as usize;
+    let list: Vec<Value> = matching
+        .iter()
+        .skip(skip)
+        .take(page_size as usize)
+        .map(|r| r.to_wire())
+        .collect();
+    // Documented quirks: `total` sometimes a string, `errorCode` sometimes absent.
+    let total = if page_num % 2 == 0 {
+        json!(total.to_string())
+    } else {
+        json!(total)
+    };
+    let mut answer = json!({"errorMsg": "Success", "total": total, "recordList": list});
+    if page_num % 3 != 0 {
+        answer["errorCode"] = json!(0);
+    }
+    Ok(answer)
+}

@@ -1,0 +1,177 @@
+//! The dedup rule: a record replaces the stored copy (and all its turns and
+//! Q&A rows) only when its `lastUpdateTime` is newer; equal writes nothing;
+//! older is ignored; where either side has none, the content hash decides.
+
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::{Store, StoreError};
+use crate::api::Record;
+
+/// What one page did to the store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageOutcome {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub stale: u64,
+}
+
+impl PageOutcome {
+    pub fn add(&mut self, o: PageOutcome) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.stale += o.stale;
+    }
+}
+
+enum Decision {
+    Insert,
+    Replace,
+    Unchanged,
+    Stale,
+}
+
+fn decide(incoming: &Record, stored: Option<(Option<i64>, String)>) -> Decision {
+    let Some((stored_time, stored_hash)) = stored else {
+        return Decision::Insert;
+    };
+    match (incoming.last_update_time, stored_time) {
+        (Some(new), Some(old)) if new > old => Decision::Replace,
+        (Some(new), Some(old)) if new == old => Decision::Unchanged,
+        (Some(_), Some(_)) => Decision::Stale,
+        _ if stored_hash == incoming.content_hash => Decision::Unchanged,
+        _ => Decision::Replace,
+    }
+}
+
+const INSERT_RECORD: &str = "INSERT INTO records (log_id, tenant_id, call_sor_id, call_id, cti_call_id, \
+    calling_number, called_number, start_time, end_time, last_update_time, flow_inst_id, dialog_type, \
+    call_data, location_id, flag, business_info, business_info_str, record_file_name, yugao_file_name, \
+    raw_json, content_hash, first_seen_at, synced_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?22)";
+
+const UPDATE_RECORD: &str = "UPDATE records SET tenant_id = ?2, call_sor_id = ?3, call_id = ?4, \
+    cti_call_id = ?5, calling_number = ?6, called_number = ?7, start_time = ?8, end_time = ?9, \
+    last_update_time = ?10, flow_inst_id = ?11, dialog_type = ?12, call_data = ?13, location_id = ?14, \
+    flag = ?15, business_info = ?16, business_info_str = ?17, record_file_name = ?18, yugao_file_name = ?19, \
+    raw_json = ?20, content_hash = ?21, synced_at = ?22 WHERE log_id = ?1";
+
+impl Store {
+    /// Applies one page in one transaction.
+    pub fn apply_page(
+        &mut self,
+        records: &[Record],
+        now_ms: i64,
+    ) -> Result<PageOutcome, StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let outcome = apply(&tx, records, now_ms).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(outcome)
+    }
+}
+
+fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64) -> rusqlite::Result<PageOutcome> {
+    let mut outcome = PageOutcome::default();
+    let mut lookup =
+        tx.prepare_cached("SELECT last_update_time, content_hash FROM records WHERE log_id = ?1")?;
+    for r in records {
+        let stored = lookup
+            .query_row([&r.log_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        match decide(r, stored) {
+            Decision::Insert => {
+                write_record(tx, INSERT_RECORD, r, now_ms)?;
+                write_children(tx, r)?;
+                outcome.inserted += 1;
+            }
+            Decision::Replace => {
+                write_record(tx, UPDATE_RECORD, r, now_ms)?;
+                tx.prepare_cached("DELETE FROM record_details WHERE log_id = ?1")?
+                    .execute([&r.log_id])?;
+                tx.prepare_cached("DELETE FROM qa_records WHERE log_id = ?1")?
+                    .execute([&r.log_id])?;
+                write_children(tx, r)?;
+                outcome.updated += 1;
+            }
+            Decision::Unchanged => outcome.unchanged += 1,
+            Decision::Stale => outcome.stale += 1,
+        }
+    }
+    Ok(outcome)
+}
+
+fn write_record(tx: &Transaction<'_>, sql: &str, r: &Record, now_ms: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute(params![
+        r.log_id,
+        r.tenant_id,
+        r.call_sor_id,
+        r.call_id,
+        r.cti_call_id,
+        r.calling_number,
+        r.called_number,
+        r.start_time,
+        r.end_time,
+        r.last_update_time,
+        r.flow_inst_id,
+        r.dialog_type,
+        r.call_data,
+        r.location_id,
+        r.flag,
+        r.business_info,
+        r.business_info_str,
+        r.record_file_name,
+        r.yugao_file_name,
+        r.raw_json,
+        r.content_hash,
+        now_ms,
+    ])?;
+    Ok(())
+}
+
+fn write_children(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
+    let mut turn = tx.prepare_cached(
+        "INSERT INTO record_details (log_id, seq, inter_no, user_saying, intention, system_reply, \
+         reply_time, request_time, response_source, involve_mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (seq, t) in r.details.iter().enumerate() {
+        turn.execute(params![
+            r.log_id,
+            seq as i64,
+            t.inter_no,
+            t.user_saying,
+            t.intention,
+            t.system_reply,
+            t.reply_time,
+            t.request_time,
+            t.response_source,
+            t.involve_mode,
+        ])?;
+    }
+    let mut qa = tx.prepare_cached(
+        "INSERT INTO qa_records (log_id, seq, inter_no, series_id, question_title, question_type, \
+         answer_intent, original_answer, create_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for (seq, q) in r.qa.iter().enumerate() {
+        qa.execute(params![
+            r.log_id,
+            seq as i64,
+            q.inter_no,
+            q.series_id,
+            q.question_title,
+            q.question_type,
+            q.answer_intent,
+            q.original_answer,
+            q.create_time,
+        ])?;
+    }
+    Ok(())
+}
