@@ -37,21 +37,8 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "retry_delay",
         ],
     ),
-    (
-        "query",
-        &["user_mobiles", "call_ids", "cti_call_ids", "keys_file"],
-    ),
-    (
-        "sync",
-        &[
-            "start",
-            "window",
-            "overlap",
-            "lag",
-            "split_above",
-            "schedule",
-        ],
-    ),
+    ("query", &["user_mobiles", "call_ids", "cti_call_ids", "keys_file"]),
+    ("sync", &["start", "window", "overlap", "lag", "split_above", "schedule"]),
     ("store", &["path"]),
     ("log", &["format", "level"]),
     ("metrics", &["listen"]),
@@ -66,11 +53,7 @@ pub enum ConfigError {
     #[error("unknown key `{key}` {origin}")]
     UnknownKey { key: String, origin: String },
     #[error("`{key}` {origin}: {msg}")]
-    Invalid {
-        key: String,
-        origin: String,
-        msg: String,
-    },
+    Invalid { key: String, origin: String, msg: String },
 }
 
 #[derive(Clone, Debug)]
@@ -207,18 +190,13 @@ struct RawMetrics {
 
 impl Default for RawStore {
     fn default() -> Self {
-        Self {
-            path: "oifde-sync.db".into(),
-        }
+        Self { path: "oifde-sync.db".into() }
     }
 }
 
 impl Default for RawLog {
     fn default() -> Self {
-        Self {
-            format: "text".into(),
-            level: "info".into(),
-        }
+        Self { format: "text".into(), level: "info".into() }
     }
 }
 
@@ -265,9 +243,8 @@ pub fn default_path() -> PathBuf {
 impl Settings {
     /// Loads the file and the process environment's overrides.
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let env: HashMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
-            .collect();
+        let env: HashMap<String, String> =
+            std::env::vars().filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__"))).collect();
         Self::load_with_env(file, env)
     }
 
@@ -276,14 +253,9 @@ impl Settings {
         if !file.is_file() {
             return Err(ConfigError::FileMissing(file.to_path_buf()));
         }
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Unreadable {
-            file: file.to_path_buf(),
-            msg: e.to_string(),
-        })?;
-        let origins = Origins {
-            file: file.to_path_buf(),
-            env: env_keys(&env),
-        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigError::Unreadable { file: file.to_path_buf(), msg: e.to_string() })?;
+        let origins = Origins { file: file.to_path_buf(), env: env_keys(&env) };
         let built = Config::builder()
             .add_source(File::from_str(&text, FileFormat::Toml))
             .add_source(
@@ -298,14 +270,9 @@ impl Settings {
                     .source(Some(env.into_iter().collect())),
             )
             .build()
-            .map_err(|e| ConfigError::Unreadable {
-                file: file.to_path_buf(),
-                msg: e.to_string(),
-            })?;
+            .map_err(|e| ConfigError::Unreadable { file: file.to_path_buf(), msg: e.to_string() })?;
         check_known_keys(&built, &origins)?;
-        let raw: RawSettings = built
-            .try_deserialize()
-            .map_err(|e| type_error(e, &origins))?;
+        let raw: RawSettings = built.try_deserialize().map_err(|e| type_error(e, &origins))?;
         validate(raw, &origins)
     }
 }
@@ -328,11 +295,7 @@ impl Origins {
     }
 
     fn invalid(&self, key: &str, msg: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            key: key.into(),
-            origin: self.of(key),
-            msg: msg.into(),
-        }
+        ConfigError::Invalid { key: key.into(), origin: self.of(key), msg: msg.into() }
     }
 }
 
@@ -344,10 +307,7 @@ fn env_keys(env: &HashMap<String, String>) -> BTreeSet<String> {
 }
 
 fn check_known_keys(built: &Config, origins: &Origins) -> Result<(), ConfigError> {
-    let top: HashMap<String, config::Value> = built
-        .clone()
-        .try_deserialize()
-        .map_err(|e| type_error(e, origins))?;
+    let top: HashMap<String, config::Value> = built.clone().try_deserialize().map_err(|e| type_error(e, origins))?;
     let mut names: Vec<&String> = top.keys().collect();
     names.sort();
     for section in names {
@@ -357,11 +317,7 @@ fn check_known_keys(built: &Config, origins: &Origins) -> Result<(), ConfigError
                 origin: format!(
                     "{}; sections are {}",
                     origins.of(section),
-                    KNOWN_KEYS
-                        .iter()
-                        .map(|(s, _)| format!("[{s}]"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    KNOWN_KEYS.iter().map(|(s, _)| format!("[{s}]")).collect::<Vec<_>>().join(", ")
                 ),
             });
         };
@@ -374,11 +330,7 @@ fn check_known_keys(built: &Config, origins: &Origins) -> Result<(), ConfigError
         for key in inner {
             if !keys.contains(&key.as_str()) {
                 let full = format!("{section}.{key}");
-                let origin = format!(
-                    "{}; [{section}] takes {}",
-                    origins.of(&full),
-                    keys.join(", ")
-                );
+                let origin = format!("{}; [{section}] takes {}", origins.of(&full), keys.join(", "));
                 return Err(ConfigError::UnknownKey { key: full, origin });
             }
         }
@@ -388,24 +340,19 @@ fn check_known_keys(built: &Config, origins: &Origins) -> Result<(), ConfigError
 
 fn type_error(e: config::ConfigError, origins: &Origins) -> ConfigError {
     match e {
-        config::ConfigError::Type {
-            key: Some(key),
-            unexpected,
-            expected,
-            ..
-        } => origins.invalid(&key, format!("expected {expected}, found {unexpected}")),
-        other => ConfigError::Unreadable {
-            file: origins.file.clone(),
-            msg: other.to_string(),
-        },
+        config::ConfigError::Type { key: Some(key), unexpected, expected, .. } => {
+            origins.invalid(&key, format!("expected {expected}, found {unexpected}"))
+        }
+        other => ConfigError::Unreadable { file: origins.file.clone(), msg: other.to_string() },
     }
 }
 
 /// Parses a human duration such as "15m", "1h", "2m 30s" or "500ms".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d: jiff::SignedDuration = text.trim().parse().map_err(|_| {
-        format!("{text:?} is not a duration; write it like \"30s\", \"15m\", \"1h\" or \"2m 30s\"")
-    })?;
+    let d: jiff::SignedDuration = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write it like \"30s\", \"15m\", \"1h\" or \"2m 30s\""))?;
     Duration::try_from(d).map_err(|_| format!("{text:?} must not be negative"))
 }
 
@@ -414,12 +361,10 @@ fn duration(origins: &Origins, key: &str, text: &str) -> Result<Duration, Config
 }
 
 fn positive(origins: &Origins, key: &str, value: i64) -> Result<u64, ConfigError> {
-    u64::try_from(value).ok().filter(|v| *v > 0).ok_or_else(|| {
-        origins.invalid(
-            key,
-            format!("must be a whole number above 0, found {value}"),
-        )
-    })
+    u64::try_from(value)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| origins.invalid(key, format!("must be a whole number above 0, found {value}")))
 }
 
 fn optional_path(text: &str) -> Option<PathBuf> {
@@ -430,43 +375,28 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
     let a = raw.api;
     let base_url = a.base_url.trim().trim_end_matches('/').to_string();
     if base_url.is_empty() {
-        return Err(o.invalid(
-            "api.base_url",
-            "is missing; set it to the OIAP address, like \"https://10.0.0.10:28090\"",
-        ));
+        return Err(
+            o.invalid("api.base_url", "is missing; set it to the OIAP address, like \"https://10.0.0.10:28090\"")
+        );
     }
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-        return Err(o.invalid(
-            "api.base_url",
-            format!("{base_url:?} must start with https:// (or http://)"),
-        ));
+        return Err(o.invalid("api.base_url", format!("{base_url:?} must start with https:// (or http://)")));
     }
     if a.tenant_id.trim().is_empty() {
-        return Err(o.invalid(
-            "api.tenant_id",
-            "is missing; set it to the tenant ID (the gettoken appKey)",
-        ));
+        return Err(o.invalid("api.tenant_id", "is missing; set it to the tenant ID (the gettoken appKey)"));
     }
     let credential = credential(&a, o)?;
-    let server_timezone =
-        ServerZone::parse(&a.server_timezone).map_err(|m| o.invalid("api.server_timezone", m))?;
-    let page_size = u32::try_from(a.page_size)
-        .ok()
-        .filter(|p| PAGE_SIZES.contains(p))
-        .ok_or_else(|| {
-            o.invalid(
-                "api.page_size",
-                format!("must be one of 5, 10, 20, 50, 100, found {}", a.page_size),
-            )
-        })?;
+    let server_timezone = ServerZone::parse(&a.server_timezone).map_err(|m| o.invalid("api.server_timezone", m))?;
+    let page_size = u32::try_from(a.page_size).ok().filter(|p| PAGE_SIZES.contains(p)).ok_or_else(|| {
+        o.invalid("api.page_size", format!("must be one of 5, 10, 20, 50, 100, found {}", a.page_size))
+    })?;
     let timeout = duration(o, "api.timeout", &a.timeout)?;
     if timeout.is_zero() {
         return Err(o.invalid("api.timeout", "must be above 0"));
     }
     let max_rps = positive(o, "api.max_requests_per_second", a.max_requests_per_second)?;
     let concurrency = positive(o, "api.concurrency", a.concurrency)?;
-    let max_retries = usize::try_from(a.max_retries)
-        .map_err(|_| o.invalid("api.max_retries", "must be 0 or more"))?;
+    let max_retries = usize::try_from(a.max_retries).map_err(|_| o.invalid("api.max_retries", "must be 0 or more"))?;
     let api = ApiSettings {
         base_url,
         tenant_id: a.tenant_id.trim().to_string(),
@@ -482,10 +412,7 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
         retry_delay: duration(o, "api.retry_delay", &a.retry_delay)?,
     };
     let s = raw.sync;
-    let start = api
-        .server_timezone
-        .parse_time(&s.start)
-        .map_err(|m| o.invalid("sync.start", m))?;
+    let start = api.server_timezone.parse_time(&s.start).map_err(|m| o.invalid("sync.start", m))?;
     let window = duration(o, "sync.window", &s.window)?;
     if window < Duration::from_secs(1) {
         return Err(o.invalid("sync.window", "must be at least 1s"));
@@ -503,30 +430,19 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
         other => {
-            return Err(o.invalid(
-                "log.format",
-                format!("must be \"text\" or \"json\", found {other:?}"),
-            ));
+            return Err(o.invalid("log.format", format!("must be \"text\" or \"json\", found {other:?}")));
         }
     };
     tracing_subscriber::EnvFilter::try_new(raw.log.level.trim()).map_err(|e| {
-        o.invalid(
-            "log.level",
-            format!(
-                "{:?} is not a level (error, warn, info, debug, trace): {e}",
-                raw.log.level
-            ),
-        )
+        o.invalid("log.level", format!("{:?} is not a level (error, warn, info, debug, trace): {e}", raw.log.level))
     })?;
-    let metrics_listen = match raw.metrics.listen.trim() {
-        "" => None,
-        addr => Some(addr.parse().map_err(|_| {
-            o.invalid(
-                "metrics.listen",
-                format!("{addr:?} is not an address like \"127.0.0.1:9464\""),
-            )
-        })?),
-    };
+    let metrics_listen =
+        match raw.metrics.listen.trim() {
+            "" => None,
+            addr => Some(addr.parse().map_err(|_| {
+                o.invalid("metrics.listen", format!("{addr:?} is not an address like \"127.0.0.1:9464\""))
+            })?),
+        };
     if raw.store.path.trim().is_empty() {
         return Err(o.invalid("store.path", "must name the SQLite file"));
     }
@@ -559,26 +475,16 @@ fn credential(a: &RawApi, o: &Origins) -> Result<Credential, ConfigError> {
     .map(|(k, _)| *k)
     .collect();
     match set.as_slice() {
-        [] => Err(o.invalid(
-            "api.app_secret",
-            "is missing; set api.app_secret, api.app_secret_file or api.auth_token",
-        )),
+        [] => Err(o.invalid("api.app_secret", "is missing; set api.app_secret, api.app_secret_file or api.auth_token")),
         ["api.app_secret"] => Ok(Credential::AppSecret(Secret::new(a.app_secret.trim()))),
         ["api.auth_token"] => Ok(Credential::FixedToken(Secret::new(a.auth_token.trim()))),
         ["api.app_secret_file"] => {
             let path = credential_path(a.app_secret_file.trim());
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                o.invalid(
-                    "api.app_secret_file",
-                    format!("{} cannot be read: {e}", path.display()),
-                )
-            })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| o.invalid("api.app_secret_file", format!("{} cannot be read: {e}", path.display())))?;
             let secret = text.trim_end_matches(['\r', '\n']);
             if secret.is_empty() {
-                return Err(o.invalid(
-                    "api.app_secret_file",
-                    format!("{} is empty", path.display()),
-                ));
+                return Err(o.invalid("api.app_secret_file", format!("{} is empty", path.display())));
             }
             Ok(Credential::AppSecret(Secret::new(secret)))
         }
@@ -600,9 +506,7 @@ fn credential_path(text: &str) -> PathBuf {
 pub fn check_schedule(expr: &str) -> Result<(), String> {
     let fields = expr.split_whitespace().count();
     if !(6..=7).contains(&fields) {
-        return Err(format!(
-            "{expr:?} has {fields} fields; write cron with seconds first, like \"0 */5 * * * *\""
-        ));
+        return Err(format!("{expr:?} has {fields} fields; write cron with seconds first, like \"0 */5 * * * *\""));
     }
     tokio_cron_scheduler::Job::new(expr, |_, _| {})
         .map(|_| ())

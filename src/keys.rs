@@ -24,9 +24,9 @@ impl QueryKey {
     /// The text form used in the keys file, the `--key` flag and `sync_cursors`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let (prefix, value) = text.split_once(':').ok_or_else(|| {
-            format!("{text:?} needs a prefix: mobile:<number>, call:<id> or cti:<id>")
-        })?;
+        let (prefix, value) = text
+            .split_once(':')
+            .ok_or_else(|| format!("{text:?} needs a prefix: mobile:<number>, call:<id> or cti:<id>"))?;
         let value = value.trim();
         if value.is_empty() {
             return Err(format!("{text:?} has no value after the prefix"));
@@ -36,9 +36,7 @@ impl QueryKey {
             "call" => KeyKind::Call,
             "cti" => KeyKind::Cti,
             other => {
-                return Err(format!(
-                    "unknown prefix {other:?} in {text:?}: use mobile:, call: or cti:"
-                ));
+                return Err(format!("unknown prefix {other:?} in {text:?}: use mobile:, call: or cti:"));
             }
         };
         Ok(QueryKey::Keyed(kind, value.to_string()))
@@ -84,11 +82,7 @@ pub struct KeySet {
 /// reported and skipped. With no key at all, one window-only key is returned.
 pub fn collect(q: &QuerySettings) -> Result<KeySet, String> {
     let mut set = KeySet::default();
-    let lists = [
-        (KeyKind::Mobile, &q.user_mobiles),
-        (KeyKind::Call, &q.call_ids),
-        (KeyKind::Cti, &q.cti_call_ids),
-    ];
+    let lists = [(KeyKind::Mobile, &q.user_mobiles), (KeyKind::Call, &q.call_ids), (KeyKind::Cti, &q.cti_call_ids)];
     for (kind, values) in lists {
         for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
             set.keys.push(QueryKey::Keyed(kind, v.to_string()));
@@ -108,8 +102,8 @@ pub fn collect(q: &QuerySettings) -> Result<KeySet, String> {
 }
 
 fn read_keys_file(path: &Path) -> Result<(Vec<QueryKey>, Vec<BadLine>), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("keys file {} cannot be read: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("keys file {} cannot be read: {e}", path.display()))?;
     Ok(parse_keys(&text))
 }
 
@@ -136,14 +130,10 @@ mod tests {
 
     #[test]
     fn keys_file_lines() {
-        let (keys, bad) =
-            parse_keys("# cdr import\nmobile:138000\n\ncall:abc # note\nfoo:1\ncti:\n");
+        let (keys, bad) = parse_keys("# cdr import\nmobile:138000\n\ncall:abc # note\nfoo:1\ncti:\n");
         assert_eq!(
             keys,
-            vec![
-                QueryKey::Keyed(KeyKind::Mobile, "138000".into()),
-                QueryKey::Keyed(KeyKind::Call, "abc".into()),
-            ]
+            vec![QueryKey::Keyed(KeyKind::Mobile, "138000".into()), QueryKey::Keyed(KeyKind::Call, "abc".into()),]
         );
         assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![5, 6]);
         assert!(bad[0].msg.contains("unknown prefix"));

@@ -12,12 +12,7 @@ use oifde_sync::commands::{self, CommandError, Exit, simulate::SimulateArgs};
 #[command(name = "oifde-sync", version)]
 struct Cli {
     /// The config file.
-    #[arg(
-        long,
-        global = true,
-        env = "OIFDE_SYNC_CONFIG",
-        default_value = "oifde-sync.toml"
-    )]
+    #[arg(long, global = true, env = "OIFDE_SYNC_CONFIG", default_value = "oifde-sync.toml")]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -93,10 +88,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -108,9 +100,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run => commands::run::run(&config).await,
             Command::Sync => commands::sync::sync(&config).await,
-            Command::Backfill { from, to, key } => {
-                commands::sync::backfill(&config, &from, &to, key.as_deref()).await
-            }
+            Command::Backfill { from, to, key } => commands::sync::backfill(&config, &from, &to, key.as_deref()).await,
             Command::Status { json } => commands::status::status(&config, json),
             Command::Check => commands::check::check(&config).await,
             Command::Simulate {

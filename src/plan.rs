@@ -87,13 +87,7 @@ mod tests {
     fn incremental_span_uses_cursor_overlap_and_lag() {
         let m = Duration::from_secs(60);
         assert_eq!(incremental_span(None, 100, m, m, 1000), Some((100, 940)));
-        assert_eq!(
-            incremental_span(Some(900), 100, m, m, 1000),
-            Some((840, 940))
-        );
-        assert_eq!(
-            incremental_span(Some(990), 100, Duration::ZERO, m, 1000),
-            None
-        );
+        assert_eq!(incremental_span(Some(900), 100, m, m, 1000), Some((840, 940)));
+        assert_eq!(incremental_span(Some(990), 100, Duration::ZERO, m, 1000), None);
     }
 }

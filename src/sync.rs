@@ -22,11 +22,7 @@ pub enum PassKind {
     /// From each key's cursor (less the overlap) to now less the lag.
     Incremental { now: i64, label: &'static str },
     /// A fixed period, `[from, to]` inclusive in epoch seconds; cursors stay put.
-    Backfill {
-        from: i64,
-        to: i64,
-        key: Option<QueryKey>,
-    },
+    Backfill { from: i64, to: i64, key: Option<QueryKey> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,12 +132,7 @@ struct Pass<'a> {
 
 impl Engine {
     pub fn new(settings: Arc<Settings>, client: Arc<ApiClient>, store: Store) -> Self {
-        Self {
-            settings,
-            client,
-            store: Arc::new(Mutex::new(store)),
-            progress: Arc::new(Silent),
-        }
+        Self { settings, client, store: Arc::new(Mutex::new(store)), progress: Arc::new(Silent) }
     }
 
     pub fn with_progress(mut self, progress: Arc<dyn ProgressSink>) -> Self {
@@ -162,17 +153,10 @@ impl Engine {
 
     /// One pass over every key. Failed windows are reported in the result,
     /// not as an error; only a store failure or unreadable keys are errors.
-    pub async fn pass(
-        &self,
-        kind: PassKind,
-        cancel: &CancellationToken,
-    ) -> Result<PassReport, PassError> {
+    pub async fn pass(&self, kind: PassKind, cancel: &CancellationToken) -> Result<PassReport, PassError> {
         let key_set = keys::collect(&self.settings.query).map_err(PassError::Keys)?;
-        let bad_key_lines: Vec<String> = key_set
-            .bad_lines
-            .iter()
-            .map(|b| format!("keys file line {}: {} (skipped)", b.line, b.msg))
-            .collect();
+        let bad_key_lines: Vec<String> =
+            key_set.bad_lines.iter().map(|b| format!("keys file line {}: {} (skipped)", b.line, b.msg)).collect();
         for line in &bad_key_lines {
             tracing::warn!("{line}");
         }
@@ -184,9 +168,7 @@ impl Engine {
             PassKind::Incremental { label, .. } => *label,
             PassKind::Backfill { .. } => "backfill",
         };
-        let run_id = self
-            .with_store(move |s| s.begin_run(label, tz::now_ms()))
-            .await?;
+        let run_id = self.with_store(move |s| s.begin_run(label, tz::now_ms())).await?;
         let requests_before = self.client.stats.requests.load(Ordering::Relaxed);
         let retries_before = self.client.stats.retries.load(Ordering::Relaxed);
         let pass = Pass {
@@ -200,8 +182,7 @@ impl Engine {
         };
 
         let plans = self.plan(&pass, &keys).await?;
-        self.progress
-            .planned(plans.iter().map(|(_, w)| w.len() as u64).sum());
+        self.progress.planned(plans.iter().map(|(_, w)| w.len() as u64).sum());
         let results: Vec<Result<(), StoreError>> = futures_util::stream::iter(plans)
             .map(|(key, windows)| self.run_key(&pass, key, windows))
             .buffer_unordered(self.settings.api.concurrency)
@@ -244,54 +225,28 @@ impl Engine {
         }
         let summary = (!errors.is_empty()).then(|| summarize(&errors));
         let (fig, st) = (figures.clone(), status.as_str());
-        self.with_store(move |s| s.finish_run(run_id, st, &fig, summary.as_deref(), tz::now_ms()))
-            .await?;
+        self.with_store(move |s| s.finish_run(run_id, st, &fig, summary.as_deref(), tz::now_ms())).await?;
         if let Some(e) = store_error {
             return Err(e.into());
         }
-        Ok(PassReport {
-            run_id,
-            status,
-            figures,
-            errors,
-            bad_key_lines,
-            fatal,
-        })
+        Ok(PassReport { run_id, status, figures, errors, bad_key_lines, fatal })
     }
 
     /// The windows of each key, before any request.
-    async fn plan(
-        &self,
-        pass: &Pass<'_>,
-        keys: &[QueryKey],
-    ) -> Result<Vec<(QueryKey, Vec<Window>)>, StoreError> {
+    async fn plan(&self, pass: &Pass<'_>, keys: &[QueryKey]) -> Result<Vec<(QueryKey, Vec<Window>)>, StoreError> {
         let size = self.settings.sync.window;
         match pass.kind {
             PassKind::Incremental { now, .. } => {
                 let names: Vec<String> = keys.iter().map(ToString::to_string).collect();
-                let cursors = self
-                    .with_store(move |s| {
-                        names
-                            .iter()
-                            .map(|k| s.cursor(k))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                    .await?;
+                let cursors =
+                    self.with_store(move |s| names.iter().map(|k| s.cursor(k)).collect::<Result<Vec<_>, _>>()).await?;
                 let sync = &self.settings.sync;
                 Ok(keys
                     .iter()
                     .zip(cursors)
                     .map(|(key, cursor)| {
-                        let span = plan::incremental_span(
-                            cursor,
-                            sync.start,
-                            sync.overlap,
-                            sync.lag,
-                            *now,
-                        );
-                        let windows = span
-                            .map(|(from, to)| plan::windows(from, to, size))
-                            .unwrap_or_default();
+                        let span = plan::incremental_span(cursor, sync.start, sync.overlap, sync.lag, *now);
+                        let windows = span.map(|(from, to)| plan::windows(from, to, size)).unwrap_or_default();
                         (key.clone(), windows)
                     })
                     .collect())
@@ -316,12 +271,7 @@ impl Engine {
 
     /// Reads one key's windows in order. In an incremental pass a failed
     /// window ends the key (its cursor must not pass it); a backfill goes on.
-    async fn run_key(
-        &self,
-        pass: &Pass<'_>,
-        key: QueryKey,
-        windows: Vec<Window>,
-    ) -> Result<(), StoreError> {
+    async fn run_key(&self, pass: &Pass<'_>, key: QueryKey, windows: Vec<Window>) -> Result<(), StoreError> {
         let name = key.to_string();
         for w in windows {
             if pass.cancel.is_cancelled() || pass.stop.load(Ordering::Relaxed) {
@@ -334,14 +284,10 @@ impl Engine {
                     let (name, job, now) = (name.clone(), pass.job.clone(), tz::now_ms());
                     match pass.kind {
                         PassKind::Incremental { .. } => {
-                            self.with_store(move |s| s.set_cursor(&name, w.end, now))
-                                .await?;
+                            self.with_store(move |s| s.set_cursor(&name, w.end, now)).await?;
                         }
                         PassKind::Backfill { .. } => {
-                            self.with_store(move |s| {
-                                s.mark_backfill_window(&job, &name, w.start, w.end, now)
-                            })
-                            .await?;
+                            self.with_store(move |s| s.mark_backfill_window(&job, &name, w.start, w.end, now)).await?;
                         }
                     }
                 }
@@ -358,10 +304,7 @@ impl Engine {
                     );
                     tracing::error!("{line}");
                     pass.tally.failed_windows.fetch_add(1, Ordering::Relaxed);
-                    pass.errors
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(line);
+                    pass.errors.lock().unwrap_or_else(|p| p.into_inner()).push(line);
                     if e.is_fatal() || matches!(e, ApiError::KeysRequired { .. }) {
                         *pass.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                         pass.stop.store(true, Ordering::Relaxed);
@@ -378,12 +321,7 @@ impl Engine {
 
     /// Every page of a window, halving it while the server reports more than
     /// `split_above` records. Returns the records received.
-    async fn read_window(
-        &self,
-        pass: &Pass<'_>,
-        key: &QueryKey,
-        window: Window,
-    ) -> Result<u64, WindowError> {
+    async fn read_window(&self, pass: &Pass<'_>, key: &QueryKey, window: Window) -> Result<u64, WindowError> {
         let page_size = self.settings.api.page_size as usize;
         let split_above = self.settings.sync.split_above;
         let mut received = 0u64;
@@ -414,19 +352,8 @@ impl Engine {
         Ok(received)
     }
 
-    async fn fetch(
-        &self,
-        pass: &Pass<'_>,
-        key: &QueryKey,
-        w: Window,
-        page_num: u32,
-    ) -> Result<Page, WindowError> {
-        let q = Query {
-            key,
-            begin: w.start,
-            end: w.last_second(),
-            page_num,
-        };
+    async fn fetch(&self, pass: &Pass<'_>, key: &QueryKey, w: Window, page_num: u32) -> Result<Page, WindowError> {
+        let q = Query { key, begin: w.start, end: w.last_second(), page_num };
         tokio::select! {
             biased;
             _ = pass.cancel.cancelled() => Err(WindowError::Cancelled),
@@ -435,21 +362,12 @@ impl Engine {
     }
 
     /// Commits one page in its own transaction and counts it.
-    async fn commit(
-        &self,
-        pass: &Pass<'_>,
-        records: Vec<Record>,
-    ) -> Result<Committed, WindowError> {
+    async fn commit(&self, pass: &Pass<'_>, records: Vec<Record>) -> Result<Committed, WindowError> {
         let len = records.len();
-        let outcome = self
-            .with_store(move |s| s.apply_page(&records, tz::now_ms()))
-            .await
-            .map_err(WindowError::Store)?;
+        let outcome =
+            self.with_store(move |s| s.apply_page(&records, tz::now_ms())).await.map_err(WindowError::Store)?;
         pass.tally.page(len, outcome);
-        Ok(Committed {
-            len,
-            len_u64: len as u64,
-        })
+        Ok(Committed { len, len_u64: len as u64 })
     }
 }
 
@@ -463,11 +381,7 @@ struct Committed {
 fn backfill_job(kind: &PassKind) -> String {
     match kind {
         PassKind::Backfill { from, to, key } => {
-            format!(
-                "{from}|{to}|{}",
-                key.as_ref()
-                    .map_or_else(|| "all".to_string(), ToString::to_string)
-            )
+            format!("{from}|{to}|{}", key.as_ref().map_or_else(|| "all".to_string(), ToString::to_string))
         }
         PassKind::Incremental { .. } => String::new(),
     }
@@ -476,12 +390,7 @@ fn backfill_job(kind: &PassKind) -> String {
 /// The run log keeps the first errors and a count of the rest.
 fn summarize(errors: &[String]) -> String {
     const KEEP: usize = 5;
-    let mut text = errors
-        .iter()
-        .take(KEEP)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n");
+    let mut text = errors.iter().take(KEEP).cloned().collect::<Vec<_>>().join("\n");
     if errors.len() > KEEP {
         text.push_str(&format!("\n… and {} more", errors.len() - KEEP));
     }

@@ -11,22 +11,13 @@ pub fn init(format: LogFormat, level: &str) {
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text if under_journald => builder
-            .without_time()
-            .with_ansi(false)
-            .with_target(false)
-            .try_init(),
+        LogFormat::Text if under_journald => builder.without_time().with_ansi(false).with_target(false).try_init(),
         LogFormat::Text => {
             use std::io::IsTerminal;
-            builder
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_target(false)
-                .try_init()
+            builder.with_ansi(std::io::stderr().is_terminal()).with_target(false).try_init()
         }
     };
 }

@@ -16,10 +16,7 @@ pub struct ServerZone {
 
 impl ServerZone {
     pub fn utc() -> Self {
-        Self {
-            name: "UTC".into(),
-            tz: TimeZone::UTC,
-        }
+        Self { name: "UTC".into(), tz: TimeZone::UTC }
     }
 
     /// Parses a zone name; the error says what forms are accepted.
@@ -31,16 +28,10 @@ impl ServerZone {
         if let Some(seconds) = parse_offset(trimmed) {
             let offset = jiff::tz::Offset::from_seconds(seconds)
                 .map_err(|e| format!("offset {trimmed:?} is out of range: {e}"))?;
-            return Ok(Self {
-                name: trimmed.into(),
-                tz: TimeZone::fixed(offset),
-            });
+            return Ok(Self { name: trimmed.into(), tz: TimeZone::fixed(offset) });
         }
         match TimeZone::get(trimmed) {
-            Ok(tz) => Ok(Self {
-                name: trimmed.into(),
-                tz,
-            }),
+            Ok(tz) => Ok(Self { name: trimmed.into(), tz }),
             Err(_) => Err(format!(
                 "{trimmed:?} is not a time zone: use \"UTC\", a fixed offset like \"+08:00\", or an IANA name like \"Asia/Shanghai\""
             )),
@@ -114,18 +105,9 @@ mod tests {
     fn formats_on_both_sides_of_utc() {
         let t = 1_618_558_942; // 2021-04-16 07:42:22 UTC
         assert_eq!(ServerZone::utc().format(t), "2021-04-16 07:42:22");
-        assert_eq!(
-            ServerZone::parse("+08:00").unwrap().format(t),
-            "2021-04-16 15:42:22"
-        );
-        assert_eq!(
-            ServerZone::parse("-0530").unwrap().format(t),
-            "2021-04-16 02:12:22"
-        );
-        assert_eq!(
-            ServerZone::parse("Asia/Shanghai").unwrap().format(t),
-            "2021-04-16 15:42:22"
-        );
+        assert_eq!(ServerZone::parse("+08:00").unwrap().format(t), "2021-04-16 15:42:22");
+        assert_eq!(ServerZone::parse("-0530").unwrap().format(t), "2021-04-16 02:12:22");
+        assert_eq!(ServerZone::parse("Asia/Shanghai").unwrap().format(t), "2021-04-16 15:42:22");
     }
 
     #[test]
@@ -139,16 +121,7 @@ mod tests {
 
     #[test]
     fn bad_zone_and_time_are_explained() {
-        assert!(
-            ServerZone::parse("Mars/Olympus")
-                .unwrap_err()
-                .contains("IANA")
-        );
-        assert!(
-            ServerZone::utc()
-                .parse_time("2026-13-01")
-                .unwrap_err()
-                .contains("YYYY-MM-DD")
-        );
+        assert!(ServerZone::parse("Mars/Olympus").unwrap_err().contains("IANA"));
+        assert!(ServerZone::utc().parse_time("2026-13-01").unwrap_err().contains("YYYY-MM-DD"));
     }
 }

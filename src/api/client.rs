@@ -103,20 +103,12 @@ impl ApiClient {
             .user_agent(concat!("oifde-sync/", env!("CARGO_PKG_VERSION")))
             .no_proxy();
         if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                ApiError::Tls(format!(
-                    "api.ca_file {} cannot be read: {e}",
-                    path.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ApiError::Tls(format!("api.ca_file {} is not PEM: {e}", path.display()))
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|e| ApiError::Tls(format!("api.ca_file {} cannot be read: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ApiError::Tls(format!("api.ca_file {} is not PEM: {e}", path.display())))?;
             if certs.is_empty() {
-                return Err(ApiError::Tls(format!(
-                    "api.ca_file {} holds no certificate",
-                    path.display()
-                )));
+                return Err(ApiError::Tls(format!("api.ca_file {} holds no certificate", path.display())));
             }
             builder = builder.tls_certs_only(certs);
         }
@@ -155,10 +147,7 @@ impl ApiClient {
             .when(ApiError::is_transient)
             .adjust(|e: &ApiError, delay| {
                 // Full jitter, unless the server said how long to wait.
-                delay.map(|d| {
-                    e.retry_after()
-                        .unwrap_or_else(|| d.mul_f64(fastrand::f64()))
-                })
+                delay.map(|d| e.retry_after().unwrap_or_else(|| d.mul_f64(fastrand::f64())))
             })
             .notify(|e: &ApiError, delay: Duration| {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -183,7 +172,14 @@ impl ApiClient {
                 tracing::info!("token refused ({e}); renewing it and retrying once");
                 self.invalidate(&token, &e).await?;
                 let fresh = self.current_token().await?;
-                self.post_query(&fresh, q).await
+                let again = self.post_query(&fresh, q).await;
+                if let Err(e) = &again
+                    && e.is_token_error()
+                {
+                    // Refused twice: leave it to the backoff loop, with a new token.
+                    self.invalidate(&fresh, e).await?;
+                }
+                again
             }
             other => other,
         }
@@ -211,10 +207,7 @@ impl ApiClient {
             },
         };
         state.generation += 1;
-        let token = Token {
-            value,
-            generation: state.generation,
-        };
+        let token = Token { value, generation: state.generation };
         let renew_at = Instant::now()
             .checked_add(lifetime.mul_f64(RENEW_AT))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86400));
@@ -225,20 +218,11 @@ impl ApiClient {
     /// Drops `token` if it is still the current one. A fixed token cannot be
     /// renewed, so its refusal ends the request.
     async fn invalidate(&self, token: &Token, e: &ApiError) -> Result<(), ApiError> {
-        if let (Credential::FixedToken(_), ApiError::Remote { code, msg, .. }) =
-            (&self.settings.credential, e)
-        {
-            return Err(ApiError::FixedTokenRejected {
-                code: code.clone(),
-                msg: msg.clone(),
-            });
+        if let (Credential::FixedToken(_), ApiError::Remote { code, msg, .. }) = (&self.settings.credential, e) {
+            return Err(ApiError::FixedTokenRejected { code: code.clone(), msg: msg.clone() });
         }
         let mut state = self.token.lock().await;
-        if state
-            .current
-            .as_ref()
-            .is_some_and(|(t, _)| t.generation == token.generation)
-        {
+        if state.current.as_ref().is_some_and(|(t, _)| t.generation == token.generation) {
             state.current = None;
         }
         Ok(())
@@ -250,28 +234,20 @@ impl ApiClient {
 
     async fn get_token(&self, secret: &Secret) -> Result<(Secret, Duration), ApiError> {
         self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
-        let body =
-            serde_json::json!({ "appKey": self.settings.tenant_id, "appSecret": secret.expose() });
+        let body = serde_json::json!({ "appKey": self.settings.tenant_id, "appSecret": secret.expose() });
         let v = self.post(TOKEN_PATH, &body).await?;
         if let Some((code, msg)) = error_code(&v) {
             return Err(if code_in(&code, &codes::CREDENTIALS) {
                 ApiError::Credentials { code, msg }
             } else {
-                ApiError::Remote {
-                    path: TOKEN_PATH,
-                    code,
-                    msg,
-                }
+                ApiError::Remote { path: TOKEN_PATH, code, msg }
             });
         }
         let token = v
             .get("authToken")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::BadBody {
-                path: TOKEN_PATH,
-                msg: "no authToken in the answer".into(),
-            })?;
+            .ok_or_else(|| ApiError::BadBody { path: TOKEN_PATH, msg: "no authToken in the answer".into() })?;
         let lifetime = v
             .get("expireTime")
             .and_then(value_int)
@@ -302,22 +278,14 @@ impl ApiClient {
             if field.is_none() && code_in(&code, &codes::REQUEST) {
                 return Err(ApiError::KeysRequired { code, msg });
             }
-            return Err(ApiError::Remote {
-                path: QUERY_PATH,
-                code,
-                msg,
-            });
+            return Err(ApiError::Remote { path: QUERY_PATH, code, msg });
         }
         parse_page(&v)
     }
 
     /// One POST under the rate limit and the in-flight cap; the JSON answer.
     async fn post(&self, path: &'static str, body: &impl Serialize) -> Result<Value, ApiError> {
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
         self.limiter.until_ready().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}{}", self.settings.base_url, path);
@@ -338,10 +306,7 @@ impl ApiClient {
             .map(Duration::from_secs);
         let bytes = response.bytes().await.map_err(|e| transport(path, e))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody {
-                path,
-                msg: e.to_string(),
-            });
+            return serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody { path, msg: e.to_string() });
         }
         // A 4xx may still carry an errorCode worth classifying.
         if status.is_client_error()
@@ -351,11 +316,7 @@ impl ApiClient {
         {
             return Err(ApiError::Remote { path, code, msg });
         }
-        Err(ApiError::Http {
-            path,
-            status: status.as_u16(),
-            retry_after,
-        })
+        Err(ApiError::Http { path, status: status.as_u16(), retry_after })
     }
 }
 
@@ -381,11 +342,7 @@ fn error_code(v: &Value) -> Option<(String, String)> {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let msg = v
-        .get("errorMsg")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let msg = v.get("errorMsg").and_then(Value::as_str).unwrap_or("").to_string();
     Some((code, msg))
 }
 
@@ -395,10 +352,7 @@ fn parse_page(v: &Value) -> Result<Page, ApiError> {
         None | Some(Value::Null) => &[][..],
         Some(Value::Array(items)) => items.as_slice(),
         Some(_) => {
-            return Err(ApiError::BadBody {
-                path: QUERY_PATH,
-                msg: "recordList is not a list".into(),
-            });
+            return Err(ApiError::BadBody { path: QUERY_PATH, msg: "recordList is not a list".into() });
         }
     };
     let records = list
@@ -406,10 +360,7 @@ fn parse_page(v: &Value) -> Result<Page, ApiError> {
         .enumerate()
         .map(|(i, r)| Record::from_value(i, r))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| ApiError::Record {
-            path: QUERY_PATH,
-            source,
-        })?;
+        .map_err(|source| ApiError::Record { path: QUERY_PATH, source })?;
     Ok(Page { total, records })
 }
 
@@ -417,7 +368,5 @@ fn parse_page(v: &Value) -> Result<Page, ApiError> {
 /// one cell every `1 s / n` (with a 2 % margin for timer slack), burst 1.
 fn quota(per_second: u32) -> Quota {
     let period = Duration::from_secs(1).mul_f64(1.02 / f64::from(per_second.max(1)));
-    Quota::with_period(period)
-        .expect("period is above zero")
-        .allow_burst(NonZeroU32::MIN)
+    Quota::with_period(period).expect("period is above zero").allow_burst(NonZeroU32::MIN)
 }

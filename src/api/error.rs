@@ -11,19 +11,11 @@ pub enum ApiError {
     #[error("request to {path} failed: {msg}")]
     Transport { path: &'static str, msg: String },
     #[error("{path} answered HTTP {status}")]
-    Http {
-        path: &'static str,
-        status: u16,
-        retry_after: Option<Duration>,
-    },
+    Http { path: &'static str, status: u16, retry_after: Option<Duration> },
     #[error("{path} answered with a body that is not valid JSON: {msg}")]
     BadBody { path: &'static str, msg: String },
     #[error("{path} answered errorCode {code}: {msg}")]
-    Remote {
-        path: &'static str,
-        code: String,
-        msg: String,
-    },
+    Remote { path: &'static str, code: String, msg: String },
     #[error(
         "gettoken refused the credentials (errorCode {code}: {msg}); check api.tenant_id and api.app_secret. \
          Not retried: repeated attempts can lock the tenant's account"
@@ -39,10 +31,7 @@ pub enum ApiError {
     )]
     KeysRequired { code: String, msg: String },
     #[error("{path} answered a page that cannot be read: {source}")]
-    Record {
-        path: &'static str,
-        source: RecordError,
-    },
+    Record { path: &'static str, source: RecordError },
     #[error("the TLS settings cannot be used: {0}")]
     Tls(String),
 }
@@ -53,7 +42,11 @@ impl ApiError {
         match self {
             ApiError::Transport { .. } | ApiError::BadBody { .. } => true,
             ApiError::Http { status, .. } => *status == 429 || *status >= 500,
-            ApiError::Remote { code, .. } => code_in(code, &codes::INTERNAL),
+            // A token refused even after renewal (the immediate retry) is
+            // renewed again on the next attempt.
+            ApiError::Remote { code, .. } => {
+                code_in(code, &codes::INTERNAL) || code_in(code, &[codes::TOKEN_EXPIRED, codes::TOKEN_INVALID])
+            }
             _ => false,
         }
     }
@@ -66,10 +59,7 @@ impl ApiError {
 
     /// Ends the whole pass: no other key can succeed either.
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            ApiError::Credentials { .. } | ApiError::FixedTokenRejected { .. } | ApiError::Tls(_)
-        )
+        matches!(self, ApiError::Credentials { .. } | ApiError::FixedTokenRejected { .. } | ApiError::Tls(_))
     }
 
     /// The server's `Retry-After`, where it gave one.
@@ -91,11 +81,7 @@ mod tests {
     use super::*;
 
     fn remote(code: &str) -> ApiError {
-        ApiError::Remote {
-            path: "/q",
-            code: code.into(),
-            msg: String::new(),
-        }
+        ApiError::Remote { path: "/q", code: code.into(), msg: String::new() }
     }
 
     #[test]
@@ -106,37 +92,9 @@ mod tests {
         assert!(!remote("200900003").is_transient());
         assert!(remote("900001").is_token_error());
         assert!(remote("900002").is_token_error());
-        assert!(!remote("900001").is_transient());
-        assert!(
-            ApiError::Http {
-                path: "/q",
-                status: 503,
-                retry_after: None
-            }
-            .is_transient()
-        );
-        assert!(
-            ApiError::Http {
-                path: "/q",
-                status: 429,
-                retry_after: None
-            }
-            .is_transient()
-        );
-        assert!(
-            !ApiError::Http {
-                path: "/q",
-                status: 404,
-                retry_after: None
-            }
-            .is_transient()
-        );
-        assert!(
-            ApiError::Credentials {
-                code: "200800002".into(),
-                msg: String::new()
-            }
-            .is_fatal()
-        );
+        assert!(ApiError::Http { path: "/q", status: 503, retry_after: None }.is_transient());
+        assert!(ApiError::Http { path: "/q", status: 429, retry_after: None }.is_transient());
+        assert!(!ApiError::Http { path: "/q", status: 404, retry_after: None }.is_transient());
+        assert!(ApiError::Credentials { code: "200800002".into(), msg: String::new() }.is_fatal());
     }
 }

@@ -94,17 +94,10 @@ fn int(obj: &Map<String, Value>, name: &str) -> Option<i64> {
 
 pub(crate) fn value_int(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
         Value::String(s) => {
             let s = s.trim();
-            s.parse::<i64>().ok().or_else(|| {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.fract() == 0.0)
-                    .map(|f| f as i64)
-            })
+            s.parse::<i64>().ok().or_else(|| s.parse::<f64>().ok().filter(|f| f.fract() == 0.0).map(|f| f as i64))
         }
         _ => None,
     }
@@ -112,9 +105,7 @@ pub(crate) fn value_int(v: &Value) -> Option<i64> {
 
 /// The first present spelling of a field.
 fn either<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
-    names
-        .iter()
-        .find_map(|n| obj.get(*n).filter(|v| !v.is_null()))
+    names.iter().find_map(|n| obj.get(*n).filter(|v| !v.is_null()))
 }
 
 fn list<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> &'a [Value] {
@@ -187,14 +178,9 @@ impl Record {
     /// Reads entry `index` of a `recordList`.
     pub fn from_value(index: usize, v: &Value) -> Result<Self, RecordError> {
         let o = v.as_object().ok_or(RecordError::NotAnObject { index })?;
-        let log_id = text(o, "logId")
-            .filter(|s| !s.trim().is_empty())
-            .ok_or(RecordError::NoLogId { index })?;
+        let log_id = text(o, "logId").filter(|s| !s.trim().is_empty()).ok_or(RecordError::NoLogId { index })?;
         let business_info_str = text(o, "businessInfoStr");
-        let bis = business_info_str
-            .as_deref()
-            .map(business_info)
-            .unwrap_or_default();
+        let bis = business_info_str.as_deref().map(business_info).unwrap_or_default();
         // serde_json's map keeps keys sorted, so this text is canonical.
         let raw_json = v.to_string();
         Ok(Record {
@@ -217,10 +203,7 @@ impl Record {
             business_info_str,
             record_file_name: bis.record_file_name,
             yugao_file_name: bis.yugao_file_name,
-            details: list(o, &["recordDetials", "recordDetails"])
-                .iter()
-                .filter_map(turn)
-                .collect(),
+            details: list(o, &["recordDetials", "recordDetails"]).iter().filter_map(turn).collect(),
             qa: list(o, &["qaRecords"]).iter().filter_map(qa).collect(),
             content_hash: fingerprint(raw_json.as_bytes()),
             raw_json,
@@ -274,13 +257,7 @@ mod tests {
 
     #[test]
     fn a_record_without_log_id_is_refused() {
-        assert_eq!(
-            Record::from_value(2, &json!({"logId": null})),
-            Err(RecordError::NoLogId { index: 2 })
-        );
-        assert_eq!(
-            Record::from_value(1, &json!([1])),
-            Err(RecordError::NotAnObject { index: 1 })
-        );
+        assert_eq!(Record::from_value(2, &json!({"logId": null})), Err(RecordError::NoLogId { index: 2 }));
+        assert_eq!(Record::from_value(1, &json!([1])), Err(RecordError::NotAnObject { index: 1 }));
     }
 }

@@ -33,18 +33,10 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
     match Store::open(&settings.store_path).and_then(|s| s.status(0)) {
         Ok(r) => ok(
             "store",
-            format!(
-                "{} opens (schema {}, {} records)",
-                settings.store_path.display(),
-                r.schema_version,
-                r.records
-            ),
+            format!("{} opens (schema {}, {} records)", settings.store_path.display(), r.schema_version, r.records),
         ),
         Err(e) => {
-            failed(
-                "store",
-                format!("{e}; check store.path and that the directory is writable"),
-            );
+            failed("store", format!("{e}; check store.path and that the directory is writable"));
             all_ok = false;
         }
     }
@@ -59,18 +51,11 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
     match client.token().await {
         Ok(_) => ok(
             "token",
-            format!(
-                "{} accepted the credentials of tenant {}",
-                settings.api.base_url, settings.api.tenant_id
-            ),
+            format!("{} accepted the credentials of tenant {}", settings.api.base_url, settings.api.tenant_id),
         ),
         Err(e) => {
             failed("token", format!("{e}{}", hint(&e)));
-            return Ok(if e.is_fatal() {
-                Exit::Config
-            } else {
-                Exit::Partial
-            });
+            return Ok(if e.is_fatal() { Exit::Config } else { Exit::Partial });
         }
     }
 
@@ -87,19 +72,13 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
     }
     let now = tz::now_ms() / 1000;
     for key in one_per_kind(&key_set.keys) {
-        let q = Query {
-            key: &key,
-            begin: now - 3600,
-            end: now,
-            page_num: 1,
-        };
+        let q = Query { key: &key, begin: now - 3600, end: now, page_num: 1 };
         match client.query(&q).await {
             Ok(page) => ok(
                 "query",
                 format!(
                     "key {key}: the last hour holds {} records",
-                    page.total
-                        .map_or("an unknown number of".into(), |t| t.to_string())
+                    page.total.map_or("an unknown number of".into(), |t| t.to_string())
                 ),
             ),
             Err(e) => {
@@ -127,15 +106,11 @@ fn one_per_kind(keys: &[QueryKey]) -> Vec<QueryKey> {
 
 fn hint(e: &ApiError) -> &'static str {
     match e {
-        ApiError::Transport { msg, .. }
-            if msg.contains("certificate") || msg.contains("Certificate") =>
-        {
+        ApiError::Transport { msg, .. } if msg.contains("certificate") || msg.contains("Certificate") => {
             "; the server's certificate is not trusted: set api.ca_file to its CA (PEM)"
         }
         ApiError::Transport { .. } => "; check api.base_url, the network path and the firewall",
-        ApiError::Http { status: 404, .. } => {
-            "; api.base_url must be only https://IP:PORT, the paths are fixed"
-        }
+        ApiError::Http { status: 404, .. } => "; api.base_url must be only https://IP:PORT, the paths are fixed",
         _ => "",
     }
 }

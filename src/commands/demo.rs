@@ -48,10 +48,7 @@ pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
             max_retries: 5,
             retry_delay: Duration::from_millis(100),
         },
-        query: QuerySettings {
-            user_mobiles: sim.mobiles(),
-            ..QuerySettings::default()
-        },
+        query: QuerySettings { user_mobiles: sim.mobiles(), ..QuerySettings::default() },
         sync: SyncSettings {
             start: o.from,
             window: Duration::from_secs(6 * 3600),
@@ -71,13 +68,8 @@ pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
 pub async fn demo() -> Result<Exit, CommandError> {
     crate::telemetry::init(LogFormat::Text, "warn");
     let path = PathBuf::from("demo.db");
-    remove_store(&path)
-        .map_err(|e| CommandError::Failed(format!("cannot replace {}: {e}", path.display())))?;
-    let options = SimOptions {
-        records: 5000,
-        users: 25,
-        ..SimOptions::default()
-    };
+    remove_store(&path).map_err(|e| CommandError::Failed(format!("cannot replace {}: {e}", path.display())))?;
+    let options = SimOptions { records: 5000, users: 25, ..SimOptions::default() };
     let sim = Simulator::start(options, "127.0.0.1:0".parse().expect("valid address"))
         .await
         .map_err(|e| CommandError::Failed(format!("cannot start the simulator: {e}")))?;
@@ -95,49 +87,18 @@ pub async fn demo() -> Result<Exit, CommandError> {
     let engine = Engine::new(settings, client, Store::open(&path)?);
     let started = Instant::now();
     let cancel = tokio_util::sync::CancellationToken::new();
-    let report = engine
-        .pass(
-            PassKind::Incremental {
-                now: tz::now_ms() / 1000,
-                label: "sync",
-            },
-            &cancel,
-        )
-        .await?;
-    println!(
-        "{}",
-        summary_line("sync", &report, started.elapsed().as_secs_f64())
-    );
+    let report = engine.pass(PassKind::Incremental { now: tz::now_ms() / 1000, label: "sync" }, &cancel).await?;
+    println!("{}", summary_line("sync", &report, started.elapsed().as_secs_f64()));
     let again = Instant::now();
-    let second = engine
-        .pass(
-            PassKind::Incremental {
-                now: tz::now_ms() / 1000,
-                label: "sync",
-            },
-            &cancel,
-        )
-        .await?;
-    println!(
-        "{}",
-        summary_line(
-            "second sync (overlap only)",
-            &second,
-            again.elapsed().as_secs_f64()
-        )
-    );
+    let second = engine.pass(PassKind::Incremental { now: tz::now_ms() / 1000, label: "sync" }, &cancel).await?;
+    println!("{}", summary_line("second sync (overlap only)", &second, again.elapsed().as_secs_f64()));
     sim.stop().await;
 
     let store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
-    println!(
-        "\nThe mirror is {}; open it with `sqlite3 {}` and try:",
-        path.display(),
-        path.display()
-    );
+    println!("\nThe mirror is {}; open it with `sqlite3 {}` and try:", path.display(), path.display());
     for (title, sql) in EXAMPLE_QUERIES {
         println!("\n-- {title}\n{sql}");
-        print_query(store.connection(), sql)
-            .map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
+        print_query(store.connection(), sql).map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
     }
     Ok(super::pass_exit(&report))
 }

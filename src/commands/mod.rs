@@ -106,10 +106,7 @@ pub fn pass_exit(r: &PassReport) -> Exit {
         eprintln!("failed: {e}");
     }
     if r.errors.len() > 20 {
-        eprintln!(
-            "… and {} more failed windows (see `oifde-sync status`)",
-            r.errors.len() - 20
-        );
+        eprintln!("… and {} more failed windows (see `oifde-sync status`)", r.errors.len() - 20);
     }
     match (r.status, &r.fatal) {
         (PassStatus::Ok, _) => Exit::Success,
@@ -126,8 +123,7 @@ pub fn shutdown_on_signals() -> tokio_util::sync::CancellationToken {
     let token = tokio_util::sync::CancellationToken::new();
     let fire = token.clone();
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let term = async {
             match term.as_mut() {
                 Some(s) => {

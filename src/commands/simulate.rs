@@ -24,12 +24,9 @@ pub struct SimulateArgs {
 
 pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
     crate::telemetry::init(crate::config::LogFormat::Text, "info");
-    let timezone = ServerZone::parse(&args.timezone)
-        .map_err(|m| CommandError::Usage(format!("--timezone: {m}")))?;
+    let timezone = ServerZone::parse(&args.timezone).map_err(|m| CommandError::Usage(format!("--timezone: {m}")))?;
     if !(0.0..=1.0).contains(&args.fault_rate) {
-        return Err(CommandError::Usage(
-            "--fault-rate must be between 0 and 1".into(),
-        ));
+        return Err(CommandError::Usage("--fault-rate must be between 0 and 1".into()));
     }
     let defaults = SimOptions::default();
     let options = SimOptions {
@@ -42,11 +39,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
         timezone,
         lenient_keys: args.lenient,
         token_ttl: args.token_ttl,
-        faults: if args.fault_rate > 0.0 {
-            Faults::all_at(args.fault_rate)
-        } else {
-            Faults::default()
-        },
+        faults: if args.fault_rate > 0.0 { Faults::all_at(args.fault_rate) } else { Faults::default() },
         ..defaults
     };
     let sim = Simulator::start(options, args.listen)

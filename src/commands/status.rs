@@ -34,34 +34,16 @@ pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
     let lags: Vec<KeyLag> = report
         .cursors
         .iter()
-        .map(|c| KeyLag {
-            query_key: c.query_key.clone(),
-            lag_seconds: (now - c.cursor_time) / 1000,
-        })
+        .map(|c| KeyLag { query_key: c.query_key.clone(), lag_seconds: (now - c.cursor_time) / 1000 })
         .collect();
     if json {
-        let doc = StatusJson {
-            store: settings.store_path.display().to_string(),
-            now,
-            report: &report,
-            lag_seconds: lags,
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("status serializes")
-        );
+        let doc =
+            StatusJson { store: settings.store_path.display().to_string(), now, report: &report, lag_seconds: lags };
+        println!("{}", serde_json::to_string_pretty(&doc).expect("status serializes"));
         return Ok(Exit::Success);
     }
-    println!(
-        "store {} ({} bytes, schema {})",
-        settings.store_path.display(),
-        report.db_bytes,
-        report.schema_version
-    );
-    println!(
-        "  {} records, {} turns, {} Q&A rows",
-        report.records, report.turns, report.qa_rows
-    );
+    println!("store {} ({} bytes, schema {})", settings.store_path.display(), report.db_bytes, report.schema_version);
+    println!("  {} records, {} turns, {} Q&A rows", report.records, report.turns, report.qa_rows);
     println!("cursors ({}):", report.cursors.len());
     for (c, lag) in report.cursors.iter().zip(&lags) {
         println!(

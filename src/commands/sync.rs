@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{
-    CommandError, Exit, engine, load_settings, pass_exit, shutdown_on_signals, summary_line,
-};
+use super::{CommandError, Exit, engine, load_settings, pass_exit, shutdown_on_signals, summary_line};
 use crate::keys::QueryKey;
 use crate::sync::{PassKind, ProgressSink};
 use crate::tz;
@@ -19,55 +17,29 @@ pub async fn sync(config: &Path) -> Result<Exit, CommandError> {
     let engine = engine(settings)?;
     let cancel = shutdown_on_signals();
     let started = Instant::now();
-    let kind = PassKind::Incremental {
-        now: tz::now_ms() / 1000,
-        label: "sync",
-    };
+    let kind = PassKind::Incremental { now: tz::now_ms() / 1000, label: "sync" };
     let report = engine.pass(kind, &cancel).await?;
-    println!(
-        "{}",
-        summary_line("sync", &report, started.elapsed().as_secs_f64())
-    );
+    println!("{}", summary_line("sync", &report, started.elapsed().as_secs_f64()));
     Ok(pass_exit(&report))
 }
 
-pub async fn backfill(
-    config: &Path,
-    from: &str,
-    to: &str,
-    key: Option<&str>,
-) -> Result<Exit, CommandError> {
+pub async fn backfill(config: &Path, from: &str, to: &str, key: Option<&str>) -> Result<Exit, CommandError> {
     let settings = load_settings(config)?;
     let zone = &settings.api.server_timezone;
-    let from = zone
-        .parse_time(from)
-        .map_err(|m| CommandError::Usage(format!("--from: {m}")))?;
-    let to = zone
-        .parse_time(to)
-        .map_err(|m| CommandError::Usage(format!("--to: {m}")))?;
+    let from = zone.parse_time(from).map_err(|m| CommandError::Usage(format!("--from: {m}")))?;
+    let to = zone.parse_time(to).map_err(|m| CommandError::Usage(format!("--to: {m}")))?;
     if to < from {
         return Err(CommandError::Usage("--to is before --from".into()));
     }
-    let key = key
-        .map(QueryKey::parse)
-        .transpose()
-        .map_err(|m| CommandError::Usage(format!("--key: {m}")))?;
-    let progress: Arc<dyn ProgressSink> = if std::io::stderr().is_terminal() {
-        Arc::new(Bar::new())
-    } else {
-        Arc::new(LogLines::default())
-    };
+    let key = key.map(QueryKey::parse).transpose().map_err(|m| CommandError::Usage(format!("--key: {m}")))?;
+    let progress: Arc<dyn ProgressSink> =
+        if std::io::stderr().is_terminal() { Arc::new(Bar::new()) } else { Arc::new(LogLines::default()) };
     let engine = engine(settings)?.with_progress(progress.clone());
     let cancel = shutdown_on_signals();
     let started = Instant::now();
-    let report = engine
-        .pass(PassKind::Backfill { from, to, key }, &cancel)
-        .await?;
+    let report = engine.pass(PassKind::Backfill { from, to, key }, &cancel).await?;
     drop(progress);
-    println!(
-        "{}",
-        summary_line("backfill", &report, started.elapsed().as_secs_f64())
-    );
+    println!("{}", summary_line("backfill", &report, started.elapsed().as_secs_f64()));
     if report.status == crate::sync::PassStatus::Interrupted {
         eprintln!("interrupted: run the same backfill command again to resume");
     }
@@ -91,10 +63,7 @@ impl Bar {
             .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
-        Self {
-            bar,
-            records: AtomicU64::new(0),
-        }
+        Self { bar, records: AtomicU64::new(0) }
     }
 }
 
@@ -106,8 +75,7 @@ impl ProgressSink for Bar {
         self.bar.inc(1);
         let total = self.records.fetch_add(records, Ordering::Relaxed) + records;
         let rate = total as f64 / self.bar.elapsed().as_secs_f64().max(0.001);
-        self.bar
-            .set_message(format!("{total} records, {rate:.0}/s"));
+        self.bar.set_message(format!("{total} records, {rate:.0}/s"));
     }
 }
 

@@ -78,47 +78,22 @@ const REPLIES: &[&str] = &[
     "Sorry, I did not catch that. Could you say it again?",
 ];
 
-const QUESTIONS: &[(&str, &str)] = &[
-    ("100", "Did you take a PCR test?"),
-    ("101", "您对本次服务满意吗？"),
-    ("102", "Would you recommend us? ⭐"),
-];
+const QUESTIONS: &[(&str, &str)] =
+    &[("100", "Did you take a PCR test?"), ("101", "您对本次服务满意吗？"), ("102", "Would you recommend us? ⭐")];
 
-const ANSWERS: &[(&str, &str)] = &[
-    ("Yes.", "I have taken the test."),
-    ("满意", "非常满意 😀"),
-    ("No.", "not really"),
-];
+const ANSWERS: &[(&str, &str)] = &[("Yes.", "I have taken the test."), ("满意", "非常满意 😀"), ("No.", "not really")];
 
 /// The mobile numbers of a tenant with `n` users.
 pub fn mobiles(seed: u64, n: usize) -> Vec<String> {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x6d6f_6269_6c65);
-    (0..n)
-        .map(|i| {
-            format!(
-                "1{:02}{:04}{:04}",
-                30 + rng.u32(0..60),
-                i,
-                rng.u32(0..10_000)
-            )
-        })
-        .collect()
+    (0..n).map(|i| format!("1{:02}{:04}{:04}", 30 + rng.u32(0..60), i, rng.u32(0..10_000))).collect()
 }
 
 /// `n` records with start times in `[from, to)` epoch seconds.
-pub fn generate(
-    seed: u64,
-    n: usize,
-    from: i64,
-    to: i64,
-    tenant: &str,
-    users: &[String],
-) -> Vec<SimRecord> {
+pub fn generate(seed: u64, n: usize, from: i64, to: i64, tenant: &str, users: &[String]) -> Vec<SimRecord> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let span = (to - from).max(1);
-    let mut out: Vec<SimRecord> = (0..n)
-        .map(|i| record(&mut rng, i, from, span, tenant, users))
-        .collect();
+    let mut out: Vec<SimRecord> = (0..n).map(|i| record(&mut rng, i, from, span, tenant, users)).collect();
     out.sort_by(|a, b| (a.start_time, &a.log_id).cmp(&(b.start_time, &b.log_id)));
     out
 }
@@ -127,22 +102,11 @@ fn pick<'a, T>(rng: &mut fastrand::Rng, items: &'a [T]) -> &'a T {
     &items[rng.usize(0..items.len())]
 }
 
-fn record(
-    rng: &mut fastrand::Rng,
-    i: usize,
-    from: i64,
-    span: i64,
-    tenant: &str,
-    users: &[String],
-) -> SimRecord {
+fn record(rng: &mut fastrand::Rng, i: usize, from: i64, span: i64, tenant: &str, users: &[String]) -> SimRecord {
     let start = (from + rng.i64(0..span)) * 1000 + rng.i64(0..1000);
     let end = start + rng.i64(20_000..600_000);
     let roll = rng.u32(0..100);
-    let user = if users.is_empty() {
-        "13800000000".to_string()
-    } else {
-        pick(rng, users).clone()
-    };
+    let user = if users.is_empty() { "13800000000".to_string() } else { pick(rng, users).clone() };
     let turns = rng.usize(1..8);
     let details = (0..turns)
         .map(|t| {
@@ -156,11 +120,7 @@ fn record(
                 reply_time: Some(asked + rng.i64(200..3000)),
                 request_time: Some(asked),
                 response_source: Some(i64::from(rng.u32(0..100) < 10)),
-                involve_mode: if roll % 17 == 0 {
-                    None
-                } else {
-                    Some(i64::from(rng.u32(0..3)))
-                },
+                involve_mode: if roll.is_multiple_of(17) { None } else { Some(i64::from(rng.u32(0..3))) },
             }
         })
         .collect();
@@ -174,11 +134,7 @@ fn record(
                 question_title: Some(title.to_string()),
                 question_type: Some(rng.u32(1..4).to_string()),
                 answer_intent: Some(intent.to_string()),
-                original_answer: if roll % 13 == 0 {
-                    None
-                } else {
-                    Some(original.to_string())
-                },
+                original_answer: if roll.is_multiple_of(13) { None } else { Some(original.to_string()) },
                 create_time: Some(end - 10_000 + q as i64 * 1000),
             }
         })
@@ -187,9 +143,8 @@ fn record(
         0 => BusinessInfoStr::Malformed(format!("{{\"recordFileName\":\"Y:/rec/{i}.wav\"")),
         1 => BusinessInfoStr::Absent,
         _ => BusinessInfoStr::Fields {
-            record_file_name: (roll % 7 != 0)
-                .then(|| format!("Y:/135/odfsrecord/20261101/{}-{i}.wav", start / 1000)),
-            yugao_file_name: (roll % 5 == 0).then(|| format!("yugao/{i}.wav")),
+            record_file_name: (!roll.is_multiple_of(7)).then(|| format!("Y:/135/odfsrecord/20261101/{}-{i}.wav", start / 1000)),
+            yugao_file_name: (roll.is_multiple_of(5)).then(|| format!("yugao/{i}.wav")),
             location_id: Some(i64::from(rng.u32(0..4))),
         },
     };
@@ -197,10 +152,7 @@ fn record(
         log_id: format!("{:08x}-{:04x}-a659-{:012x}", rng.u32(..), rng.u16(..), i),
         tenant_id: tenant.to_string(),
         call_sor_id: user.clone(),
-        call_id: format!(
-            "{start}{:024x}",
-            rng.u64(..) as u128 * 1_000_003 + i as u128
-        ),
+        call_id: format!("{start}{:024x}", rng.u64(..) as u128 * 1_000_003 + i as u128),
         cti_call_id: (roll % 10 < 7).then(|| format!("{}", 1_000_000_000 + i)),
         calling_number: Some(user),
         called_number: if roll % 19 == 3 {
@@ -210,21 +162,13 @@ fn record(
         },
         start_time: start,
         end_time: Some(end),
-        last_update_time: if roll % 25 == 4 {
-            None
-        } else {
-            Some(end + rng.i64(0..5000))
-        },
-        flow_inst_id: if roll % 19 == 3 {
-            None
-        } else {
-            Some(format!("flow{:016x}", rng.u64(..)))
-        },
+        last_update_time: if roll % 25 == 4 { None } else { Some(end + rng.i64(0..5000)) },
+        flow_inst_id: if roll % 19 == 3 { None } else { Some(format!("flow{:016x}", rng.u64(..))) },
         dialog_type: Some(rng.u32(1..5).to_string()),
-        call_data: (roll % 3 == 0).then(|| format!("{{\"vdn\":{}}}", rng.u32(1..100))),
-        location_id: (roll % 4 == 0).then(|| i64::from(rng.u32(0..4))),
-        flag: (roll % 2 == 0).then(|| "0".to_string()),
-        business_info: (roll % 11 == 0).then(|| "{\"recordMode\":\"full\"}".to_string()),
+        call_data: (roll.is_multiple_of(3)).then(|| format!("{{\"vdn\":{}}}", rng.u32(1..100))),
+        location_id: (roll.is_multiple_of(4)).then(|| i64::from(rng.u32(0..4))),
+        flag: (roll.is_multiple_of(2)).then(|| "0".to_string()),
+        business_info: (roll.is_multiple_of(11)).then(|| "{\"recordMode\":\"full\"}".to_string()),
         business_info_str,
         details,
         qa,
@@ -245,11 +189,8 @@ impl SimRecord {
             Some(n) if q.numbers_as_strings => Value::String(n.to_string()),
             Some(n) => json!(n),
         };
-        let (details_key, request_key) = if q.corrected_spelling {
-            ("recordDetails", "requestTime")
-        } else {
-            ("recordDetials", "requsetTime")
-        };
+        let (details_key, request_key) =
+            if q.corrected_spelling { ("recordDetails", "requestTime") } else { ("recordDetials", "requsetTime") };
         let details: Vec<Value> = self
             .details
             .iter()
@@ -296,18 +237,12 @@ impl SimRecord {
         m.insert("locationId".into(), num(self.location_id));
         m.insert("flag".into(), json!(self.flag));
         m.insert("businessInfo".into(), json!(self.business_info));
-        m.insert(
-            "businessInfoStr".into(),
-            self.business_info_text().map_or(Value::Null, Value::String),
-        );
+        m.insert("businessInfoStr".into(), self.business_info_text().map_or(Value::Null, Value::String));
         m.insert(details_key.into(), Value::Array(details));
         m.insert("qaRecords".into(), Value::Array(qa));
         if q.unknown_fields {
             m.insert("skillId".into(), json!(7));
-            m.insert(
-                "extInfo".into(),
-                json!({"channel": "voice", "tags": ["vip", "新客户"]}),
-            );
+            m.insert("extInfo".into(), json!({"channel": "voice", "tags": ["vip", "新客户"]}));
         }
         Value::Object(m)
     }
@@ -317,11 +252,7 @@ impl SimRecord {
         match &self.business_info_str {
             BusinessInfoStr::Absent => None,
             BusinessInfoStr::Malformed(text) => Some(text.clone()),
-            BusinessInfoStr::Fields {
-                record_file_name,
-                yugao_file_name,
-                location_id,
-            } => {
+            BusinessInfoStr::Fields { record_file_name, yugao_file_name, location_id } => {
                 let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "null".into());
                 Some(
                     json!({
@@ -339,15 +270,9 @@ impl SimRecord {
     /// record file, yugao file, location.
     pub fn expected_business_columns(&self) -> (Option<String>, Option<String>, Option<i64>) {
         match &self.business_info_str {
-            BusinessInfoStr::Fields {
-                record_file_name,
-                yugao_file_name,
-                location_id,
-            } => (
-                record_file_name.clone(),
-                yugao_file_name.clone(),
-                self.location_id.or(*location_id),
-            ),
+            BusinessInfoStr::Fields { record_file_name, yugao_file_name, location_id } => {
+                (record_file_name.clone(), yugao_file_name.clone(), self.location_id.or(*location_id))
+            }
             _ => (None, None, self.location_id),
         }
     }

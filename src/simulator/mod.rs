@@ -72,19 +72,12 @@ impl Simulator {
         let app = server::router(shared.clone());
         let until = stop.clone();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(until.cancelled_owned())
-                .await;
+            let served = axum::serve(listener, app).with_graceful_shutdown(until.cancelled_owned()).await;
             if let Err(e) = served {
                 tracing::error!("simulator stopped: {e}");
             }
         });
-        Ok(Self {
-            addr,
-            shared,
-            stop,
-            task,
-        })
+        Ok(Self { addr, shared, stop, task })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -131,6 +124,11 @@ impl Simulator {
 
     pub fn query_calls(&self) -> u64 {
         self.shared.lock().query_calls
+    }
+
+    /// Every token issued so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().issued.clone()
     }
 
     /// Every request received so far.

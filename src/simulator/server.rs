@@ -79,6 +79,8 @@ pub(super) struct SimState {
     pub tokens: HashMap<String, TokenInfo>,
     pub token_calls: u64,
     pub query_calls: u64,
+    /// Every token ever issued, for tests that check none leaks.
+    pub issued: Vec<String>,
     pub log: Vec<RequestLogEntry>,
     pub faults: Faults,
 }
@@ -94,29 +96,18 @@ pub(super) struct Shared {
 impl Shared {
     pub fn new(options: SimOptions) -> Self {
         let mobiles = dataset::mobiles(options.seed, options.users.max(1));
-        let records = dataset::generate(
-            options.seed,
-            options.records,
-            options.from,
-            options.to,
-            &options.tenant_id,
-            &mobiles,
-        );
+        let records =
+            dataset::generate(options.seed, options.records, options.from, options.to, &options.tenant_id, &mobiles);
         let state = SimState {
             records,
             tokens: HashMap::new(),
             token_calls: 0,
             query_calls: 0,
+            issued: Vec::new(),
             log: Vec::new(),
             faults: options.faults.clone(),
         };
-        Self {
-            options,
-            mobiles,
-            state: Mutex::new(state),
-            started: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-        }
+        Self { options, mobiles, state: Mutex::new(state), started: Instant::now(), in_flight: AtomicUsize::new(0) }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, SimState> {
@@ -140,16 +131,12 @@ impl Shared {
 }
 
 fn insert_sorted(records: &mut Vec<SimRecord>, record: SimRecord) {
-    let at = records
-        .partition_point(|r| (r.start_time, &r.log_id) < (record.start_time, &record.log_id));
+    let at = records.partition_point(|r| (r.start_time, &r.log_id) < (record.start_time, &record.log_id));
     records.insert(at, record);
 }
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route(TOKEN_PATH, post(get_token))
-        .route(QUERY_PATH, post(query))
-        .with_state(shared)
+    Router::new().route(TOKEN_PATH, post(get_token)).route(QUERY_PATH, post(query)).with_state(shared)
 }
 
 /// Counts a request in flight for as long as it is handled.
@@ -161,11 +148,7 @@ impl Drop for InFlight<'_> {
 }
 
 fn json_response(v: &Value) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
-        v.to_string(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json;charset=UTF-8")], v.to_string()).into_response()
 }
 
 fn api_error(code: i64, msg: &str) -> Response {
@@ -204,48 +187,28 @@ fn inject(fault: Option<Fault>, body: Value) -> Response {
     match fault {
         None => json_response(&body),
         Some(Fault::ServerError) => {
-            let status = if fastrand::bool() {
-                StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
+            let status =
+                if fastrand::bool() { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::SERVICE_UNAVAILABLE };
             (status, "upstream unavailable").into_response()
         }
-        Some(Fault::Throttle) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "1")],
-            "slow down",
-        )
-            .into_response(),
+        Some(Fault::Throttle) => {
+            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], "slow down").into_response()
+        }
         Some(Fault::Internal) => api_error(codes::INTERNAL[0], "Internal error"),
         Some(Fault::Truncate) => {
             let text = body.to_string();
             let cut = text.len() / 2;
-            let cut = (0..=cut)
-                .rev()
-                .find(|i| text.is_char_boundary(*i))
-                .unwrap_or(0);
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                text[..cut].to_string(),
-            )
-                .into_response()
+            let cut = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            ([(header::CONTENT_TYPE, "application/json")], text[..cut].to_string()).into_response()
         }
         Some(Fault::Drop) => {
             let text = body.to_string();
             let head = Bytes::from(text.into_bytes()).slice(..1);
             let stream = futures_util::stream::iter([
                 Ok(head),
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "dropped",
-                )),
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped")),
             ]);
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                Body::from_stream(stream),
-            )
-                .into_response()
+            ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response()
         }
     }
 }
@@ -256,11 +219,7 @@ impl Shared {
         let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         let guard = InFlight(&self.in_flight);
         let mut state = self.lock();
-        state.log.push(RequestLogEntry {
-            at: self.started.elapsed(),
-            path,
-            in_flight,
-        });
+        state.log.push(RequestLogEntry { at: self.started.elapsed(), path, in_flight });
         let (fault, slow) = roll(&state.faults);
         let delay = slow.then_some(state.faults.slow_delay);
         (guard, fault, delay)
@@ -292,13 +251,8 @@ async fn get_token(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
             }
             _ => {
                 let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-                state.tokens.insert(
-                    token.clone(),
-                    TokenInfo {
-                        issued: Instant::now(),
-                        queries: 0,
-                    },
-                );
+                state.tokens.insert(token.clone(), TokenInfo { issued: Instant::now(), queries: 0 });
+                state.issued.push(token.clone());
                 json!({"errorCode": 0, "errorMsg": "", "authToken": token, "expireTime": sim.options.token_ttl})
             }
         }
@@ -311,9 +265,7 @@ fn string_param<'a>(v: &'a Value, name: &str) -> Result<Option<&'a str>, String>
     match v.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(format!(
-            "Parameter error: {name} must be a String, got {other}"
-        )),
+        Some(other) => Err(format!("Parameter error: {name} must be a String, got {other}")),
     }
 }
 
@@ -344,19 +296,13 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<Value, (i64, String)> {
     let expire_after = state.faults.token_expires_after_queries;
     match state.tokens.get_mut(token) {
         None => {
-            return Err((
-                codes::TOKEN_EXPIRED,
-                "No token information or the token has expired".into(),
-            ));
+            return Err((codes::TOKEN_EXPIRED, "No token information or the token has expired".into()));
         }
         Some(info) => {
             info.queries += 1;
             if info.issued.elapsed() > ttl || expire_after.is_some_and(|k| info.queries > k) {
                 state.tokens.remove(token);
-                return Err((
-                    codes::TOKEN_EXPIRED,
-                    "No token information or the token has expired".into(),
-                ));
+                return Err((codes::TOKEN_EXPIRED, "No token information or the token has expired".into()));
             }
         }
     }
@@ -365,11 +311,9 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<Value, (i64, String)> {
     }
     let page_num: u64 = match string_param(v, "pageNum").map_err(request)? {
         None => 1,
-        Some(s) => s
-            .parse()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| request(format!("Parameter error: pageNum {s:?}")))?,
+        Some(s) => {
+            s.parse().ok().filter(|n| *n >= 1).ok_or_else(|| request(format!("Parameter error: pageNum {s:?}")))?
+        }
     };
     let page_size: u64 = match string_param(v, "pageSize").map_err(request)? {
         None => 100,
@@ -377,20 +321,13 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<Value, (i64, String)> {
             .parse()
             .ok()
             .filter(|n| [5, 10, 20, 50, 100].contains(n))
-            .ok_or_else(|| {
-                request(format!(
-                    "Parameter error: pageSize must be 5, 10, 20, 50 or 100, got {s:?}"
-                ))
-            })?,
+            .ok_or_else(|| request(format!("Parameter error: pageSize must be 5, 10, 20, 50 or 100, got {s:?}")))?,
     };
     let zone = &sim.options.timezone;
     let time = |name: &str| -> Result<Option<i64>, (i64, String)> {
         match string_param(v, name).map_err(request)? {
             None => Ok(None),
-            Some(s) => zone
-                .parse_time(s)
-                .map(Some)
-                .map_err(|e| request(format!("Parameter error: {name}: {e}"))),
+            Some(s) => zone.parse_time(s).map(Some).map_err(|e| request(format!("Parameter error: {name}: {e}"))),
         }
     };
     let (begin, end) = (time("beginTime")?, time("endTime")?);
@@ -398,23 +335,17 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<Value, (i64, String)> {
     let call = string_param(v, "callId").map_err(request)?;
     let cti = string_param(v, "ctiCallId").map_err(request)?;
     if mobile.is_none() && call.is_none() && cti.is_none() && !sim.options.lenient_keys {
-        return Err(request(
-            "Parameter error: one of userMobile, callId and ctiCallId must be transferred".into(),
-        ));
+        return Err(request("Parameter error: one of userMobile, callId and ctiCallId must be transferred".into()));
     }
     if let Some(depth) = state.faults.max_paging_depth
         && (page_num - 1) * page_size >= depth
     {
-        return Err(request(format!(
-            "Parameter error: paging deeper than {depth} records is not supported"
-        )));
+        return Err(request(format!("Parameter error: paging deeper than {depth} records is not supported")));
     }
     let records = &state.records;
     let second = |r: &SimRecord| r.start_time.div_euclid(1000);
     let lo = begin.map_or(0, |b| records.partition_point(|r| second(r) < b));
-    let hi = end.map_or(records.len(), |e| {
-        records.partition_point(|r| second(r) <= e)
-    });
+    let hi = end.map_or(records.len(), |e| records.partition_point(|r| second(r) <= e));
     let matching: Vec<&SimRecord> = records[lo..hi.max(lo)]
         .iter()
         .filter(|r| mobile.is_none_or(|m| r.call_sor_id == m))
@@ -423,20 +354,11 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<Value, (i64, String)> {
         .collect();
     let total = matching.len() as u64;
     let skip = ((page_num - 1) * page_size) as usize;
-    let list: Vec<Value> = matching
-        .iter()
-        .skip(skip)
-        .take(page_size as usize)
-        .map(|r| r.to_wire())
-        .collect();
+    let list: Vec<Value> = matching.iter().skip(skip).take(page_size as usize).map(|r| r.to_wire()).collect();
     // Documented quirks: `total` sometimes a string, `errorCode` sometimes absent.
-    let total = if page_num % 2 == 0 {
-        json!(total.to_string())
-    } else {
-        json!(total)
-    };
+    let total = if page_num.is_multiple_of(2) { json!(total.to_string()) } else { json!(total) };
     let mut answer = json!({"errorMsg": "Success", "total": total, "recordList": list});
-    if page_num % 3 != 0 {
+    if !page_num.is_multiple_of(3) {
         answer["errorCode"] = json!(0);
     }
     Ok(answer)

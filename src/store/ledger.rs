@@ -59,11 +59,7 @@ impl Store {
     /// A key's cursor, in epoch seconds.
     pub fn cursor(&self, key: &str) -> Result<Option<i64>, StoreError> {
         self.conn
-            .query_row(
-                "SELECT cursor_time FROM sync_cursors WHERE query_key = ?1",
-                [key],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row("SELECT cursor_time FROM sync_cursors WHERE query_key = ?1", [key], |r| r.get::<_, i64>(0))
             .optional()
             .map(|ms| ms.map(|ms| ms.div_euclid(1000)))
             .map_err(|e| self.sql(e))
@@ -160,32 +156,19 @@ impl Store {
 
     /// Forgets a finished backfill, so running it again reads the period again.
     pub fn clear_backfill(&mut self, job: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM backfill_progress WHERE job = ?1", [job])
-            .map(drop)
-            .map_err(|e| self.sql(e))
+        self.conn.execute("DELETE FROM backfill_progress WHERE job = ?1", [job]).map(drop).map_err(|e| self.sql(e))
     }
 
     pub fn status(&self, last_runs: usize) -> Result<StatusReport, StoreError> {
         let count = |table: &str| -> Result<i64, StoreError> {
-            self.conn
-                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-                .map_err(|e| self.sql(e))
+            self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).map_err(|e| self.sql(e))
         };
         let mut cursors_stmt = self
             .conn
-            .prepare(
-                "SELECT query_key, cursor_time, updated_at FROM sync_cursors ORDER BY query_key",
-            )
+            .prepare("SELECT query_key, cursor_time, updated_at FROM sync_cursors ORDER BY query_key")
             .map_err(|e| self.sql(e))?;
         let cursors = cursors_stmt
-            .query_map([], |r| {
-                Ok(CursorRow {
-                    query_key: r.get(0)?,
-                    cursor_time: r.get(1)?,
-                    updated_at: r.get(2)?,
-                })
-            })
+            .query_map([], |r| Ok(CursorRow { query_key: r.get(0)?, cursor_time: r.get(1)?, updated_at: r.get(2)? }))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
         let mut runs_stmt = self

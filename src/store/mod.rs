@@ -26,21 +26,11 @@ pub enum StoreError {
         "the store {path} has schema version {found}, newer than this oifde-sync understands ({supported}); \
          upgrade oifde-sync or point store.path at another file"
     )]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        supported: i64,
-    },
+    TooNew { path: PathBuf, found: i64, supported: i64 },
     #[error("cannot migrate the store {path}: {source}")]
-    Migrate {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Migrate { path: PathBuf, source: rusqlite::Error },
     #[error("store {path}: {source}")]
-    Sql {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Sql { path: PathBuf, source: rusqlite::Error },
 }
 
 pub struct Store {
@@ -51,22 +41,13 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed, mode 0600) and migrates the store.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let open_err = |msg: String| StoreError::Open {
-            path: path.to_path_buf(),
-            msg,
-        };
+        let open_err = |msg: String| StoreError::Open { path: path.to_path_buf(), msg };
         create_private(path).map_err(|e| open_err(e.to_string()))?;
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        conn.busy_timeout(Duration::from_secs(5))
+        conn.busy_timeout(Duration::from_secs(5)).map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(|e| open_err(e.to_string()))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(|e| open_err(e.to_string()))?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
+        let mut store = Store { conn, path: path.to_path_buf() };
         store.migrate()?;
         Ok(store)
     }
@@ -79,24 +60,12 @@ impl Store {
                 msg: "no such file; run `oifde-sync sync` first".into(),
             });
         }
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| {
-                StoreError::Open {
-                    path: path.to_path_buf(),
-                    msg: e.to_string(),
-                }
-            })?;
-        let store = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| StoreError::Open { path: path.to_path_buf(), msg: e.to_string() })?;
+        let store = Store { conn, path: path.to_path_buf() };
         let found = store.user_version()?;
         if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                path: path.to_path_buf(),
-                found,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(StoreError::TooNew { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
         }
         Ok(store)
     }
@@ -111,40 +80,24 @@ impl Store {
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sql {
-            path: self.path.clone(),
-            source,
-        }
+        StoreError::Sql { path: self.path.clone(), source }
     }
 
     fn user_version(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| self.sql(e))
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.sql(e))
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         let found = self.user_version()?;
         if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                path: self.path.clone(),
-                found,
-                supported: SCHEMA_VERSION,
-            });
+            return Err(StoreError::TooNew { path: self.path.clone(), found, supported: SCHEMA_VERSION });
         }
         for (step, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
             let path = self.path.clone();
-            let migrate = |source| StoreError::Migrate {
-                path: path.clone(),
-                source,
-            };
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
-                .map_err(migrate)?;
+            let migrate = |source| StoreError::Migrate { path: path.clone(), source };
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive).map_err(migrate)?;
             tx.execute_batch(sql).map_err(migrate)?;
-            tx.pragma_update(None, "user_version", step as i64 + 1)
-                .map_err(migrate)?;
+            tx.pragma_update(None, "user_version", step as i64 + 1).map_err(migrate)?;
             tx.commit().map_err(migrate)?;
             tracing::info!(path = %self.path.display(), version = step + 1, "store schema migrated");
         }
@@ -156,21 +109,11 @@ impl Store {
 /// gives its `-wal` and `-shm` files the same mode.
 fn create_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
     if !path.exists() {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)?;
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     }
     Ok(())
 }

@@ -59,20 +59,10 @@ const UPDATE_RECORD: &str = "UPDATE records SET tenant_id = ?2, call_sor_id = ?3
 
 impl Store {
     /// Applies one page in one transaction.
-    pub fn apply_page(
-        &mut self,
-        records: &[Record],
-        now_ms: i64,
-    ) -> Result<PageOutcome, StoreError> {
+    pub fn apply_page(&mut self, records: &[Record], now_ms: i64) -> Result<PageOutcome, StoreError> {
         let path = self.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let sql = |source| StoreError::Sql { path: path.clone(), source };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
         let outcome = apply(&tx, records, now_ms).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(outcome)
@@ -81,12 +71,9 @@ impl Store {
 
 fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64) -> rusqlite::Result<PageOutcome> {
     let mut outcome = PageOutcome::default();
-    let mut lookup =
-        tx.prepare_cached("SELECT last_update_time, content_hash FROM records WHERE log_id = ?1")?;
+    let mut lookup = tx.prepare_cached("SELECT last_update_time, content_hash FROM records WHERE log_id = ?1")?;
     for r in records {
-        let stored = lookup
-            .query_row([&r.log_id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
+        let stored = lookup.query_row([&r.log_id], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
         match decide(r, stored) {
             Decision::Insert => {
                 write_record(tx, INSERT_RECORD, r, now_ms)?;
@@ -95,10 +82,8 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64) -> rusqlite::Res
             }
             Decision::Replace => {
                 write_record(tx, UPDATE_RECORD, r, now_ms)?;
-                tx.prepare_cached("DELETE FROM record_details WHERE log_id = ?1")?
-                    .execute([&r.log_id])?;
-                tx.prepare_cached("DELETE FROM qa_records WHERE log_id = ?1")?
-                    .execute([&r.log_id])?;
+                tx.prepare_cached("DELETE FROM record_details WHERE log_id = ?1")?.execute([&r.log_id])?;
+                tx.prepare_cached("DELETE FROM qa_records WHERE log_id = ?1")?.execute([&r.log_id])?;
                 write_children(tx, r)?;
                 outcome.updated += 1;
             }

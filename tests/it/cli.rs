@@ -1,0 +1,181 @@
+//! The binary as users run it: exit codes, messages, files, and no secret in
+//! any output.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use oifde_sync::simulator::Simulator;
+
+use crate::helpers::*;
+
+const SECRET: &str = "s3cret-Zq81-do-not-print";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_oifde-sync")
+}
+
+/// Runs the binary off the async runtime, so an in-process simulator serves it.
+async fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.current_dir(dir).args(args).env_remove("OIFDE_SYNC_CONFIG").env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs")).await.unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A config for `sim` in `dir`, with `extra` lines appended to [api].
+fn write_config(dir: &Path, sim: &Simulator, secret: &str, api_extra: &str, rest: &str) -> PathBuf {
+    let mobiles: Vec<String> = sim.mobiles().iter().map(|m| format!("\"{m}\"")).collect();
+    let text = format!(
+        "[api]\nbase_url = \"{}\"\ntenant_id = \"{}\"\napp_secret = \"{secret}\"\nretry_delay = \"5ms\"\n\
+         max_requests_per_second = 200\n{api_extra}\n\
+         [query]\nuser_mobiles = [{}]\n\n[sync]\nstart = \"2026-11-02 00:00:00\"\nwindow = \"12h\"\n\n\
+         [store]\npath = \"{}\"\n{rest}\n",
+        sim.base_url(),
+        sim.options().tenant_id,
+        mobiles.join(", "),
+        dir.join("mirror.db").display()
+    );
+    let path = dir.join("oifde-sync.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_errors_exit_2_naming_the_key_and_create_no_database() {
+    let sim = simulator(options(10)).await;
+    let cases: &[(&str, &str, &str)] = &[
+        ("bogus = 1", "", "api.bogus"),
+        ("page_size = 7", "", "api.page_size"),
+        ("timeout = \"soon\"", "", "api.timeout"),
+        ("server_timezone = \"Mars/Base\"", "", "api.server_timezone"),
+        ("", "[sync2]\nx = 1", "sync2"),
+        ("", "[log]\nformat = \"xml\"", "log.format"),
+        ("concurrency = 0", "", "api.concurrency"),
+    ];
+    for (api_extra, rest, key) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        write_config(dir.path(), &sim, SECRET, api_extra, rest);
+        let out = run(dir.path(), &["sync"], &[]).await;
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{key}: {all}");
+        assert!(all.contains(key), "the message names {key}: {all}");
+        assert!(all.contains("oifde-sync.toml"), "the message names the file: {all}");
+        assert!(!dir.path().join("mirror.db").exists(), "{key}: no database is created");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim, SECRET, "", "");
+    let out = run(dir.path(), &["sync"], &[("OIFDE_SYNC__API__PAGE_SIZE", "3")]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("OIFDE_SYNC__API__PAGE_SIZE"), "{}", text(&out));
+
+    std::fs::write(dir.path().join("oifde-sync.toml"), "[api\nbase_url = 1").unwrap();
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("oifde-sync.toml"), "{}", text(&out));
+
+    let out = run(dir.path(), &["--config", "missing.toml", "sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("missing.toml"), "{}", text(&out));
+    assert!(!dir.path().join("mirror.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_secret_stops_after_one_token_request() {
+    let sim = simulator(options(50)).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim, "wrong-secret", "concurrency = 4", "");
+    let out = run(dir.path(), &["sync"], &[]).await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("200800002") && all.contains("api.app_secret"), "{all}");
+    assert_eq!(sim.token_calls(), 1, "exactly one gettoken call");
+    assert!(!all.contains("wrong-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_status_and_backfill_work_and_never_print_a_secret_or_token() {
+    let sim = simulator(options(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let mut outputs = Vec::new();
+
+    let out = run(dir.path(), &["sync"], &[("RUST_LOG", "debug")]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("300 inserted"), "{}", text(&out));
+    outputs.push(text(&out));
+
+    let out = run(dir.path(), &["status", "--json"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    assert_eq!(status["records"], 300);
+    assert_eq!(status["cursors"].as_array().unwrap().len(), sim.mobiles().len());
+    assert_eq!(status["runs"][0]["status"], "ok");
+    assert_eq!(status["runs"][0]["inserted"], 300);
+    outputs.push(text(&out));
+
+    let out = run(dir.path(), &["status"], &[]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("300 records"), "{}", text(&out));
+    outputs.push(text(&out));
+
+    let out = run(dir.path(), &["backfill", "--from", "2026-11-02 00:00:00", "--to", "2026-11-03 23:59:59"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("300 unchanged"), "{}", text(&out));
+    outputs.push(text(&out));
+
+    let out = run(dir.path(), &["backfill", "--from", "2026-11-02", "--to", "x"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--from"));
+
+    let out = run(dir.path(), &["check"], &[("RUST_LOG", "trace")]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    outputs.push(text(&out));
+
+    assert_mirrors(&dir.path().join("mirror.db"), &sim.records());
+    let secret = sim.options().app_secret.clone();
+    let tokens = sim.issued_tokens();
+    assert!(!tokens.is_empty());
+    for out in &outputs {
+        assert!(!out.contains(&secret), "the secret was printed: {out}");
+        for t in &tokens {
+            assert!(!out.contains(t.as_str()), "a token was printed: {out}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_store_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = simulator(options(20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for name in ["mirror.db", "mirror.db-wal", "mirror.db-shm"] {
+        let path = dir.path().join(name);
+        if path.exists() {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_fills_demo_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["demo"], &[]).await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("5000 inserted"), "{all}");
+    assert!(all.contains("Top intentions"));
+    let conn = rusqlite::Connection::open(dir.path().join("demo.db")).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 5000);
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real client and store against the simulator over
+//! real HTTP, on SQLite files on disk. One binary, modules by concern.
+
+mod cli;
+mod helpers;
+mod sync_path;
