@@ -81,6 +81,12 @@ enum Command {
         /// expireTime of issued tokens, seconds.
         #[arg(long, default_value_t = 3600)]
         token_ttl: u64,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Syncs a simulated tenant into ./demo.db and shows example queries.
     Demo,
@@ -115,6 +121,8 @@ fn main() -> ExitCode {
                 lenient,
                 fault_rate,
                 token_ttl,
+                tls_cert,
+                tls_key,
             } => {
                 let args = SimulateArgs {
                     listen,
@@ -128,6 +136,7 @@ fn main() -> ExitCode {
                     lenient,
                     fault_rate,
                     token_ttl,
+                    tls: tls_cert.zip(tls_key),
                 };
                 commands::simulate::simulate(args).await
             }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::{CommandError, Exit};
-use crate::simulator::{Faults, SimOptions, Simulator};
+use crate::simulator::{Faults, SimOptions, Simulator, TlsIdentity};
 use crate::tz::ServerZone;
 
 /// The `simulate` flags, as parsed by `main`.
@@ -20,6 +20,8 @@ pub struct SimulateArgs {
     pub lenient: bool,
     pub fault_rate: f64,
     pub token_ttl: u64,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
@@ -28,6 +30,15 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
     if !(0.0..=1.0).contains(&args.fault_rate) {
         return Err(CommandError::Usage("--fault-rate must be between 0 and 1".into()));
     }
+    let tls = match &args.tls {
+        None => None,
+        Some((cert, key)) => {
+            let read = |p: &std::path::Path, flag: &str| {
+                std::fs::read(p).map_err(|e| CommandError::Usage(format!("{flag} {}: {e}", p.display())))
+            };
+            Some(TlsIdentity { cert_chain_pem: read(cert, "--tls-cert")?, key_pem: read(key, "--tls-key")? })
+        }
+    };
     let defaults = SimOptions::default();
     let options = SimOptions {
         records: args.records,
@@ -39,6 +50,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
         timezone,
         lenient_keys: args.lenient,
         token_ttl: args.token_ttl,
+        tls,
         faults: if args.fault_rate > 0.0 { Faults::all_at(args.fault_rate) } else { Faults::default() },
         ..defaults
     };

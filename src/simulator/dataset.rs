@@ -143,7 +143,8 @@ fn record(rng: &mut fastrand::Rng, i: usize, from: i64, span: i64, tenant: &str,
         0 => BusinessInfoStr::Malformed(format!("{{\"recordFileName\":\"Y:/rec/{i}.wav\"")),
         1 => BusinessInfoStr::Absent,
         _ => BusinessInfoStr::Fields {
-            record_file_name: (!roll.is_multiple_of(7)).then(|| format!("Y:/135/odfsrecord/20261101/{}-{i}.wav", start / 1000)),
+            record_file_name: (!roll.is_multiple_of(7))
+                .then(|| format!("Y:/135/odfsrecord/20261101/{}-{i}.wav", start / 1000)),
             yugao_file_name: (roll.is_multiple_of(5)).then(|| format!("yugao/{i}.wav")),
             location_id: Some(i64::from(rng.u32(0..4))),
         },

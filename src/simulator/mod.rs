@@ -4,12 +4,14 @@
 
 pub mod dataset;
 mod server;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use dataset::{BusinessInfoStr, Quirks, SimRecord};
 pub use server::{Faults, RequestLogEntry};
+pub use tls::TlsIdentity;
 
 use crate::tz::ServerZone;
 
@@ -32,6 +34,8 @@ pub struct SimOptions {
     /// Accept queries without `userMobile`, `callId` or `ctiCallId`.
     pub lenient_keys: bool,
     pub faults: Faults,
+    /// Serve HTTPS with this certificate instead of HTTP.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for SimOptions {
@@ -50,6 +54,7 @@ impl Default for SimOptions {
             timezone: ServerZone::utc(),
             lenient_keys: false,
             faults: Faults::default(),
+            tls: None,
         }
     }
 }
@@ -60,33 +65,42 @@ pub struct Simulator {
     shared: Arc<server::Shared>,
     stop: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    https: bool,
 }
 
 impl Simulator {
     /// Binds `listen` (port 0 picks a free port) and serves in the background.
     pub async fn start(options: SimOptions, listen: SocketAddr) -> std::io::Result<Self> {
+        let tls = options.tls.clone();
+        let https = tls.is_some();
         let shared = Arc::new(server::Shared::new(options));
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let stop = tokio_util::sync::CancellationToken::new();
         let app = server::router(shared.clone());
         let until = stop.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(until.cancelled_owned()).await;
-            if let Err(e) = served {
-                tracing::error!("simulator stopped: {e}");
+        let task = match tls {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app).with_graceful_shutdown(until.cancelled_owned()).await;
+            }),
+            Some(identity) => {
+                let listener = tls::TlsListener::new(listener, &identity)?;
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).with_graceful_shutdown(until.cancelled_owned()).await;
+                })
             }
-        });
-        Ok(Self { addr, shared, stop, task })
+        };
+        Ok(Self { addr, shared, stop, task, https })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://ADDR`, for `api.base_url`.
+    /// `http://ADDR` (or `https://`), for `api.base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn options(&self) -> &SimOptions {

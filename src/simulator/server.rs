@@ -38,6 +38,10 @@ pub struct Faults {
     pub token_expires_after_queries: Option<u64>,
     /// Pages past this many records of one query are refused (10000002).
     pub max_paging_depth: Option<u64>,
+    /// Every this many queries, a new record appears at the start of the
+    /// queried window, on a page the client has already read: later pages
+    /// shift, and the new record is only seen by a later pass.
+    pub drift_every_queries: Option<u64>,
 }
 
 impl Faults {
@@ -54,6 +58,7 @@ impl Faults {
             slow_delay: Duration::ZERO,
             token_expires_after_queries: Some(7),
             max_paging_depth: None,
+            drift_every_queries: None,
         }
     }
 }
@@ -355,6 +360,18 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<Value, (i64, String)> {
     let total = matching.len() as u64;
     let skip = ((page_num - 1) * page_size) as usize;
     let list: Vec<Value> = matching.iter().skip(skip).take(page_size as usize).map(|r| r.to_wire()).collect();
+    let drifted = state
+        .faults
+        .drift_every_queries
+        .filter(|k| page_num > 1 && state.query_calls.is_multiple_of(*k))
+        .and_then(|_| matching.first().map(|r| (*r).clone()));
+    if let Some(mut r) = drifted {
+        let n = state.query_calls;
+        r.log_id = format!("0000drift-{n:08}");
+        r.call_id = format!("drift-call-{n}");
+        r.cti_call_id = None;
+        insert_sorted(&mut state.records, r);
+    }
     // Documented quirks: `total` sometimes a string, `errorCode` sometimes absent.
     let total = if page_num.is_multiple_of(2) { json!(total.to_string()) } else { json!(total) };
     let mut answer = json!({"errorMsg": "Success", "total": total, "recordList": list});

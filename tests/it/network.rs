@@ -1,0 +1,191 @@
+//! A client that survives the real network: injected faults, page drift, a
+//! deep-paging cap, the rate limit and the in-flight cap, TLS with a private
+//! CA, keys files, and windows that keep failing.
+
+use std::time::Duration;
+
+use oifde_sync::simulator::{Faults, SimOptions, TlsIdentity};
+use oifde_sync::sync::PassStatus;
+
+use crate::helpers::*;
+
+fn count_records(db: &std::path::Path) -> usize {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT count(*) FROM records", [], |r| r.get::<_, i64>(0)).unwrap() as usize
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_twenty_percent_faults_two_syncs_leave_the_store_equal_to_the_dataset() {
+    let faults = Faults {
+        slow_rate: 0.03,
+        slow_delay: Duration::from_millis(600),
+        token_expires_after_queries: Some(4),
+        ..Faults::all_at(0.2)
+    };
+    let sim = simulator(SimOptions { faults, ..options(800) }).await;
+    let (_dir, db) = temp_db();
+    let mut s = settings(&sim, &db);
+    s.api.timeout = Duration::from_millis(300);
+    let engine = engine(s);
+    let first = incremental(&engine, TO + 60).await;
+    let second = incremental(&engine, TO + 120).await;
+    assert!(first.figures.retries > 10, "faults were injected and retried ({} retries)", first.figures.retries);
+    assert_eq!(second.status, PassStatus::Ok, "{:?}", second.errors);
+    assert_mirrors(&db, &sim.records());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn page_drift_loses_nothing_after_the_next_pass() {
+    let faults = Faults { drift_every_queries: Some(3), ..Faults::default() };
+    let sim = simulator(SimOptions { faults, users: 2, ..options(400) }).await;
+    let (_dir, db) = temp_db();
+    let mut s = settings(&sim, &db);
+    s.api.page_size = 10;
+    let engine = engine(s);
+    assert_eq!(backfill(&engine).await.status, PassStatus::Ok);
+    let drifted = sim.records().len();
+    assert!(drifted > 400 && count_records(&db) < drifted, "drift happened on pages already read");
+    sim.set_faults(Faults::default());
+    assert_eq!(backfill(&engine).await.status, PassStatus::Ok);
+    assert_mirrors(&db, &sim.records());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_beyond_the_paging_cap_is_split_and_fully_read() {
+    let faults = Faults { max_paging_depth: Some(100), ..Faults::default() };
+    let sim = simulator(SimOptions { faults, users: 1, ..options(600) }).await;
+    let (_dir, db) = temp_db();
+    let mut s = settings(&sim, &db);
+    s.api.page_size = 20;
+    s.sync.split_above = 100;
+    assert_eq!(backfill(&engine(s.clone())).await.status, PassStatus::Ok);
+    assert_mirrors(&db, &sim.records());
+
+    // The cap is real: without splitting, the same windows fail.
+    let (_dir2, db2) = temp_db();
+    s.store_path = db2;
+    s.sync.split_above = 100_000;
+    let report = backfill(&engine(s)).await;
+    assert_eq!(report.status, PassStatus::Partial);
+    assert!(report.errors[0].contains("10000002"), "{:?}", report.errors);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_stay_under_the_rate_limit_and_the_in_flight_cap() {
+    let sim = simulator(SimOptions { users: 8, ..options(400) }).await;
+    let (_dir, db) = temp_db();
+    let mut s = settings(&sim, &db);
+    s.api.max_requests_per_second = 25;
+    s.api.concurrency = 2;
+    s.api.page_size = 20;
+    s.sync.window = Duration::from_secs(6 * 3600);
+    assert_eq!(backfill(&engine(s)).await.status, PassStatus::Ok);
+    let log = sim.request_log();
+    assert!(log.len() > 60, "enough requests to see a burst: {}", log.len());
+    for (i, first) in log.iter().enumerate() {
+        let in_span = log[i..].iter().take_while(|e| e.at < first.at + Duration::from_secs(1)).count();
+        assert!(in_span <= 25, "{in_span} requests in the second from {:?}", first.at);
+    }
+    let most = log.iter().map(|e| e.in_flight).max().unwrap();
+    assert!(most <= 2, "{most} requests in flight");
+    assert_mirrors(&db, &sim.records());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_that_keeps_failing_is_reported_and_its_cursor_stays() {
+    let sim = simulator(options(200)).await;
+    let (_dir, db) = temp_db();
+    let mut s = settings(&sim, &db);
+    s.api.max_retries = 1;
+    let engine = engine(s);
+    sim.set_faults(Faults { server_error_rate: 1.0, ..Faults::default() });
+    let report = incremental(&engine, TO + 60).await;
+    assert_eq!(report.status, PassStatus::Partial);
+    assert_eq!(report.figures.failed_windows as usize, sim.mobiles().len(), "one failed window a key");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let cursors: i64 = conn.query_row("SELECT count(*) FROM sync_cursors", [], |r| r.get(0)).unwrap();
+    assert_eq!(cursors, 0, "no cursor moved past a failed window");
+    let (status, error): (String, String) = conn
+        .query_row("SELECT status, error FROM sync_runs ORDER BY id DESC", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(status, "partial");
+    assert!(error.contains("HTTP 5"), "{error}");
+
+    sim.set_faults(Faults::default());
+    assert_eq!(incremental(&engine, TO + 120).await.status, PassStatus::Ok);
+    assert_mirrors(&db, &sim.records());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_keys_file_is_reread_every_pass_and_bad_lines_are_reported() {
+    let sim = simulator(options(300)).await;
+    let (dir, db) = temp_db();
+    let mobiles = sim.mobiles();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(
+        &keys,
+        format!("# from the CDR export\nmobile:{}\nphone:123\n\nmobile:{}\n", mobiles[0], mobiles[1]),
+    )
+    .unwrap();
+    let mut s = settings(&sim, &db);
+    s.query.user_mobiles.clear();
+    s.query.keys_file = Some(keys.clone());
+    let engine = engine(s);
+    let report = backfill(&engine).await;
+    assert_eq!(report.status, PassStatus::Ok);
+    assert_eq!(report.bad_key_lines.len(), 1);
+    assert!(report.bad_key_lines[0].contains("line 3"), "{:?}", report.bad_key_lines);
+    let of =
+        |n: usize| -> Vec<_> { sim.records().into_iter().filter(|r| mobiles[..n].contains(&r.call_sor_id)).collect() };
+    assert_mirrors(&db, &of(2));
+
+    let mut text = std::fs::read_to_string(&keys).unwrap();
+    text.push_str(&format!("mobile:{}\n", mobiles[2]));
+    std::fs::write(&keys, text).unwrap();
+    assert_eq!(backfill(&engine).await.status, PassStatus::Ok);
+    assert_mirrors(&db, &of(3));
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 signed by it.
+fn private_ca() -> (String, TlsIdentity) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "oifde-sync test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let identity = TlsIdentity { cert_chain_pem: cert.pem().into_bytes(), key_pem: key.serialize_pem().into_bytes() };
+    (ca_cert.pem(), identity)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_with_a_private_ca() {
+    let (ca_pem, identity) = private_ca();
+    let sim = simulator(SimOptions { tls: Some(identity), ..options(100) }).await;
+    assert!(sim.base_url().starts_with("https://127.0.0.1:"));
+    let (dir, db) = temp_db();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+
+    let mut s = settings(&sim, &db);
+    s.api.max_retries = 0;
+    let untrusted = backfill(&engine(s.clone())).await;
+    assert_eq!(untrusted.status, PassStatus::Partial);
+    assert!(
+        untrusted.errors.iter().all(|e| e.contains("certificate") || e.contains("UnknownIssuer")),
+        "{:?}",
+        untrusted.errors
+    );
+
+    s.api.ca_file = Some(ca_file);
+    let trusted = backfill(&engine(s.clone())).await;
+    assert_eq!(trusted.status, PassStatus::Ok, "{:?}", trusted.errors);
+    assert_mirrors(&db, &sim.records());
+
+    s.api.ca_file = None;
+    s.api.insecure_skip_tls_verify = true;
+    assert_eq!(backfill(&engine(s)).await.status, PassStatus::Ok);
+}
