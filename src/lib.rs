@@ -9,12 +9,15 @@
 //! - [`store`]: the SQLite store: schema, dedup upserts, cursors, run log.
 //! - [`sync`]: one pass over keys and windows, shared by every command.
 //! - [`simulator`]: a local stand-in for the OIFDE server.
+//! - [`daemon`]: the scheduled daemon; [`metrics`]: its Prometheus endpoint.
 //! - [`commands`]: what each CLI command does.
 
 pub mod api;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod keys;
+pub mod metrics;
 pub mod plan;
 pub mod secret;
 pub mod simulator;

@@ -151,6 +151,11 @@ impl Engine {
             .expect("store task panicked")
     }
 
+    /// Every key's cursor, epoch ms, for metrics.
+    pub async fn cursors(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.with_store(|s| Ok(s.status(0)?.cursors.into_iter().map(|c| (c.query_key, c.cursor_time)).collect())).await
+    }
+
     /// One pass over every key. Failed windows are reported in the result,
     /// not as an error; only a store failure or unreadable keys are errors.
     pub async fn pass(&self, kind: PassKind, cancel: &CancellationToken) -> Result<PassReport, PassError> {

@@ -1,9 +1,18 @@
-//! `run`: the daemon.
+//! `run`: the daemon, until SIGTERM or SIGINT.
 
 use std::path::Path;
 
-use super::{CommandError, Exit};
+use super::{CommandError, Exit, engine, load_settings, shutdown_on_signals};
+use crate::daemon::{self, DaemonError, Ended};
 
-pub async fn run(_config: &Path) -> Result<Exit, CommandError> {
-    Err(CommandError::Usage("`run` is not available yet; use `sync` from a timer".into()))
+pub async fn run(config: &Path) -> Result<Exit, CommandError> {
+    let settings = load_settings(config)?;
+    let engine = engine(settings)?;
+    let cancel = shutdown_on_signals();
+    match daemon::run(engine, cancel).await {
+        Ok(Ended::Stopped) => Ok(Exit::Success),
+        Ok(Ended::CredentialsRefused) => Ok(Exit::Config),
+        Err(e @ DaemonError::Metrics { .. }) => Err(CommandError::Usage(e.to_string())),
+        Err(e) => Err(CommandError::Failed(e.to_string())),
+    }
 }

@@ -10,12 +10,12 @@ use crate::helpers::*;
 
 const SECRET: &str = "s3cret-Zq81-do-not-print";
 
-fn bin() -> &'static str {
+pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_oifde-sync")
 }
 
 /// Runs the binary off the async runtime, so an in-process simulator serves it.
-async fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub async fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = std::process::Command::new(bin());
     cmd.current_dir(dir).args(args).env_remove("OIFDE_SYNC_CONFIG").env("RUST_LOG", "info");
     for (k, v) in env {
@@ -24,12 +24,12 @@ async fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs")).await.unwrap()
 }
 
-fn text(o: &Output) -> String {
+pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// A config for `sim` in `dir`, with `extra` lines appended to [api].
-fn write_config(dir: &Path, sim: &Simulator, secret: &str, api_extra: &str, rest: &str) -> PathBuf {
+pub fn write_config(dir: &Path, sim: &Simulator, secret: &str, api_extra: &str, rest: &str) -> PathBuf {
     let mobiles: Vec<String> = sim.mobiles().iter().map(|m| format!("\"{m}\"")).collect();
     let text = format!(
         "[api]\nbase_url = \"{}\"\ntenant_id = \"{}\"\napp_secret = \"{secret}\"\nretry_delay = \"5ms\"\n\

@@ -4,4 +4,5 @@
 mod cli;
 mod helpers;
 mod network;
+mod service;
 mod sync_path;

@@ -1,0 +1,137 @@
+//! The daemon: a pass at start, then one per cron tick; a tick that comes
+//! while a pass runs is skipped, so passes never overlap. Shutdown is an
+//! input: when `cancel` fires, the pass in flight finishes its page and is
+//! recorded as interrupted.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::sync::{Engine, PassKind};
+use crate::tz;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot start the scheduler: {0}")]
+    Scheduler(String),
+    #[error("metrics.listen {addr}: {source}")]
+    Metrics { addr: std::net::SocketAddr, source: std::io::Error },
+}
+
+/// How the daemon ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Asked to stop.
+    Stopped,
+    /// The server refused the credentials; running on would only repeat it.
+    CredentialsRefused,
+}
+
+/// How long a shutdown waits for the pass in flight.
+const DRAIN: Duration = Duration::from_secs(20);
+
+fn notify(states: &[NotifyState]) {
+    // A no-op without NOTIFY_SOCKET, i.e. when not run by systemd.
+    let _ = sd_notify::notify(states);
+}
+
+struct Shared {
+    engine: Engine,
+    metrics: Arc<Metrics>,
+    /// Held for the length of a pass.
+    gate: Arc<tokio::sync::Mutex<()>>,
+    cancel: CancellationToken,
+    refused: AtomicBool,
+}
+
+impl Shared {
+    /// One pass, unless one is running already.
+    async fn tick(&self) {
+        let Ok(_guard) = self.gate.clone().try_lock_owned() else {
+            tracing::warn!("previous pass still running; skipping this tick");
+            return;
+        };
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        let started = Instant::now();
+        let kind = PassKind::Incremental { now: tz::now_ms() / 1000, label: "run" };
+        match self.engine.pass(kind, &self.cancel).await {
+            Ok(report) => {
+                let line = crate::commands::summary_line("pass", &report, started.elapsed().as_secs_f64());
+                tracing::info!("{line}");
+                self.metrics.record_pass(&report, started.elapsed());
+                notify(&[NotifyState::Status(&line)]);
+                if let Some(fatal) = &report.fatal {
+                    tracing::error!("{fatal}; stopping");
+                    self.refused.store(true, Ordering::Relaxed);
+                    self.cancel.cancel();
+                }
+            }
+            Err(e) => {
+                tracing::error!("pass failed: {e}");
+                notify(&[NotifyState::Status(&format!("last pass failed: {e}"))]);
+            }
+        }
+    }
+}
+
+/// Runs until `cancel` fires (or the credentials are refused).
+pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, DaemonError> {
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = engine.settings.metrics_listen {
+        let bound = crate::metrics::serve(addr, metrics.clone(), engine.clone(), cancel.clone())
+            .await
+            .map_err(|source| DaemonError::Metrics { addr, source })?;
+        tracing::info!("metrics on http://{bound}/metrics");
+    }
+    let schedule = engine.settings.sync.schedule.clone();
+    let shared = Arc::new(Shared {
+        engine,
+        metrics,
+        gate: Arc::new(tokio::sync::Mutex::new(())),
+        cancel: cancel.clone(),
+        refused: AtomicBool::new(false),
+    });
+    notify(&[NotifyState::Ready, NotifyState::Status("first pass running")]);
+    let watchdog = sd_notify::watchdog_enabled().map(|period| {
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(period / 2);
+            while !stop.is_cancelled() {
+                every.tick().await;
+                notify(&[NotifyState::Watchdog]);
+            }
+        })
+    });
+
+    let scheduler = JobScheduler::new().await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    let on_tick = shared.clone();
+    let job = Job::new_async(schedule.as_str(), move |_, _| {
+        let shared = on_tick.clone();
+        Box::pin(async move { shared.tick().await })
+    })
+    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    scheduler.add(job).await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    tracing::info!(schedule = %schedule, "daemon started");
+    let first = shared.clone();
+    tokio::spawn(async move { first.tick().await });
+    scheduler.start().await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+
+    cancel.cancelled().await;
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    let mut scheduler = scheduler;
+    let _ = scheduler.shutdown().await;
+    if tokio::time::timeout(DRAIN, shared.gate.lock()).await.is_err() {
+        tracing::warn!("the pass in flight did not finish within {DRAIN:?}; exiting anyway");
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    Ok(if shared.refused.load(Ordering::Relaxed) { Ended::CredentialsRefused } else { Ended::Stopped })
+}

@@ -1,0 +1,141 @@
+//! Running as a service: the daemon's schedule and shutdown, `check`, the
+//! metrics endpoint, and the unit file's hardening.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oifde_sync::simulator::Faults;
+
+use crate::cli::{run, text, write_config};
+use crate::helpers::*;
+
+/// Sync runs as (id, status, started_at, finished_at).
+fn runs(db: &Path) -> Vec<(i64, String, i64, Option<i64>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare("SELECT id, status, started_at, finished_at FROM sync_runs ORDER BY id").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_runs_on_schedule_never_overlaps_and_stops_cleanly_on_sigterm() {
+    let sim = simulator(options(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        &sim.options().app_secret.clone(),
+        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let every_second = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("window = \"12h\"", "window = \"12h\"\nschedule = \"* * * * * *\"\nlag = \"0s\"");
+    std::fs::write(&config, every_second).unwrap();
+    let db = dir.path().join("mirror.db");
+    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+    let mut child = Command::new(crate::cli::bin())
+        .current_dir(dir.path())
+        .arg("run")
+        .env_remove("OIFDE_SYNC_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+
+    wait_for("three finished passes", || db.exists() && runs(&db).iter().filter(|r| r.3.is_some()).count() >= 3).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(body.contains("oifde_sync_records_total{outcome=\"inserted\"} 300"), "{body}");
+    assert!(body.contains("oifde_sync_cursor_lag_seconds{key=\"mobile:"), "{body}");
+    assert!(body.contains("oifde_sync_passes_total{result=\"ok\"}"), "{body}");
+
+    // Slow answers make a pass outlast the one-second ticks.
+    sim.set_faults(Faults { slow_rate: 1.0, slow_delay: Duration::from_millis(400), ..Faults::default() });
+    wait_for("a pass in flight", || runs(&db).last().is_some_and(|r| r.1 == "running")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = child.id().to_string();
+    let signalled = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(signalled.elapsed() < Duration::from_secs(5), "stopped within a few seconds");
+
+    let all = runs(&db);
+    assert_eq!(all.last().unwrap().1, "interrupted", "{all:?}");
+    for pair in all.windows(2) {
+        assert!(pair[1].2 >= pair[0].3.unwrap(), "passes overlap: {pair:?}");
+    }
+    let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    assert!(log.contains("skipping this tick"), "{log}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+
+    sim.set_faults(Faults::default());
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_mirrors(&db, &sim.records());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_the_failing_step() {
+    let sim = simulator(options(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let out = run(dir.path(), &["check"], &[]).await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    for step in ["ok      config", "ok      store", "ok      token", "ok      query"] {
+        assert!(all.contains(step), "{step}: {all}");
+    }
+
+    write_config(dir.path(), &sim, "not-the-secret", "", "");
+    let out = run(dir.path(), &["check"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("FAILED  token") && text(&out).contains("api.app_secret"), "{}", text(&out));
+
+    write_config(dir.path(), &sim, "x", "", "");
+    let unreachable = std::fs::read_to_string(dir.path().join("oifde-sync.toml"))
+        .unwrap()
+        .replace(&sim.base_url(), &format!("http://127.0.0.1:{}", free_port()))
+        .replace("retry_delay = \"5ms\"", "retry_delay = \"5ms\"\nmax_retries = 0");
+    std::fs::write(dir.path().join("oifde-sync.toml"), unreachable).unwrap();
+    let out = run(dir.path(), &["check"], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("FAILED  token") && text(&out).contains("api.base_url"), "{}", text(&out));
+
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
+    write_config(dir.path(), &sim, "x", "ca_file = \"ca.pem\"", "");
+    let out = run(dir.path(), &["check"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("FAILED  tls") && text(&out).contains("api.ca_file"), "{}", text(&out));
+}
+
+#[test]
+fn the_unit_file_is_hardened() {
+    let Ok(out) = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--threshold=20", "systemd/oifde-sync.service"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+    else {
+        eprintln!("systemd-analyze is not installed; skipping");
+        return;
+    };
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exposure above 2.0:\n{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("Overall exposure level"), "{report}");
+}
