@@ -105,6 +105,35 @@ CREATE INDEX records_start_time ON records (start_time);
 CREATE INDEX records_last_update_time ON records (last_update_time);
 CREATE INDEX record_details_intention ON record_details (intention);
 
+-- Full-text search over what callers said and what the system replied.
+-- The trigram tokenizer works for Chinese as for English: MATCH needs at least
+-- three characters; LIKE '%…%' uses the index too. Kept exact by triggers, in
+-- the same transaction as every write to record_details.
+CREATE VIRTUAL TABLE record_details_fts USING fts5 (
+    user_saying,
+    system_reply,
+    content = 'record_details',
+    content_rowid = 'rowid',
+    tokenize = 'trigram'
+);
+
+CREATE TRIGGER record_details_fts_insert AFTER INSERT ON record_details BEGIN
+    INSERT INTO record_details_fts (rowid, user_saying, system_reply)
+    VALUES (new.rowid, new.user_saying, new.system_reply);
+END;
+
+CREATE TRIGGER record_details_fts_delete AFTER DELETE ON record_details BEGIN
+    INSERT INTO record_details_fts (record_details_fts, rowid, user_saying, system_reply)
+    VALUES ('delete', old.rowid, old.user_saying, old.system_reply);
+END;
+
+CREATE TRIGGER record_details_fts_update AFTER UPDATE ON record_details BEGIN
+    INSERT INTO record_details_fts (record_details_fts, rowid, user_saying, system_reply)
+    VALUES ('delete', old.rowid, old.user_saying, old.system_reply);
+    INSERT INTO record_details_fts (rowid, user_saying, system_reply)
+    VALUES (new.rowid, new.user_saying, new.system_reply);
+END;
+
 -- One row a call, with readable UTC times.
 CREATE VIEW v_calls AS
 SELECT r.log_id,
@@ -135,7 +164,8 @@ SELECT d.log_id,
        strftime('%Y-%m-%d %H:%M:%S', d.reply_time / 1000, 'unixepoch') AS reply_utc,
        d.system_reply,
        d.response_source,
-       d.involve_mode
+       d.involve_mode,
+       d.rowid AS turn_rowid
 FROM record_details d
 JOIN records r ON r.log_id = d.log_id;
 

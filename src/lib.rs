@@ -6,6 +6,7 @@
 //! - [`api`]: the REST client (token, rate limit, retries) and record parsing.
 //! - [`keys`]: the query keys a pass polls.
 //! - [`plan`]: windows over time, as pure functions.
+//! - [`queries`]: the analysts' canonical questions as SQL.
 //! - [`store`]: the SQLite store: schema, dedup upserts, cursors, run log.
 //! - [`sync`]: one pass over keys and windows, shared by every command.
 //! - [`simulator`]: a local stand-in for the OIFDE server.
@@ -19,6 +20,7 @@ pub mod daemon;
 pub mod keys;
 pub mod metrics;
 pub mod plan;
+pub mod queries;
 pub mod secret;
 pub mod simulator;
 pub mod store;

@@ -14,22 +14,6 @@ use crate::store::Store;
 use crate::sync::{Engine, PassKind};
 use crate::tz;
 
-/// The example queries the demo runs and prints.
-pub const EXAMPLE_QUERIES: &[(&str, &str)] = &[
-    (
-        "Calls per day",
-        "SELECT date(start_time / 1000, 'unixepoch') AS day, count(*) AS calls\n  FROM records GROUP BY day ORDER BY day;",
-    ),
-    (
-        "Top intentions",
-        "SELECT intention, count(*) AS turns FROM record_details\n  WHERE intention IS NOT NULL GROUP BY intention ORDER BY turns DESC LIMIT 5;",
-    ),
-    (
-        "The turns of one call, in order",
-        "SELECT seq, user_saying, intention, system_reply FROM v_turns\n  WHERE log_id = (SELECT log_id FROM records ORDER BY start_time LIMIT 1) ORDER BY seq;",
-    ),
-];
-
 /// Settings for syncing a simulator's whole tenant into `path`.
 pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
     let o = sim.options();
@@ -96,7 +80,7 @@ pub async fn demo() -> Result<Exit, CommandError> {
 
     let store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
     println!("\nThe mirror is {}; open it with `sqlite3 {}` and try:", path.display(), path.display());
-    for (title, sql) in EXAMPLE_QUERIES {
+    for (title, sql) in crate::queries::CANONICAL {
         println!("\n-- {title}\n{sql}");
         print_query(store.connection(), sql).map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
     }

@@ -174,7 +174,7 @@ async fn demo_fills_demo_db() {
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("5000 inserted"), "{all}");
-    assert!(all.contains("Top intentions"));
+    assert!(all.contains("Answer distribution per question"));
     let conn = rusqlite::Connection::open(dir.path().join("demo.db")).unwrap();
     let n: i64 = conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 5000);

@@ -1,6 +1,7 @@
 //! Integration tests: the real client and store against the simulator over
 //! real HTTP, on SQLite files on disk. One binary, modules by concern.
 
+mod analysts;
 mod cli;
 mod helpers;
 mod network;

@@ -1,0 +1,73 @@
+//! The file analysts touch: the README's SQL runs on a synced store, the
+//! full-text index stays exact through updates, and `demo` answers the five
+//! questions.
+
+use oifde_sync::simulator::SimOptions;
+use oifde_sync::sync::PassStatus;
+use rusqlite::Connection;
+
+use crate::helpers::*;
+
+/// Every ```sql block of the README.
+fn readme_sql() -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    readme.split("```sql\n").skip(1).map(|rest| rest.split("```").next().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_sql_block_of_the_readme_runs_and_answers() {
+    let blocks = readme_sql();
+    for (title, sql) in oifde_sync::queries::CANONICAL {
+        assert!(blocks.iter().any(|b| b.trim() == sql.trim()), "the README shows {title:?} as the code has it");
+    }
+    // Recent records, so "the last 7 days" holds data.
+    let sim = simulator(SimOptions { records: 600, users: 4, ..SimOptions::default() }).await;
+    let (_dir, db) = temp_db();
+    let engine = engine(settings(&sim, &db));
+    let from = sim.options().from;
+    let to = sim.options().to - 1;
+    let kind = oifde_sync::sync::PassKind::Backfill { from, to, key: None };
+    let report = engine.pass(kind, &tokio_util::sync::CancellationToken::new()).await.unwrap();
+    assert_eq!(report.status, PassStatus::Ok);
+    let conn = Connection::open(&db).unwrap();
+    for sql in &blocks {
+        let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{e}:\n{sql}"));
+        let rows = stmt.query_map([], |_| Ok(())).unwrap().count();
+        assert!(rows > 0, "no rows from:\n{sql}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_text_search_follows_every_update() {
+    let sim = simulator(options(200)).await;
+    let (_dir, db) = temp_db();
+    let engine = engine(settings(&sim, &db));
+    assert_eq!(backfill(&engine).await.status, PassStatus::Ok);
+    let target = sim.records().into_iter().find(|r| r.last_update_time.is_some()).unwrap();
+    sim.update(&target.log_id, |r| {
+        r.last_update_time = r.last_update_time.map(|t| t + 1);
+        for t in &mut r.details {
+            t.user_saying = Some("我要办理宽带提速业务".into());
+        }
+    });
+    assert_eq!(backfill(&engine).await.figures.updated, 1);
+    let conn = Connection::open(&db).unwrap();
+    let hits = |q: &str| -> Vec<String> {
+        conn.prepare(
+            "SELECT DISTINCT d.log_id FROM record_details_fts f JOIN record_details d ON d.rowid = f.rowid \
+             WHERE record_details_fts MATCH ?1",
+        )
+        .unwrap()
+        .query_map([q], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    assert_eq!(hits("宽带提速"), vec![target.log_id.clone()]);
+    let old_saying = target.details[0].user_saying.clone().unwrap();
+    let old_hits = hits(&format!("\"{}\"", old_saying.replace('"', "")));
+    assert!(!old_hits.contains(&target.log_id), "the old text is gone from the index");
+    conn.execute("INSERT INTO record_details_fts (record_details_fts) VALUES ('integrity-check')", []).unwrap();
+    let english = hits("call fee");
+    assert!(!english.is_empty(), "English text is found too");
+}
