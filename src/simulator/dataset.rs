@@ -107,7 +107,7 @@ fn record(rng: &mut fastrand::Rng, i: usize, from: i64, span: i64, tenant: &str,
     let end = start + rng.i64(20_000..600_000);
     let roll = rng.u32(0..100);
     let user = if users.is_empty() { "13800000000".to_string() } else { pick(rng, users).clone() };
-    let turns = rng.usize(1..8);
+    let turns = rng.usize(1..10);
     let details = (0..turns)
         .map(|t| {
             let (saying, intention) = *pick(rng, SAYINGS);
@@ -124,7 +124,7 @@ fn record(rng: &mut fastrand::Rng, i: usize, from: i64, span: i64, tenant: &str,
             }
         })
         .collect();
-    let qa = (0..rng.usize(0..3))
+    let qa = (0..rng.usize(0..4))
         .map(|q| {
             let (series, title) = *pick(rng, QUESTIONS);
             let (intent, original) = *pick(rng, ANSWERS);

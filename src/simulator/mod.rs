@@ -109,7 +109,7 @@ impl Simulator {
 
     /// The tenant's records as they are now.
     pub fn records(&self) -> Vec<SimRecord> {
-        self.shared.lock().records.clone()
+        self.shared.lock().records.iter().map(|e| e.record.clone()).collect()
     }
 
     /// The user mobiles the records belong to.

@@ -78,9 +78,22 @@ pub(super) struct TokenInfo {
     queries: u64,
 }
 
+/// A record with its wire JSON, rendered once so that serving pages is cheap.
+pub(super) struct Entry {
+    pub record: SimRecord,
+    wire: String,
+}
+
+impl Entry {
+    fn new(record: SimRecord) -> Self {
+        let wire = record.to_wire().to_string();
+        Self { record, wire }
+    }
+}
+
 pub(super) struct SimState {
     /// Sorted by start time, then log id.
-    pub records: Vec<SimRecord>,
+    pub records: Vec<Entry>,
     pub tokens: HashMap<String, TokenInfo>,
     pub token_calls: u64,
     pub query_calls: u64,
@@ -102,7 +115,10 @@ impl Shared {
     pub fn new(options: SimOptions) -> Self {
         let mobiles = dataset::mobiles(options.seed, options.users.max(1));
         let records =
-            dataset::generate(options.seed, options.records, options.from, options.to, &options.tenant_id, &mobiles);
+            dataset::generate(options.seed, options.records, options.from, options.to, &options.tenant_id, &mobiles)
+                .into_iter()
+                .map(Entry::new)
+                .collect();
         let state = SimState {
             records,
             tokens: HashMap::new(),
@@ -121,10 +137,10 @@ impl Shared {
 
     pub fn update(&self, log_id: &str, change: impl FnOnce(&mut SimRecord)) -> bool {
         let mut state = self.lock();
-        let Some(i) = state.records.iter().position(|r| r.log_id == log_id) else {
+        let Some(i) = state.records.iter().position(|e| e.record.log_id == log_id) else {
             return false;
         };
-        let mut record = state.records.remove(i);
+        let mut record = state.records.remove(i).record;
         change(&mut record);
         insert_sorted(&mut state.records, record);
         true
@@ -135,9 +151,9 @@ impl Shared {
     }
 }
 
-fn insert_sorted(records: &mut Vec<SimRecord>, record: SimRecord) {
-    let at = records.partition_point(|r| (r.start_time, &r.log_id) < (record.start_time, &record.log_id));
-    records.insert(at, record);
+fn insert_sorted(records: &mut Vec<Entry>, record: SimRecord) {
+    let at = records.partition_point(|e| (e.record.start_time, &e.record.log_id) < (record.start_time, &record.log_id));
+    records.insert(at, Entry::new(record));
 }
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
@@ -152,12 +168,12 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn json_response(v: &Value) -> Response {
-    ([(header::CONTENT_TYPE, "application/json;charset=UTF-8")], v.to_string()).into_response()
+fn json_response(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json;charset=UTF-8")], text).into_response()
 }
 
 fn api_error(code: i64, msg: &str) -> Response {
-    json_response(&json!({ "errorCode": code, "errorMsg": msg }))
+    json_response(json!({ "errorCode": code, "errorMsg": msg }).to_string())
 }
 
 /// A fault to inject into this answer, if the dice say so.
@@ -188,9 +204,9 @@ fn roll(f: &Faults) -> (Option<Fault>, bool) {
 }
 
 /// Applies a rolled fault to a would-be answer.
-fn inject(fault: Option<Fault>, body: Value) -> Response {
+fn inject(fault: Option<Fault>, text: String) -> Response {
     match fault {
-        None => json_response(&body),
+        None => json_response(text),
         Some(Fault::ServerError) => {
             let status =
                 if fastrand::bool() { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -201,13 +217,11 @@ fn inject(fault: Option<Fault>, body: Value) -> Response {
         }
         Some(Fault::Internal) => api_error(codes::INTERNAL[0], "Internal error"),
         Some(Fault::Truncate) => {
-            let text = body.to_string();
             let cut = text.len() / 2;
             let cut = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
             ([(header::CONTENT_TYPE, "application/json")], text[..cut].to_string()).into_response()
         }
         Some(Fault::Drop) => {
-            let text = body.to_string();
             let head = Bytes::from(text.into_bytes()).slice(..1);
             let stream = futures_util::stream::iter([
                 Ok(head),
@@ -262,7 +276,7 @@ async fn get_token(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
             }
         }
     };
-    inject(fault, answer)
+    inject(fault, answer.to_string())
 }
 
 /// Reads an optional string parameter that the documentation types as String.
@@ -284,12 +298,12 @@ async fn query(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
     };
     let answer = match answer_query(&sim, &v) {
         Ok(answer) => answer,
-        Err((code, msg)) => json!({"errorCode": code, "errorMsg": msg}),
+        Err((code, msg)) => json!({"errorCode": code, "errorMsg": msg}).to_string(),
     };
     inject(fault, answer)
 }
 
-fn answer_query(sim: &Shared, v: &Value) -> Result<Value, (i64, String)> {
+fn answer_query(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
     let request = |msg: String| (codes::REQUEST[0], msg);
     let mut state = sim.lock();
     state.query_calls += 1;
@@ -348,35 +362,46 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<Value, (i64, String)> {
         return Err(request(format!("Parameter error: paging deeper than {depth} records is not supported")));
     }
     let records = &state.records;
-    let second = |r: &SimRecord| r.start_time.div_euclid(1000);
-    let lo = begin.map_or(0, |b| records.partition_point(|r| second(r) < b));
+    let second = |e: &Entry| e.record.start_time.div_euclid(1000);
+    let lo = begin.map_or(0, |b| records.partition_point(|e| second(e) < b));
     let hi = end.map_or(records.len(), |e| records.partition_point(|r| second(r) <= e));
-    let matching: Vec<&SimRecord> = records[lo..hi.max(lo)]
+    let matching: Vec<&Entry> = records[lo..hi.max(lo)]
         .iter()
-        .filter(|r| mobile.is_none_or(|m| r.call_sor_id == m))
-        .filter(|r| call.is_none_or(|c| r.call_id == c))
-        .filter(|r| cti.is_none_or(|c| r.cti_call_id.as_deref() == Some(c)))
+        .filter(|e| mobile.is_none_or(|m| e.record.call_sor_id == m))
+        .filter(|e| call.is_none_or(|c| e.record.call_id == c))
+        .filter(|e| cti.is_none_or(|c| e.record.cti_call_id.as_deref() == Some(c)))
         .collect();
     let total = matching.len() as u64;
     let skip = ((page_num - 1) * page_size) as usize;
-    let list: Vec<Value> = matching.iter().skip(skip).take(page_size as usize).map(|r| r.to_wire()).collect();
+    // Documented quirks: `total` sometimes a string, `errorCode` sometimes absent.
+    let mut answer = String::with_capacity(64 + page_size as usize * 2500);
+    answer.push_str("{\"errorMsg\":\"Success\",");
+    if !page_num.is_multiple_of(3) {
+        answer.push_str("\"errorCode\":0,");
+    }
+    if page_num.is_multiple_of(2) {
+        answer.push_str(&format!("\"total\":\"{total}\",\"recordList\":["));
+    } else {
+        answer.push_str(&format!("\"total\":{total},\"recordList\":["));
+    }
+    for (i, e) in matching.iter().skip(skip).take(page_size as usize).enumerate() {
+        if i > 0 {
+            answer.push(',');
+        }
+        answer.push_str(&e.wire);
+    }
+    answer.push_str("]}");
     let drifted = state
         .faults
         .drift_every_queries
         .filter(|k| page_num > 1 && state.query_calls.is_multiple_of(*k))
-        .and_then(|_| matching.first().map(|r| (*r).clone()));
+        .and_then(|_| matching.first().map(|e| e.record.clone()));
     if let Some(mut r) = drifted {
         let n = state.query_calls;
         r.log_id = format!("0000drift-{n:08}");
         r.call_id = format!("drift-call-{n}");
         r.cti_call_id = None;
         insert_sorted(&mut state.records, r);
-    }
-    // Documented quirks: `total` sometimes a string, `errorCode` sometimes absent.
-    let total = if page_num.is_multiple_of(2) { json!(total.to_string()) } else { json!(total) };
-    let mut answer = json!({"errorMsg": "Success", "total": total, "recordList": list});
-    if !page_num.is_multiple_of(3) {
-        answer["errorCode"] = json!(0);
     }
     Ok(answer)
 }
