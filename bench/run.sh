@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Throughput and memory benchmark; see benches/throughput.rs.
+#   bench/run.sh                              # 100k records
+#   bench/run.sh --records 100000,1000000     # 100k and 1M
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec cargo bench --bench throughput -- "$@"

@@ -1,0 +1,318 @@
+//! Throughput and memory, side by side in one run, against the simulator on
+//! loopback: the fetch-only and store-only ceilings, end-to-end backfills, a
+//! second pass, the idle daemon, and a hand-written Python baseline.
+//!
+//! `bench/run.sh [--records 100000,1000000]`; prints a table and writes
+//! `bench/results.csv`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oifde_sync::api::{ApiClient, Query, Record};
+use oifde_sync::config::{ApiSettings, Credential};
+use oifde_sync::keys::QueryKey;
+use oifde_sync::plan;
+use oifde_sync::secret::Secret;
+use oifde_sync::simulator::dataset;
+use oifde_sync::store::Store;
+use oifde_sync::tz::{self, ServerZone};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oifde-sync");
+const USERS: usize = 50;
+const DAYS: i64 = 2;
+const SEED: u64 = 1;
+
+struct Row {
+    scenario: String,
+    records: u64,
+    seconds: f64,
+    peak_rss_mb: Option<f64>,
+    note: String,
+}
+
+impl Row {
+    fn rate(&self) -> f64 {
+        self.records as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The simulator as its own process, so the daemon's RSS is its own.
+struct Sim {
+    child: Child,
+    base_url: String,
+    from: i64,
+    to: i64,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(records: usize) -> Sim {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(BIN)
+        .args(["simulate", "--listen", &format!("127.0.0.1:{port}"), "--records", &records.to_string()])
+        .args(["--users", &USERS.to_string(), "--days", &DAYS.to_string(), "--seed", &SEED.to_string(), "--lenient"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("simulator starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("simulated OIFDE server"), "{first}");
+    // The simulator's records start within DAYS days before the current hour.
+    let now = tz::now_ms() / 1000;
+    let to = now - now.rem_euclid(3600);
+    std::thread::spawn(move || for _ in lines {});
+    Sim { child, base_url: format!("http://127.0.0.1:{port}"), from: to - DAYS * 86_400, to }
+}
+
+fn api_settings(base_url: &str) -> ApiSettings {
+    ApiSettings {
+        base_url: base_url.to_string(),
+        tenant_id: "tenant001".into(),
+        credential: Credential::AppSecret(Secret::new("demo-secret")),
+        server_timezone: ServerZone::utc(),
+        page_size: 100,
+        timeout: Duration::from_secs(30),
+        max_requests_per_second: 100_000,
+        concurrency: 4,
+        ca_file: None,
+        insecure_skip_tls_verify: false,
+        max_retries: 3,
+        retry_delay: Duration::from_millis(50),
+    }
+}
+
+/// Every page requested and parsed, nothing stored.
+async fn fetch_only(sim: &Sim) -> (u64, f64) {
+    let client = ApiClient::new(&api_settings(&sim.base_url)).unwrap();
+    let key = QueryKey::WindowOnly;
+    let started = Instant::now();
+    let mut n = 0u64;
+    for w in plan::windows(sim.from, sim.to, Duration::from_secs(3600)) {
+        for page_num in 1.. {
+            let page =
+                client.query(&Query { key: &key, begin: w.start, end: w.last_second(), page_num }).await.unwrap();
+            n += page.records.len() as u64;
+            if page.records.len() < 100 {
+                break;
+            }
+        }
+    }
+    (n, started.elapsed().as_secs_f64())
+}
+
+/// The same rows written with the store's prepared statements, 100 a
+/// transaction, no HTTP; parsing is outside the timing.
+fn store_only(records: usize, dir: &Path) -> (u64, f64) {
+    let mobiles = dataset::mobiles(SEED, USERS);
+    let now = tz::now_ms() / 1000;
+    let to = now - now.rem_euclid(3600);
+    let data = dataset::generate(SEED, records, to - DAYS * 86_400, to, "tenant001", &mobiles);
+    let mut store = Store::open(&dir.join("store-only.db")).unwrap();
+    let mut spent = Duration::ZERO;
+    for chunk in data.chunks(100) {
+        let page: Vec<Record> =
+            chunk.iter().enumerate().map(|(i, r)| Record::from_value(i, &r.to_wire()).unwrap()).collect();
+        let t = Instant::now();
+        store.apply_page(&page, tz::now_ms()).unwrap();
+        spent += t.elapsed();
+    }
+    (records as u64, spent.as_secs_f64())
+}
+
+fn write_config(dir: &Path, sim: &Sim, db: &Path, schedule: &str, start: i64) -> PathBuf {
+    let path = dir.join("bench.toml");
+    let text = format!(
+        "[api]\nbase_url = \"{}\"\ntenant_id = \"tenant001\"\napp_secret = \"demo-secret\"\n\
+         max_requests_per_second = 100000\nconcurrency = 4\n\n[sync]\nstart = \"{}\"\nwindow = \"1h\"\n\
+         split_above = 1000000\nschedule = \"{schedule}\"\nlag = \"0s\"\n\n[store]\npath = \"{}\"\n\n[log]\nlevel = \"warn\"\n",
+        sim.base_url,
+        ServerZone::utc().format(start),
+        db.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs a command under /usr/bin/time: (wall seconds, peak RSS MB, stdout).
+fn timed(cmd: &mut Command) -> (f64, f64, String) {
+    let started = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("PEAK_RSS_KB=%M")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .output()
+        .expect("/usr/bin/time runs");
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} failed: {stderr}", cmd.get_program());
+    let kb: f64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("PEAK_RSS_KB="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("peak RSS reported");
+    (seconds, kb / 1024.0, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn backfill_cmd(config: &Path, sim: &Sim) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config", config.to_str().unwrap(), "backfill"]).args([
+        "--from",
+        &ServerZone::utc().format(sim.from),
+        "--to",
+        &ServerZone::utc().format(sim.to - 1),
+    ]);
+    cmd
+}
+
+/// RSS (MB) and CPU share of the daemon between passes.
+fn idle_daemon(sim: &Sim, dir: &Path) -> (f64, f64) {
+    let db = dir.join("idle.db");
+    let config = write_config(dir, sim, &db, "0 0 0 1 1 *", sim.to - 60);
+    let mut child = Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu = |pid: u32| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+    };
+    let before = cpu(child.id());
+    std::thread::sleep(Duration::from_secs(5));
+    let used = cpu(child.id()) - before;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let rss_kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    (rss_kb / 1024.0, used / 5.0 * 100.0)
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip_while(|a| a != "--records")
+        .nth(1)
+        .unwrap_or_else(|| "100000".into())
+        .split(',')
+        .map(|s| s.parse().expect("--records takes numbers"))
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows: Vec<Row> = Vec::new();
+    let has_python = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    for &n in &sizes {
+        eprintln!("== {n} records: starting the simulator");
+        let sim = start_sim(n);
+        let (got, secs) = rt.block_on(fetch_only(&sim));
+        assert_eq!(got, n as u64, "fetch-only read every record");
+        rows.push(Row {
+            scenario: format!("fetch-only ceiling {n}"),
+            records: got,
+            seconds: secs,
+            peak_rss_mb: None,
+            note: "simulator serves at least this rate".into(),
+        });
+        let (got, secs) = store_only(n, dir.path());
+        rows.push(Row {
+            scenario: format!("store ceiling {n}"),
+            records: got,
+            seconds: secs,
+            peak_rss_mb: None,
+            note: String::new(),
+        });
+
+        let db = dir.path().join(format!("e2e-{n}.db"));
+        let config = write_config(dir.path(), &sim, &db, "0 */5 * * * *", sim.from);
+        let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
+        assert!(out.contains(&format!("{n} inserted")), "{out}");
+        rows.push(Row {
+            scenario: format!("end-to-end backfill {n}"),
+            records: n as u64,
+            seconds: secs,
+            peak_rss_mb: Some(rss),
+            note: String::new(),
+        });
+        let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
+        assert!(out.contains("(0 inserted, 0 updated,"), "{out}");
+        rows.push(Row {
+            scenario: format!("second pass {n}"),
+            records: n as u64,
+            seconds: secs,
+            peak_rss_mb: Some(rss),
+            note: "0 rows written".into(),
+        });
+
+        if has_python {
+            let py_db = dir.path().join(format!("baseline-{n}.db"));
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/baseline.py");
+            let mut cmd = Command::new("python3");
+            cmd.arg(script).args(["--base-url", &sim.base_url, "--db", py_db.to_str().unwrap()]).args([
+                "--from",
+                &ServerZone::utc().format(sim.from),
+                "--to",
+                &ServerZone::utc().format(sim.to - 1),
+            ]);
+            let (secs, rss, out) = timed(&mut cmd);
+            assert_eq!(out.trim(), n.to_string(), "the baseline read every record");
+            rows.push(Row {
+                scenario: format!("python baseline {n}"),
+                records: n as u64,
+                seconds: secs,
+                peak_rss_mb: Some(rss),
+                note: "urllib + sqlite3".into(),
+            });
+        }
+        if n == sizes[0] {
+            let (rss, cpu) = idle_daemon(&sim, dir.path());
+            rows.push(Row {
+                scenario: "idle daemon".into(),
+                records: 0,
+                seconds: 5.0,
+                peak_rss_mb: Some(rss),
+                note: format!("RSS between passes; CPU {cpu:.2} %"),
+            });
+        }
+    }
+    print_table(&rows);
+}
+
+fn print_table(rows: &[Row]) {
+    let baseline = |scenario: &str| -> Option<f64> {
+        let n = scenario.rsplit(' ').next()?;
+        rows.iter().find(|r| r.scenario == format!("python baseline {n}")).map(Row::rate)
+    };
+    let mut csv = String::from("scenario,records,seconds,records_per_s,peak_rss_mb,x_baseline,note\n");
+    println!(
+        "{:<28} {:>9} {:>9} {:>12} {:>10} {:>11}  note",
+        "scenario", "records", "seconds", "records/s", "RSS MB", "x baseline"
+    );
+    for r in rows {
+        let ratio = baseline(&r.scenario).filter(|_| r.records > 0).map(|b| r.rate() / b);
+        let rss = r.peak_rss_mb.map_or(String::from("-"), |m| format!("{m:.1}"));
+        let x = ratio.map_or(String::from("-"), |x| format!("{x:.2}"));
+        let rate = if r.records > 0 { format!("{:.0}", r.rate()) } else { "-".into() };
+        println!(
+            "{:<28} {:>9} {:>9.2} {:>12} {:>10} {:>11}  {}",
+            r.scenario, r.records, r.seconds, rate, rss, x, r.note
+        );
+        csv.push_str(&format!("{},{},{:.3},{},{},{},{}\n", r.scenario, r.records, r.seconds, rate, rss, x, r.note));
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results.csv");
+    std::fs::write(&out, csv).unwrap();
+    println!("written to {}", out.display());
+}
