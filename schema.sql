@@ -105,6 +105,7 @@ CREATE INDEX records_start_time ON records (start_time);
 CREATE INDEX records_last_update_time ON records (last_update_time);
 CREATE INDEX record_details_intention ON record_details (intention);
 
+-- full-text: begin (left out when store.full_text = false)
 -- Full-text search over what callers said and what the system replied.
 -- The trigram tokenizer works for Chinese as for English: MATCH needs at least
 -- three characters; LIKE '%…%' uses the index too. Kept exact by triggers, in
@@ -133,6 +134,7 @@ CREATE TRIGGER record_details_fts_update AFTER UPDATE ON record_details BEGIN
     INSERT INTO record_details_fts (rowid, user_saying, system_reply)
     VALUES (new.rowid, new.user_saying, new.system_reply);
 END;
+-- full-text: end
 
 -- One row a call, with readable UTC times.
 CREATE VIEW v_calls AS

@@ -110,12 +110,13 @@ async fn fetch_only(sim: &Sim) -> (u64, f64) {
 
 /// The same rows written with the store's prepared statements, 100 a
 /// transaction, no HTTP; parsing is outside the timing.
-fn store_only(records: usize, dir: &Path) -> (u64, f64) {
+fn store_only(records: usize, dir: &Path, full_text: bool) -> (u64, f64) {
     let mobiles = dataset::mobiles(SEED, USERS);
     let now = tz::now_ms() / 1000;
     let to = now - now.rem_euclid(3600);
     let data = dataset::generate(SEED, records, to - DAYS * 86_400, to, "tenant001", &mobiles);
-    let mut store = Store::open(&dir.join("store-only.db")).unwrap();
+    let db = dir.join(format!("store-only-{records}-{full_text}.db"));
+    let mut store = Store::open_with(&db, full_text).unwrap();
     let mut spent = Duration::ZERO;
     for chunk in data.chunks(100) {
         let page: Vec<Record> =
@@ -127,12 +128,12 @@ fn store_only(records: usize, dir: &Path) -> (u64, f64) {
     (records as u64, spent.as_secs_f64())
 }
 
-fn write_config(dir: &Path, sim: &Sim, db: &Path, schedule: &str, start: i64) -> PathBuf {
-    let path = dir.join("bench.toml");
+fn write_config(dir: &Path, sim: &Sim, db: &Path, schedule: &str, start: i64, full_text: bool) -> PathBuf {
+    let path = dir.join(format!("bench-{full_text}.toml"));
     let text = format!(
         "[api]\nbase_url = \"{}\"\ntenant_id = \"tenant001\"\napp_secret = \"demo-secret\"\n\
          max_requests_per_second = 100000\nconcurrency = 4\n\n[sync]\nstart = \"{}\"\nwindow = \"1h\"\n\
-         split_above = 1000000\nschedule = \"{schedule}\"\nlag = \"0s\"\n\n[store]\npath = \"{}\"\n\n[log]\nlevel = \"warn\"\n",
+         split_above = 1000000\nschedule = \"{schedule}\"\nlag = \"0s\"\n\n[store]\npath = \"{}\"\nfull_text = {full_text}\n\n[log]\nlevel = \"warn\"\n",
         sim.base_url,
         ServerZone::utc().format(start),
         db.display()
@@ -176,7 +177,7 @@ fn backfill_cmd(config: &Path, sim: &Sim) -> Command {
 /// RSS (MB) and CPU share of the daemon between passes.
 fn idle_daemon(sim: &Sim, dir: &Path) -> (f64, f64) {
     let db = dir.join("idle.db");
-    let config = write_config(dir, sim, &db, "0 0 0 1 1 *", sim.to - 60);
+    let config = write_config(dir, sim, &db, "0 0 0 1 1 *", sim.to - 60, true);
     let mut child = Command::new(BIN)
         .args(["--config", config.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
@@ -227,35 +228,39 @@ fn main() {
             peak_rss_mb: None,
             note: "simulator serves at least this rate".into(),
         });
-        let (got, secs) = store_only(n, dir.path());
-        rows.push(Row {
-            scenario: format!("store ceiling {n}"),
-            records: got,
-            seconds: secs,
-            peak_rss_mb: None,
-            note: String::new(),
-        });
-
-        let db = dir.path().join(format!("e2e-{n}.db"));
-        let config = write_config(dir.path(), &sim, &db, "0 */5 * * * *", sim.from);
-        let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
-        assert!(out.contains(&format!("{n} inserted")), "{out}");
-        rows.push(Row {
-            scenario: format!("end-to-end backfill {n}"),
-            records: n as u64,
-            seconds: secs,
-            peak_rss_mb: Some(rss),
-            note: String::new(),
-        });
-        let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
-        assert!(out.contains("(0 inserted, 0 updated,"), "{out}");
-        rows.push(Row {
-            scenario: format!("second pass {n}"),
-            records: n as u64,
-            seconds: secs,
-            peak_rss_mb: Some(rss),
-            note: "0 rows written".into(),
-        });
+        for full_text in [true, false] {
+            let label = if full_text { "" } else { ", no full-text" };
+            let (got, secs) = store_only(n, dir.path(), full_text);
+            rows.push(Row {
+                scenario: format!("store ceiling{label} {n}"),
+                records: got,
+                seconds: secs,
+                peak_rss_mb: None,
+                note: String::new(),
+            });
+            let db = dir.path().join(format!("e2e-{n}-{full_text}.db"));
+            let config = write_config(dir.path(), &sim, &db, "0 */5 * * * *", sim.from, full_text);
+            let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
+            assert!(out.contains(&format!("{n} inserted")), "{out}");
+            rows.push(Row {
+                scenario: format!("end-to-end backfill{label} {n}"),
+                records: n as u64,
+                seconds: secs,
+                peak_rss_mb: Some(rss),
+                note: String::new(),
+            });
+            if full_text {
+                let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
+                assert!(out.contains("(0 inserted, 0 updated,"), "{out}");
+                rows.push(Row {
+                    scenario: format!("second pass {n}"),
+                    records: n as u64,
+                    seconds: secs,
+                    peak_rss_mb: Some(rss),
+                    note: "0 rows written".into(),
+                });
+            }
+        }
 
         if has_python {
             let py_db = dir.path().join(format!("baseline-{n}.db"));

@@ -39,7 +39,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ),
     ("query", &["user_mobiles", "call_ids", "cti_call_ids", "keys_file"]),
     ("sync", &["start", "window", "overlap", "lag", "split_above", "schedule"]),
-    ("store", &["path"]),
+    ("store", &["path", "full_text"]),
     ("log", &["format", "level"]),
     ("metrics", &["listen"]),
 ];
@@ -111,6 +111,8 @@ pub struct Settings {
     pub query: QuerySettings,
     pub sync: SyncSettings,
     pub store_path: PathBuf,
+    /// Keep the full-text index of turns (`store.full_text`).
+    pub store_full_text: bool,
     pub log_format: LogFormat,
     pub log_level: String,
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -173,6 +175,7 @@ struct RawSync {
 #[serde(default)]
 struct RawStore {
     path: String,
+    full_text: bool,
 }
 
 #[derive(Deserialize)]
@@ -190,7 +193,7 @@ struct RawMetrics {
 
 impl Default for RawStore {
     fn default() -> Self {
-        Self { path: "oifde-sync.db".into() }
+        Self { path: "oifde-sync.db".into(), full_text: true }
     }
 }
 
@@ -457,6 +460,7 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
         },
         sync,
         store_path: PathBuf::from(raw.store.path.trim()),
+        store_full_text: raw.store.full_text,
         log_format,
         log_level: raw.log.level.trim().to_string(),
         metrics_listen,

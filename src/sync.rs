@@ -343,18 +343,38 @@ impl Engine {
                 tracing::warn!(key = %key, total, "a one-second window holds more than sync.split_above records; reading all of it");
             }
             let total = first.total;
-            let mut page_num = 1;
             let mut got = self.commit(pass, first.records).await?;
             let mut in_window = got.len_u64;
+            // Where the total tells how many pages there are, later pages are
+            // fetched ahead (up to api.concurrency) while earlier ones commit.
+            let last_page = total.map(|t| t.div_ceil(page_size as u64).max(1) as u32).unwrap_or(u32::MAX);
+            let depth = if total.is_some() { self.settings.api.concurrency.max(1) } else { 1 };
+            let mut ahead = Ahead::default();
+            let mut next_page = 2u32;
             while got.len == page_size && total.is_none_or(|t| in_window < t) {
-                page_num += 1;
-                let page = self.fetch(pass, key, w, page_num).await?;
+                while ahead.0.len() < depth && (next_page <= last_page || ahead.0.is_empty()) {
+                    ahead.0.push_back(self.spawn_fetch(key, w, next_page));
+                    next_page += 1;
+                }
+                let Some(handle) = ahead.0.pop_front() else { break };
+                let page = tokio::select! {
+                    biased;
+                    _ = pass.cancel.cancelled() => return Err(WindowError::Cancelled),
+                    page = handle => page.expect("fetch task panicked").map_err(WindowError::Api)?,
+                };
                 got = self.commit(pass, page.records).await?;
                 in_window += got.len_u64;
             }
             received += in_window;
         }
         Ok(received)
+    }
+
+    fn spawn_fetch(&self, key: &QueryKey, w: Window, page_num: u32) -> tokio::task::JoinHandle<Result<Page, ApiError>> {
+        let (client, key) = (self.client.clone(), key.clone());
+        tokio::spawn(
+            async move { client.query(&Query { key: &key, begin: w.start, end: w.last_second(), page_num }).await },
+        )
     }
 
     async fn fetch(&self, pass: &Pass<'_>, key: &QueryKey, w: Window, page_num: u32) -> Result<Page, WindowError> {
@@ -373,6 +393,19 @@ impl Engine {
             self.with_store(move |s| s.apply_page(&records, tz::now_ms())).await.map_err(WindowError::Store)?;
         pass.tally.page(len, outcome);
         Ok(Committed { len, len_u64: len as u64 })
+    }
+}
+
+/// Pages being fetched ahead; dropped (on an error, a short page or a
+/// shutdown) they are aborted.
+#[derive(Default)]
+struct Ahead(std::collections::VecDeque<tokio::task::JoinHandle<Result<Page, ApiError>>>);
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        for handle in &self.0 {
+            handle.abort();
+        }
     }
 }
 

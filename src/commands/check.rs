@@ -30,7 +30,7 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
     ok("config", format!("{} is valid", config.display()));
     let mut all_ok = true;
 
-    match Store::open(&settings.store_path).and_then(|s| s.status(0)) {
+    match Store::open_with(&settings.store_path, settings.store_full_text).and_then(|s| s.status(0)) {
         Ok(r) => ok(
             "store",
             format!("{} opens (schema {}, {} records)", settings.store_path.display(), r.schema_version, r.records),

@@ -42,6 +42,7 @@ pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
             schedule: "0 */5 * * * *".into(),
         },
         store_path: path,
+        store_full_text: true,
         log_format: LogFormat::Text,
         log_level: "warn".into(),
         metrics_listen: None,

@@ -75,7 +75,7 @@ pub fn engine(settings: Arc<Settings>) -> Result<Engine, CommandError> {
         ApiError::Tls(msg) => CommandError::Usage(msg),
         other => CommandError::Api(other),
     })?);
-    let store = Store::open(&settings.store_path)?;
+    let store = Store::open_with(&settings.store_path, settings.store_full_text)?;
     Ok(Engine::new(settings, client, store))
 }
 

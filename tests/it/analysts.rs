@@ -71,3 +71,39 @@ async fn full_text_search_follows_every_update() {
     let english = hits("call fee");
     assert!(!english.is_empty(), "English text is found too");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_full_text_index_can_be_left_out_and_rebuilt() {
+    let sim = simulator(options(100)).await;
+    let (_dir, db) = temp_db();
+    let mut s = settings(&sim, &db);
+    s.store_full_text = false;
+    assert_eq!(backfill(&engine(s.clone())).await.status, PassStatus::Ok);
+    let has_fts = |db: &std::path::Path| -> bool {
+        Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) > 0 FROM sqlite_master WHERE name = 'record_details_fts'", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert!(!has_fts(&db));
+    s.store_full_text = true;
+    drop(engine(s));
+    assert!(has_fts(&db));
+    let conn = Connection::open(&db).unwrap();
+    let turns: i64 = conn.query_row("SELECT count(*) FROM record_details", [], |r| r.get(0)).unwrap();
+    assert!(turns > 0);
+    let english: i64 = conn
+        .query_row("SELECT count(*) FROM record_details_fts WHERE record_details_fts MATCH 'call fee'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let expected: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM record_details WHERE user_saying LIKE '%call fee%' OR system_reply LIKE '%call fee%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(english, expected, "the rebuilt index holds every stored turn");
+    conn.execute("INSERT INTO record_details_fts (record_details_fts) VALUES ('integrity-check')", []).unwrap();
+}

@@ -34,7 +34,7 @@ pub fn settings(sim: &Simulator, db: &Path) -> Settings {
 
 pub fn engine(settings: Settings) -> Engine {
     let client = Arc::new(ApiClient::new(&settings.api).expect("client builds"));
-    let store = Store::open(&settings.store_path).expect("store opens");
+    let store = Store::open_with(&settings.store_path, settings.store_full_text).expect("store opens");
     Engine::new(Arc::new(settings), client, store)
 }
 
