@@ -82,6 +82,7 @@ CREATE TABLE sync_runs (
     unchanged        INTEGER NOT NULL DEFAULT 0,
     stale            INTEGER NOT NULL DEFAULT 0,
     failed_windows   INTEGER NOT NULL DEFAULT 0,
+    rereads          INTEGER NOT NULL DEFAULT 0, -- windows read again: fewer records than the server's total
     requests         INTEGER NOT NULL DEFAULT 0,
     retries          INTEGER NOT NULL DEFAULT 0,
     error            TEXT

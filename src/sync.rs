@@ -3,6 +3,7 @@
 //! backfill's progress) moved only once a whole window is committed.
 //! `sync`, `run` and `backfill` all go through [`Engine::pass`].
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -90,6 +91,7 @@ struct Tally {
     unchanged: AtomicU64,
     stale: AtomicU64,
     failed_windows: AtomicU64,
+    rereads: AtomicU64,
 }
 
 impl Tally {
@@ -108,7 +110,15 @@ enum WindowError {
     Api(ApiError),
     Store(StoreError),
     Cancelled,
+    /// Fewer distinct records than the server's total, after every re-read.
+    Incomplete {
+        distinct: u64,
+        total: u64,
+    },
 }
+
+/// How many times a window that came back short is read again.
+const MAX_REREADS: usize = 2;
 
 /// The pass machinery: the API client and the store's single writer.
 #[derive(Clone)]
@@ -207,6 +217,7 @@ impl Engine {
             unchanged: load(&t.unchanged),
             stale: load(&t.stale),
             failed_windows: load(&t.failed_windows),
+            rereads: load(&t.rereads),
             requests: self.client.stats.requests.load(Ordering::Relaxed) - requests_before,
             retries: self.client.stats.retries.load(Ordering::Relaxed) - retries_before,
         };
@@ -301,6 +312,20 @@ impl Engine {
                     pass.stop.store(true, Ordering::Relaxed);
                     return Err(e);
                 }
+                Err(WindowError::Incomplete { distinct, total }) => {
+                    let line = format!(
+                        "key {name}, window {} .. {}: received {distinct} distinct records of the {total} the server \
+                         reported, after {MAX_REREADS} re-reads",
+                        tz::utc_text(w.start * 1000),
+                        tz::utc_text(w.end * 1000)
+                    );
+                    tracing::error!("{line}");
+                    pass.tally.failed_windows.fetch_add(1, Ordering::Relaxed);
+                    pass.errors.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                    if matches!(pass.kind, PassKind::Incremental { .. }) {
+                        return Ok(());
+                    }
+                }
                 Err(WindowError::Api(e)) => {
                     let line = format!(
                         "key {name}, window {} .. {}: {e}",
@@ -325,49 +350,80 @@ impl Engine {
     }
 
     /// Every page of a window, halving it while the server reports more than
-    /// `split_above` records. Returns the records received.
+    /// `split_above` records. A window whose distinct records fall short of
+    /// the server's `total` is read again, at most [`MAX_REREADS`] times.
+    /// Returns the records received.
     async fn read_window(&self, pass: &Pass<'_>, key: &QueryKey, window: Window) -> Result<u64, WindowError> {
-        let page_size = self.settings.api.page_size as usize;
         let split_above = self.settings.sync.split_above;
         let mut received = 0u64;
         let mut todo = vec![window];
-        while let Some(w) = todo.pop() {
-            let first = self.fetch(pass, key, w, 1).await?;
-            if let Some(total) = first.total.filter(|t| *t > split_above) {
-                if let Some((left, right)) = w.halves() {
-                    tracing::debug!(key = %key, total, seconds = w.seconds(), "window above split_above, halving");
-                    todo.push(right);
-                    todo.push(left);
-                    continue;
+        'windows: while let Some(w) = todo.pop() {
+            for attempt in 0..=MAX_REREADS {
+                let first = self.fetch(pass, key, w, 1).await?;
+                if let Some(total) = first.total.filter(|t| *t > split_above) {
+                    if let Some((left, right)) = w.halves() {
+                        tracing::debug!(key = %key, total, seconds = w.seconds(), "window above split_above, halving");
+                        todo.push(right);
+                        todo.push(left);
+                        continue 'windows;
+                    }
+                    tracing::warn!(key = %key, total, "a one-second window holds more than sync.split_above records; reading all of it");
                 }
-                tracing::warn!(key = %key, total, "a one-second window holds more than sync.split_above records; reading all of it");
-            }
-            let total = first.total;
-            let mut got = self.commit(pass, first.records).await?;
-            let mut in_window = got.len_u64;
-            // Where the total tells how many pages there are, later pages are
-            // fetched ahead (up to api.concurrency) while earlier ones commit.
-            let last_page = total.map(|t| t.div_ceil(page_size as u64).max(1) as u32).unwrap_or(u32::MAX);
-            let depth = if total.is_some() { self.settings.api.concurrency.max(1) } else { 1 };
-            let mut ahead = Ahead::default();
-            let mut next_page = 2u32;
-            while got.len == page_size && total.is_none_or(|t| in_window < t) {
-                while ahead.0.len() < depth && (next_page <= last_page || ahead.0.is_empty()) {
-                    ahead.0.push_back(self.spawn_fetch(key, w, next_page));
-                    next_page += 1;
+                let total = first.total;
+                let (read, distinct) = self.read_pages(pass, key, w, first).await?;
+                received += read;
+                match total {
+                    Some(total) if distinct < total && attempt < MAX_REREADS => {
+                        tracing::warn!(key = %key, distinct, total, "fewer records than the server reported; reading the window again");
+                        pass.tally.rereads.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(total) if distinct < total => {
+                        return Err(WindowError::Incomplete { distinct, total });
+                    }
+                    _ => continue 'windows,
                 }
-                let Some(handle) = ahead.0.pop_front() else { break };
-                let page = tokio::select! {
-                    biased;
-                    _ = pass.cancel.cancelled() => return Err(WindowError::Cancelled),
-                    page = handle => page.expect("fetch task panicked").map_err(WindowError::Api)?,
-                };
-                got = self.commit(pass, page.records).await?;
-                in_window += got.len_u64;
             }
-            received += in_window;
         }
         Ok(received)
+    }
+
+    /// Reads and commits every page of one window from its first page on.
+    /// Returns the records read and how many distinct log ids they held.
+    async fn read_pages(
+        &self,
+        pass: &Pass<'_>,
+        key: &QueryKey,
+        w: Window,
+        first: Page,
+    ) -> Result<(u64, u64), WindowError> {
+        let page_size = self.settings.api.page_size as usize;
+        let total = first.total;
+        let mut seen: HashSet<String> = HashSet::new();
+        seen.extend(first.records.iter().map(|r| r.log_id.clone()));
+        let mut got = self.commit(pass, first.records).await?;
+        let mut in_window = got.len_u64;
+        // Where the total tells how many pages there are, later pages are
+        // fetched ahead (up to api.concurrency) while earlier ones commit.
+        let last_page = total.map(|t| t.div_ceil(page_size as u64).max(1) as u32).unwrap_or(u32::MAX);
+        let depth = if total.is_some() { self.settings.api.concurrency.max(1) } else { 1 };
+        let mut ahead = Ahead::default();
+        let mut next_page = 2u32;
+        while got.len == page_size && total.is_none_or(|t| in_window < t) {
+            while ahead.0.len() < depth && (next_page <= last_page || ahead.0.is_empty()) {
+                ahead.0.push_back(self.spawn_fetch(key, w, next_page));
+                next_page += 1;
+            }
+            let Some(handle) = ahead.0.pop_front() else { break };
+            let page = tokio::select! {
+                biased;
+                _ = pass.cancel.cancelled() => return Err(WindowError::Cancelled),
+                page = handle => page.expect("fetch task panicked").map_err(WindowError::Api)?,
+            };
+            seen.extend(page.records.iter().map(|r| r.log_id.clone()));
+            got = self.commit(pass, page.records).await?;
+            in_window += got.len_u64;
+        }
+        Ok((in_window, seen.len() as u64))
     }
 
     fn spawn_fetch(&self, key: &QueryKey, w: Window, page_num: u32) -> tokio::task::JoinHandle<Result<Page, ApiError>> {

@@ -42,6 +42,8 @@ pub struct Faults {
     /// queried window, on a page the client has already read: later pages
     /// shift, and the new record is only seen by a later pass.
     pub drift_every_queries: Option<u64>,
+    /// Added to every reported `total`: a server that promises records it never sends.
+    pub inflate_total: u64,
 }
 
 impl Faults {
@@ -59,6 +61,7 @@ impl Faults {
             token_expires_after_queries: Some(7),
             max_paging_depth: None,
             drift_every_queries: None,
+            inflate_total: 0,
         }
     }
 }
@@ -371,7 +374,7 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
         .filter(|e| call.is_none_or(|c| e.record.call_id == c))
         .filter(|e| cti.is_none_or(|c| e.record.cti_call_id.as_deref() == Some(c)))
         .collect();
-    let total = matching.len() as u64;
+    let total = matching.len() as u64 + state.faults.inflate_total;
     let skip = ((page_num - 1) * page_size) as usize;
     // Documented quirks: `total` sometimes a string, `errorCode` sometimes absent.
     let mut answer = String::with_capacity(64 + page_size as usize * 2500);

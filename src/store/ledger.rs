@@ -20,6 +20,8 @@ pub struct RunFigures {
     pub unchanged: u64,
     pub stale: u64,
     pub failed_windows: u64,
+    /// Windows read again because they came back short of the server's total.
+    pub rereads: u64,
     pub requests: u64,
     pub retries: u64,
 }
@@ -101,7 +103,7 @@ impl Store {
             .execute(
                 "UPDATE sync_runs SET finished_at = ?2, status = ?3, keys = ?4, windows = ?5, pages = ?6, \
                  records_fetched = ?7, inserted = ?8, updated = ?9, unchanged = ?10, stale = ?11, \
-                 failed_windows = ?12, requests = ?13, retries = ?14, error = ?15 WHERE id = ?1",
+                 failed_windows = ?12, requests = ?13, retries = ?14, error = ?15, rereads = ?16 WHERE id = ?1",
                 params![
                     id,
                     now_ms,
@@ -118,6 +120,7 @@ impl Store {
                     f.requests as i64,
                     f.retries as i64,
                     error,
+                    f.rereads as i64,
                 ],
             )
             .map(drop)
@@ -175,7 +178,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, kind, started_at, finished_at, status, keys, windows, pages, records_fetched, inserted, \
-                 updated, unchanged, stale, failed_windows, requests, retries, error FROM sync_runs ORDER BY id DESC LIMIT ?1",
+                 updated, unchanged, stale, failed_windows, requests, retries, error, rereads FROM sync_runs ORDER BY id DESC LIMIT ?1",
             )
             .map_err(|e| self.sql(e))?;
         let runs = runs_stmt
@@ -197,6 +200,7 @@ impl Store {
                         unchanged: n(11)?,
                         stale: n(12)?,
                         failed_windows: n(13)?,
+                        rereads: n(17)?,
                         requests: n(14)?,
                         retries: n(15)?,
                     },
