@@ -118,6 +118,8 @@ pub struct Settings {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The file the settings came from, for messages.
     pub file: PathBuf,
+    /// `api.app_secret` or `api.auth_token` is written in the file itself.
+    pub secret_in_file: bool,
 }
 
 /// The file as deserialized, before validation; every field has a default.
@@ -237,6 +239,12 @@ impl Default for RawSync {
     }
 }
 
+/// Whether others than the owner can read `file`.
+pub fn readable_by_others(file: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(file).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+}
+
 /// Where the config file is: the flag, else `$OIFDE_SYNC_CONFIG`, else `./oifde-sync.toml`.
 /// (clap fills the flag from the variable.)
 pub fn default_path() -> PathBuf {
@@ -258,7 +266,19 @@ impl Settings {
         }
         let text = std::fs::read_to_string(file)
             .map_err(|e| ConfigError::Unreadable { file: file.to_path_buf(), msg: e.to_string() })?;
-        let origins = Origins { file: file.to_path_buf(), env: env_keys(&env) };
+        let file_keys = Config::builder()
+            .add_source(File::from_str(&text, FileFormat::Toml))
+            .build()
+            .ok()
+            .and_then(|c| c.try_deserialize::<HashMap<String, config::Value>>().ok())
+            .map(|top| {
+                top.into_iter()
+                    .filter_map(|(section, v)| v.into_table().ok().map(|t| (section, t)))
+                    .flat_map(|(section, t)| t.into_keys().map(move |k| format!("{section}.{k}")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let origins = Origins { file: file.to_path_buf(), env: env_keys(&env), file_keys };
         let built = Config::builder()
             .add_source(File::from_str(&text, FileFormat::Toml))
             .add_source(
@@ -285,6 +305,8 @@ struct Origins {
     file: PathBuf,
     /// `section.key` names set through the environment.
     env: BTreeSet<String>,
+    /// `section.key` names written in the file.
+    file_keys: BTreeSet<String>,
 }
 
 impl Origins {
@@ -465,6 +487,9 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
         log_level: raw.log.level.trim().to_string(),
         metrics_listen,
         file: o.file.clone(),
+        secret_in_file: ["api.app_secret", "api.auth_token"]
+            .iter()
+            .any(|k| !o.env.contains(*k) && o.file_keys.contains(*k)),
     })
 }
 

@@ -28,6 +28,9 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
     };
     crate::telemetry::init(settings.log_format, &settings.log_level);
     ok("config", format!("{} is valid", config.display()));
+    if let Some(warning) = super::secret_file_warning(&settings) {
+        println!("warn    config: {warning}");
+    }
     let mut all_ok = true;
 
     match Store::open_with(&settings.store_path, settings.store_full_text).and_then(|s| s.status(0)) {

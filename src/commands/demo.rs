@@ -47,6 +47,7 @@ pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
         log_level: "warn".into(),
         metrics_listen: None,
         file: PathBuf::from("(demo)"),
+        secret_in_file: false,
     }
 }
 

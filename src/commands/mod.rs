@@ -66,7 +66,21 @@ impl From<crate::sync::PassError> for CommandError {
 pub fn load_settings(file: &Path) -> Result<Arc<Settings>, CommandError> {
     let settings = Settings::load(file)?;
     crate::telemetry::init(settings.log_format, &settings.log_level);
+    if let Some(warning) = secret_file_warning(&settings) {
+        tracing::warn!("{warning}");
+    }
     Ok(Arc::new(settings))
+}
+
+/// A warning when the config file holds a secret and others can read it.
+pub fn secret_file_warning(settings: &Settings) -> Option<String> {
+    (settings.secret_in_file && crate::config::readable_by_others(&settings.file)).then(|| {
+        format!(
+            "{} holds a secret and other users can read it: `chmod 600 {}`, or move the secret to api.app_secret_file",
+            settings.file.display(),
+            settings.file.display()
+        )
+    })
 }
 
 /// The client, then the store: a bad CA file fails before a file is created.

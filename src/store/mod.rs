@@ -29,8 +29,23 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: i64, supported: i64 },
     #[error("cannot migrate the store {path}: {source}")]
     Migrate { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "the store {path} is locked by another process holding a write transaction; \
+         readers should open it read-only (e.g. `sqlite3 -readonly`)"
+    )]
+    Locked { path: PathBuf },
     #[error("store {path}: {source}")]
     Sql { path: PathBuf, source: rusqlite::Error },
+}
+
+/// Names a lock held elsewhere apart from other SQLite errors.
+pub(crate) fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Locked { path: path.to_path_buf() }
+        }
+        _ => StoreError::Sql { path: path.to_path_buf(), source },
+    }
 }
 
 pub struct Store {
@@ -90,7 +105,7 @@ impl Store {
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sql { path: self.path.clone(), source }
+        sql_error(&self.path, source)
     }
 
     fn user_version(&self) -> Result<i64, StoreError> {

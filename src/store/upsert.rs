@@ -61,7 +61,7 @@ impl Store {
     /// Applies one page in one transaction.
     pub fn apply_page(&mut self, records: &[Record], now_ms: i64) -> Result<PageOutcome, StoreError> {
         let path = self.path.clone();
-        let sql = |source| StoreError::Sql { path: path.clone(), source };
+        let sql = |source| super::sql_error(&path, source);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
         let outcome = apply(&tx, records, now_ms).map_err(sql)?;
         tx.commit().map_err(sql)?;

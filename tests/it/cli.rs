@@ -21,7 +21,13 @@ pub async fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs")).await.unwrap()
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs")).await.unwrap();
+    // No command may print a secret, whatever the test is about.
+    let all = text(&out);
+    for secret in ["demo-secret", SECRET, "wrong-secret", "not-the-secret"] {
+        assert!(!all.contains(secret), "a secret was printed by {args:?}: {all}");
+    }
+    out
 }
 
 pub fn text(o: &Output) -> String {

@@ -6,4 +6,5 @@ mod cli;
 mod helpers;
 mod network;
 mod service;
+mod store_faults;
 mod sync_path;
