@@ -3,6 +3,7 @@
 
 mod analysts;
 mod cli;
+mod crash;
 mod helpers;
 mod network;
 mod service;
