@@ -209,3 +209,41 @@ async fn a_window_short_of_the_servers_total_is_reread_then_reported() {
     let cursors: i64 = conn.query_row("SELECT count(*) FROM sync_cursors", [], |r| r.get(0)).unwrap();
     assert_eq!(cursors, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_fault_alone_and_all_together_need_at_most_two_passes() {
+    let rate = 0.2;
+    let slow = Duration::from_millis(500);
+    let matrix: Vec<(&str, Faults)> = vec![
+        ("server errors", Faults { server_error_rate: rate, ..Faults::default() }),
+        ("429 with Retry-After", Faults { throttle_rate: rate, ..Faults::default() }),
+        ("internal error codes", Faults { internal_error_rate: rate, ..Faults::default() }),
+        ("truncated bodies", Faults { truncated_rate: rate, ..Faults::default() }),
+        ("dropped connections", Faults { drop_rate: rate, ..Faults::default() }),
+        ("answers beyond the timeout", Faults { slow_rate: rate, slow_delay: slow, ..Faults::default() }),
+        ("token expiry", Faults { token_expires_after_queries: Some(2), ..Faults::default() }),
+        ("page drift", Faults { drift_every_queries: Some(10), ..Faults::default() }),
+        (
+            "all together",
+            Faults {
+                slow_rate: rate / 6.0,
+                slow_delay: slow,
+                drift_every_queries: Some(10),
+                token_expires_after_queries: Some(3),
+                ..Faults::all_at(rate * 5.0 / 6.0)
+            },
+        ),
+    ];
+    for (name, faults) in matrix {
+        let sim = simulator(SimOptions { faults, users: 3, ..options(150) }).await;
+        let (_dir, db) = temp_db();
+        let mut s = settings(&sim, &db);
+        s.api.timeout = Duration::from_millis(250);
+        s.api.page_size = 20;
+        let engine = engine(s);
+        let first = incremental(&engine, TO + 60).await;
+        let second = incremental(&engine, TO + 120).await;
+        assert_eq!(second.status, PassStatus::Ok, "{name}: {:?} then {:?}", first.errors, second.errors);
+        assert_mirrors(&db, &sim.records());
+    }
+}
