@@ -346,6 +346,17 @@ fn error_code(v: &Value) -> Option<(String, String)> {
     Some((code, msg))
 }
 
+/// Reads a `queryRecordHistory` answer body: a page, or the failure it
+/// reports. Never panics, whatever the bytes (fuzzed and property-tested).
+pub fn parse_query_answer(body: &[u8]) -> Result<Page, ApiError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadBody { path: QUERY_PATH, msg: e.to_string() })?;
+    if let Some((code, msg)) = error_code(&v) {
+        return Err(ApiError::Remote { path: QUERY_PATH, code, msg });
+    }
+    parse_page(&v)
+}
+
 fn parse_page(v: &Value) -> Result<Page, ApiError> {
     let total = v.get("total").and_then(value_int).map(|t| t.max(0) as u64);
     let list = match v.get("recordList") {

@@ -5,7 +5,7 @@ mod client;
 mod error;
 pub mod record;
 
-pub use client::{ApiClient, ClientStats, Page, Query};
+pub use client::{ApiClient, ClientStats, Page, Query, parse_query_answer};
 pub use error::ApiError;
 pub use record::{Qa, Record, Turn};
 

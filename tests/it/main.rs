@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod helpers;
 mod network;
+mod parser;
 mod service;
 mod store_faults;
 mod sync_path;
