@@ -8,5 +8,6 @@ mod helpers;
 mod network;
 mod parser;
 mod service;
+mod soak;
 mod store_faults;
 mod sync_path;
