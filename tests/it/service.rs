@@ -139,3 +139,74 @@ fn the_unit_file_is_hardened() {
     assert!(out.status.success(), "exposure above 2.0:\n{report}{}", String::from_utf8_lossy(&out.stderr));
     assert!(report.contains("Overall exposure level"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_systemd_the_daemon_reports_ready_watchdog_status_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let sim = simulator(options(50)).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut child = Command::new(crate::cli::bin())
+        .current_dir(dir.path())
+        .arg("run")
+        .env_remove("OIFDE_SYNC_CONFIG")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let messages = tokio::task::spawn_blocking(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let started = Instant::now();
+        let mut signalled = false;
+        while started.elapsed() < Duration::from_secs(15) {
+            if let Ok(n) = socket.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            let seen = got.join("\n");
+            if !signalled && seen.contains("STATUS=pass: ok") && seen.matches("WATCHDOG=1").count() >= 3 {
+                Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+                signalled = true;
+            }
+            if seen.contains("STOPPING=1") {
+                break;
+            }
+        }
+        got.join("\n")
+    })
+    .await
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(messages.contains("READY=1"), "{messages}");
+    assert!(messages.contains("STATUS=pass: ok"), "{messages}");
+    assert!(messages.contains("WATCHDOG=1"), "{messages}");
+    assert!(messages.contains("STOPPING=1"), "{messages}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_a_line() {
+    let sim = simulator(options(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &sim,
+        &sim.options().app_secret.clone(),
+        "",
+        "[log]\nformat = \"json\"\nlevel = \"debug\"\n",
+    );
+    let out = run(dir.path(), &["sync"], &[("RUST_LOG", "")]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+}
