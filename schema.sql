@@ -109,8 +109,9 @@ CREATE INDEX record_details_intention ON record_details (intention);
 -- full-text: begin (left out when store.full_text = false)
 -- Full-text search over what callers said and what the system replied.
 -- The trigram tokenizer works for Chinese as for English: MATCH needs at least
--- three characters; LIKE '%…%' uses the index too. Kept exact by triggers, in
--- the same transaction as every write to record_details.
+-- three characters; LIKE '%…%' uses the index too. The store keeps it exact
+-- in the same transaction as every write to record_details (not by triggers:
+-- a trigger makes FTS5 flush its buffer at every statement, which is slow).
 CREATE VIRTUAL TABLE record_details_fts USING fts5 (
     user_saying,
     system_reply,
@@ -119,22 +120,6 @@ CREATE VIRTUAL TABLE record_details_fts USING fts5 (
     tokenize = 'trigram'
 );
 
-CREATE TRIGGER record_details_fts_insert AFTER INSERT ON record_details BEGIN
-    INSERT INTO record_details_fts (rowid, user_saying, system_reply)
-    VALUES (new.rowid, new.user_saying, new.system_reply);
-END;
-
-CREATE TRIGGER record_details_fts_delete AFTER DELETE ON record_details BEGIN
-    INSERT INTO record_details_fts (record_details_fts, rowid, user_saying, system_reply)
-    VALUES ('delete', old.rowid, old.user_saying, old.system_reply);
-END;
-
-CREATE TRIGGER record_details_fts_update AFTER UPDATE ON record_details BEGIN
-    INSERT INTO record_details_fts (record_details_fts, rowid, user_saying, system_reply)
-    VALUES ('delete', old.rowid, old.user_saying, old.system_reply);
-    INSERT INTO record_details_fts (rowid, user_saying, system_reply)
-    VALUES (new.rowid, new.user_saying, new.system_reply);
-END;
 -- full-text: end
 
 -- One row a call, with readable UTC times.

@@ -215,6 +215,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut rows: Vec<Row> = Vec::new();
+    let mut queries: Vec<(usize, Vec<(&str, f64)>)> = Vec::new();
     let has_python = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
     for &n in &sizes {
         eprintln!("== {n} records: starting the simulator");
@@ -250,6 +251,7 @@ fn main() {
                 note: String::new(),
             });
             if full_text {
+                queries.push((n, time_queries(&db)));
                 let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
                 assert!(out.contains("(0 inserted, 0 updated,"), "{out}");
                 rows.push(Row {
@@ -294,6 +296,41 @@ fn main() {
         }
     }
     print_table(&rows);
+    print_queries(&queries);
+}
+
+/// The analysts' five questions on a synced store: milliseconds each, the
+/// best of three runs (the first warms the page cache).
+fn time_queries(db: &Path) -> Vec<(&'static str, f64)> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    oifde_sync::queries::CANONICAL
+        .iter()
+        .map(|(title, sql)| {
+            let best = (0..3)
+                .map(|_| {
+                    let t = Instant::now();
+                    let mut stmt = conn.prepare(sql).unwrap();
+                    let rows = stmt.query_map([], |_| Ok(())).unwrap().count();
+                    assert!(rows > 0, "{title}");
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .fold(f64::MAX, f64::min);
+            (*title, best)
+        })
+        .collect()
+}
+
+fn print_queries(queries: &[(usize, Vec<(&str, f64)>)]) {
+    let mut csv = String::from("records,question,ms\n");
+    println!("\n{:<40} {:>10} {:>12}", "question (best of 3)", "records", "ms");
+    for (n, timings) in queries {
+        for (title, ms) in timings {
+            println!("{title:<40} {n:>10} {ms:>12.1}");
+            csv.push_str(&format!("{n},{title},{ms:.1}\n"));
+        }
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/queries.csv");
+    std::fs::write(&out, csv).unwrap();
 }
 
 fn print_table(rows: &[Row]) {

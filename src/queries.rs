@@ -31,11 +31,8 @@ ORDER BY seq;",
     (
         "What callers said: full-text search",
         "SELECT t.call_id, t.calling_number, t.request_utc, t.user_saying
-FROM record_details_fts f
-JOIN v_turns t ON t.turn_rowid = f.rowid
-WHERE record_details_fts MATCH '转人工'
-ORDER BY t.request_utc DESC
-LIMIT 20;",
+FROM (SELECT rowid FROM record_details_fts WHERE record_details_fts MATCH '转人工' LIMIT 20) f
+JOIN v_turns t ON t.turn_rowid = f.rowid;",
     ),
     (
         "Answer distribution per question",

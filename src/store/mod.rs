@@ -51,6 +51,8 @@ pub(crate) fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// `record_details_fts` exists and is written with every turn.
+    full_text: bool,
 }
 
 impl Store {
@@ -68,10 +70,10 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(5)).map_err(|e| open_err(e.to_string()))?;
         // 16 MiB of page cache keeps index pages hot on large backfills.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 16000; PRAGMA journal_size_limit = 67108864;",
         )
             .map_err(|e| open_err(e.to_string()))?;
-        let mut store = Store { conn, path: path.to_path_buf() };
+        let mut store = Store { conn, path: path.to_path_buf(), full_text: false };
         store.migrate()?;
         store.set_full_text(full_text)?;
         Ok(store)
@@ -87,7 +89,7 @@ impl Store {
         }
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| StoreError::Open { path: path.to_path_buf(), msg: e.to_string() })?;
-        let store = Store { conn, path: path.to_path_buf() };
+        let store = Store { conn, path: path.to_path_buf(), full_text: false };
         let found = store.user_version()?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
@@ -150,16 +152,18 @@ impl Store {
             (true, false) => {
                 format!("{}\nINSERT INTO record_details_fts (record_details_fts) VALUES ('rebuild');", full_text_sql())
             }
-            (false, true) => "DROP TRIGGER record_details_fts_insert; DROP TRIGGER record_details_fts_delete; \
-                              DROP TRIGGER record_details_fts_update; DROP TABLE record_details_fts;"
-                .to_string(),
-            _ => return Ok(()),
+            (false, true) => "DROP TABLE record_details_fts;".to_string(),
+            _ => {
+                self.full_text = enabled;
+                return Ok(());
+            }
         };
         let path = self.path.clone();
         let migrate = |source| StoreError::Migrate { path: path.clone(), source };
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(migrate)?;
         tx.execute_batch(&sql).map_err(migrate)?;
         tx.commit().map_err(migrate)?;
+        self.full_text = enabled;
         tracing::info!(enabled, "full-text index {}", if enabled { "built" } else { "dropped" });
         Ok(())
     }

@@ -63,13 +63,13 @@ impl Store {
         let path = self.path.clone();
         let sql = |source| super::sql_error(&path, source);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-        let outcome = apply(&tx, records, now_ms).map_err(sql)?;
+        let outcome = apply(&tx, records, now_ms, self.full_text).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(outcome)
     }
 }
 
-fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64) -> rusqlite::Result<PageOutcome> {
+fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: bool) -> rusqlite::Result<PageOutcome> {
     let mut outcome = PageOutcome::default();
     let mut lookup = tx.prepare_cached("SELECT last_update_time, content_hash FROM records WHERE log_id = ?1")?;
     for r in records {
@@ -77,14 +77,21 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64) -> rusqlite::Res
         match decide(r, stored) {
             Decision::Insert => {
                 write_record(tx, INSERT_RECORD, r, now_ms)?;
-                write_children(tx, r)?;
+                write_children(tx, r, full_text)?;
                 outcome.inserted += 1;
             }
             Decision::Replace => {
                 write_record(tx, UPDATE_RECORD, r, now_ms)?;
+                if full_text {
+                    tx.prepare_cached(
+                        "INSERT INTO record_details_fts (record_details_fts, rowid, user_saying, system_reply) \
+                         SELECT 'delete', rowid, user_saying, system_reply FROM record_details WHERE log_id = ?1",
+                    )?
+                    .execute([&r.log_id])?;
+                }
                 tx.prepare_cached("DELETE FROM record_details WHERE log_id = ?1")?.execute([&r.log_id])?;
                 tx.prepare_cached("DELETE FROM qa_records WHERE log_id = ?1")?.execute([&r.log_id])?;
-                write_children(tx, r)?;
+                write_children(tx, r, full_text)?;
                 outcome.updated += 1;
             }
             Decision::Unchanged => outcome.unchanged += 1,
@@ -122,7 +129,7 @@ fn write_record(tx: &Transaction<'_>, sql: &str, r: &Record, now_ms: i64) -> rus
     Ok(())
 }
 
-fn write_children(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
+fn write_children(tx: &Transaction<'_>, r: &Record, full_text: bool) -> rusqlite::Result<()> {
     let mut turn = tx.prepare_cached(
         "INSERT INTO record_details (log_id, seq, inter_no, user_saying, intention, system_reply, \
          reply_time, request_time, response_source, involve_mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -140,6 +147,12 @@ fn write_children(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
             t.response_source,
             t.involve_mode,
         ])?;
+        if full_text {
+            tx.prepare_cached(
+                "INSERT INTO record_details_fts (rowid, user_saying, system_reply) VALUES (last_insert_rowid(), ?1, ?2)",
+            )?
+            .execute(params![t.user_saying, t.system_reply])?;
+        }
     }
     let mut qa = tx.prepare_cached(
         "INSERT INTO qa_records (log_id, seq, inter_no, series_id, question_title, question_type, \
