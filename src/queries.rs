@@ -12,12 +12,11 @@ ORDER BY day;",
     ),
     (
         "Top intentions of the last 7 days",
-        "SELECT d.intention, count(*) AS turns
-FROM record_details d
-JOIN records r ON r.log_id = d.log_id
-WHERE r.start_time >= unixepoch('now', '-7 days') * 1000
-  AND d.intention IS NOT NULL
-GROUP BY d.intention
+        "SELECT intention, count(*) AS turns
+FROM record_details
+WHERE request_time >= unixepoch('now', '-7 days') * 1000
+  AND intention IS NOT NULL
+GROUP BY intention
 ORDER BY turns DESC
 LIMIT 10;",
     ),

@@ -48,18 +48,18 @@ async fn sync_killed_at_twenty_random_moments_loses_nothing() {
     let db = dir.path().join("mirror.db");
     let mut rng = fastrand::Rng::with_seed(20);
     for kill in 0..20 {
-        let mut child = Command::new(bin())
+        let mut child = Spawned(Command::new(bin())
             .current_dir(dir.path())
             .arg("sync")
             .env_remove("OIFDE_SYNC_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
+            .unwrap());
         let after = Duration::from_millis(rng.u64(200..1500));
         tokio::time::sleep(after).await;
-        let _ = child.kill();
-        let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+        let _ = child.0.kill();
+        let status = tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
         if db.exists() {
             assert_cursors_behind_data(&db, &sim);
         }
@@ -83,14 +83,14 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
     let args = ["backfill", "--from", "2026-11-02 00:00:00", "--to", "2026-11-03 23:59:59"];
-    let mut child = Command::new(bin())
+    let mut child = Spawned(Command::new(bin())
         .current_dir(dir.path())
         .args(args)
         .env_remove("OIFDE_SYNC_CONFIG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap());
     let db = dir.path().join("mirror.db");
     let progress = |db: &std::path::Path| -> i64 {
         Connection::open(db)
@@ -101,8 +101,8 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
     while progress(&db) < 3 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     let done = progress(&db);
     let queries_before = sim.query_calls();
     let out = run(dir.path(), &args, &[]).await;

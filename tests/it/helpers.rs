@@ -216,3 +216,13 @@ pub fn assert_mirrors(db: &Path, expected: &[SimRecord]) {
     assert_eq!(count("record_details") as usize, total_turns, "no stray turns");
     assert_eq!(count("qa_records") as usize, total_qa, "no stray Q&A rows");
 }
+
+/// A child process that is killed if the test fails before it ends.
+pub struct Spawned(pub std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

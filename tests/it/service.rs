@@ -47,14 +47,14 @@ async fn the_daemon_runs_on_schedule_never_overlaps_and_stops_cleanly_on_sigterm
     std::fs::write(&config, every_second).unwrap();
     let db = dir.path().join("mirror.db");
     let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = Command::new(crate::cli::bin())
+    let mut child = Spawned(Command::new(crate::cli::bin())
         .current_dir(dir.path())
         .arg("run")
         .env_remove("OIFDE_SYNC_CONFIG")
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap());
 
     wait_for("three finished passes", || db.exists() && runs(&db).iter().filter(|r| r.3.is_some()).count() >= 3).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -67,10 +67,10 @@ async fn the_daemon_runs_on_schedule_never_overlaps_and_stops_cleanly_on_sigterm
     sim.set_faults(Faults { slow_rate: 1.0, slow_delay: Duration::from_millis(400), ..Faults::default() });
     wait_for("a pass in flight", || runs(&db).last().is_some_and(|r| r.1 == "running")).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     let signalled = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
     assert_eq!(status.code(), Some(0));
     assert!(signalled.elapsed() < Duration::from_secs(5), "stopped within a few seconds");
 
@@ -149,7 +149,7 @@ async fn under_systemd_the_daemon_reports_ready_watchdog_status_and_stopping() {
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let mut child = Command::new(crate::cli::bin())
+    let mut child = Spawned(Command::new(crate::cli::bin())
         .current_dir(dir.path())
         .arg("run")
         .env_remove("OIFDE_SYNC_CONFIG")
@@ -158,8 +158,8 @@ async fn under_systemd_the_daemon_reports_ready_watchdog_status_and_stopping() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
+        .unwrap());
+    let pid = child.0.id().to_string();
     let messages = tokio::task::spawn_blocking(move || {
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
@@ -182,7 +182,7 @@ async fn under_systemd_the_daemon_reports_ready_watchdog_status_and_stopping() {
     })
     .await
     .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
     assert!(messages.contains("READY=1"), "{messages}");
     assert!(messages.contains("STATUS=pass: ok"), "{messages}");
     assert!(messages.contains("WATCHDOG=1"), "{messages}");

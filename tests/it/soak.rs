@@ -36,15 +36,15 @@ async fn soak() {
         .replace("window = \"12h\"", "window = \"10m\"\nschedule = \"* * * * * *\"\nlag = \"0s\"\noverlap = \"15m\"");
     std::fs::write(&config, text_).unwrap();
     let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-    let mut daemon = Command::new(bin())
+    let mut daemon = Spawned(Command::new(bin())
         .current_dir(dir.path())
         .arg("run")
         .env_remove("OIFDE_SYNC_CONFIG")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .unwrap();
-    let pid = daemon.id();
+        .unwrap());
+    let pid = daemon.0.id();
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(5);
     let mut samples = Vec::new();
@@ -78,7 +78,7 @@ async fn soak() {
     let peak = samples.iter().copied().max().unwrap_or(0);
     let settled = samples.get(6).or(samples.last()).copied().unwrap_or(0);
     Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    let status = tokio::task::spawn_blocking(move || daemon.wait().unwrap()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || daemon.0.wait().unwrap()).await.unwrap();
     assert_eq!(status.code(), Some(0));
     let out = run(dir.path(), &["sync"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
