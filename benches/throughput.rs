@@ -65,11 +65,15 @@ fn start_sim(records: usize) -> Sim {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("simulated OIFDE server"), "{first}");
-    // The simulator's records start within DAYS days before the current hour.
-    let now = tz::now_ms() / 1000;
-    let to = now - now.rem_euclid(3600);
+    // "  tenant …, N records from YYYY-MM-DD HH:MM:SS to YYYY-MM-DD HH:MM:SS UTC, …"
+    let second = lines.next().unwrap().unwrap();
+    let span = second.split(" records from ").nth(1).expect("the simulator prints its span");
+    let (from, rest) = span.split_once(" to ").unwrap();
+    let to = rest.split(" UTC").next().unwrap();
+    let utc = ServerZone::utc();
+    let (from, to) = (utc.parse_time(from).unwrap(), utc.parse_time(to).unwrap());
     std::thread::spawn(move || for _ in lines {});
-    Sim { child, base_url: format!("http://127.0.0.1:{port}"), from: to - DAYS * 86_400, to }
+    Sim { child, base_url: format!("http://127.0.0.1:{port}"), from, to }
 }
 
 fn api_settings(base_url: &str) -> ApiSettings {
