@@ -67,7 +67,24 @@ async fn full_text_search_follows_every_update() {
     let old_saying = target.details[0].user_saying.clone().unwrap();
     let old_hits = hits(&format!("\"{}\"", old_saying.replace('"', "")));
     assert!(!old_hits.contains(&target.log_id), "the old text is gone from the index");
-    conn.execute("INSERT INTO record_details_fts (record_details_fts) VALUES ('integrity-check')", []).unwrap();
+    // The index holds exactly the stored turns: no entry left from the old ones.
+    let indexed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM record_details_fts WHERE record_details_fts MATCH ?1",
+            [&format!("\"{}\"", old_saying.replace('"', ""))],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let stored: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM record_details WHERE instr(user_saying, ?1) OR instr(system_reply, ?1)",
+            [&old_saying],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed, stored, "index entries for {old_saying:?}");
+    conn.execute("INSERT INTO record_details_fts (record_details_fts, rank) VALUES ('integrity-check', 1)", [])
+        .unwrap();
     let english = hits("call fee");
     assert!(!english.is_empty(), "English text is found too");
 }
@@ -105,5 +122,6 @@ async fn the_full_text_index_can_be_left_out_and_rebuilt() {
         )
         .unwrap();
     assert_eq!(english, expected, "the rebuilt index holds every stored turn");
-    conn.execute("INSERT INTO record_details_fts (record_details_fts) VALUES ('integrity-check')", []).unwrap();
+    conn.execute("INSERT INTO record_details_fts (record_details_fts, rank) VALUES ('integrity-check', 1)", [])
+        .unwrap();
 }

@@ -48,14 +48,16 @@ async fn sync_killed_at_twenty_random_moments_loses_nothing() {
     let db = dir.path().join("mirror.db");
     let mut rng = fastrand::Rng::with_seed(20);
     for kill in 0..20 {
-        let mut child = Spawned(Command::new(bin())
-            .current_dir(dir.path())
-            .arg("sync")
-            .env_remove("OIFDE_SYNC_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap());
+        let mut child = Spawned(
+            Command::new(bin())
+                .current_dir(dir.path())
+                .arg("sync")
+                .env_remove("OIFDE_SYNC_CONFIG")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let after = Duration::from_millis(rng.u64(200..1500));
         tokio::time::sleep(after).await;
         let _ = child.0.kill();
@@ -70,7 +72,8 @@ async fn sync_killed_at_twenty_random_moments_loses_nothing() {
     assert_cursors_behind_data(&db, &sim);
     assert_mirrors(&db, &sim.records());
     let conn = Connection::open(&db).unwrap();
-    conn.execute("INSERT INTO record_details_fts (record_details_fts) VALUES ('integrity-check')", []).unwrap();
+    conn.execute("INSERT INTO record_details_fts (record_details_fts, rank) VALUES ('integrity-check', 1)", [])
+        .unwrap();
     let killed: i64 =
         conn.query_row("SELECT count(*) FROM sync_runs WHERE status = 'running'", [], |r| r.get(0)).unwrap();
     assert!(killed >= 10, "most kills hit a pass in flight ({killed})");
@@ -83,14 +86,16 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
     let args = ["backfill", "--from", "2026-11-02 00:00:00", "--to", "2026-11-03 23:59:59"];
-    let mut child = Spawned(Command::new(bin())
-        .current_dir(dir.path())
-        .args(args)
-        .env_remove("OIFDE_SYNC_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
+    let mut child = Spawned(
+        Command::new(bin())
+            .current_dir(dir.path())
+            .args(args)
+            .env_remove("OIFDE_SYNC_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let db = dir.path().join("mirror.db");
     let progress = |db: &std::path::Path| -> i64 {
         Connection::open(db)

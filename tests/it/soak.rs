@@ -36,14 +36,16 @@ async fn soak() {
         .replace("window = \"12h\"", "window = \"10m\"\nschedule = \"* * * * * *\"\nlag = \"0s\"\noverlap = \"15m\"");
     std::fs::write(&config, text_).unwrap();
     let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-    let mut daemon = Spawned(Command::new(bin())
-        .current_dir(dir.path())
-        .arg("run")
-        .env_remove("OIFDE_SYNC_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap());
+    let mut daemon = Spawned(
+        Command::new(bin())
+            .current_dir(dir.path())
+            .arg("run")
+            .env_remove("OIFDE_SYNC_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let pid = daemon.0.id();
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(5);
