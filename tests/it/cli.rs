@@ -185,3 +185,22 @@ async fn demo_fills_demo_db() {
     let n: i64 = conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 5000);
 }
+
+#[test]
+fn the_example_config_is_valid_and_the_environment_overrides_it() {
+    use std::collections::HashMap;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let s = oifde_sync::config::Settings::load_with_env(&example, HashMap::new()).expect("config.example.toml loads");
+    assert_eq!(s.api.page_size, 100);
+    assert_eq!(s.sync.window, std::time::Duration::from_secs(3600));
+    assert_eq!(s.sync.overlap, std::time::Duration::from_secs(900));
+    let env = HashMap::from([
+        ("OIFDE_SYNC__API__PAGE_SIZE".to_string(), "50".to_string()),
+        ("OIFDE_SYNC__QUERY__USER_MOBILES".to_string(), "13800000001,13800000002".to_string()),
+        ("OIFDE_SYNC__SYNC__LAG".to_string(), "2m 30s".to_string()),
+    ]);
+    let s = oifde_sync::config::Settings::load_with_env(&example, env).unwrap();
+    assert_eq!(s.api.page_size, 50);
+    assert_eq!(s.query.user_mobiles, vec!["13800000001", "13800000002"]);
+    assert_eq!(s.sync.lag, std::time::Duration::from_secs(150));
+}
