@@ -10,7 +10,7 @@ use crate::helpers::*;
 
 const SECRET: &str = "s3cret-Zq81-do-not-print";
 
-pub fn bin() -> &'static str {
+fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_oifde-sync")
 }
 

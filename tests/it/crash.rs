@@ -2,13 +2,13 @@
 //! loses nothing, corrupts nothing, and never has a cursor ahead of the data.
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use oifde_sync::simulator::{Faults, SimOptions};
 use rusqlite::Connection;
 
-use crate::cli::{bin, run, text, write_config};
+use crate::cli::{run, text, write_config};
 use crate::helpers::*;
 
 /// Every record of a key before its cursor is stored; the file is sound.
@@ -48,16 +48,7 @@ async fn sync_killed_at_twenty_random_moments_loses_nothing() {
     let db = dir.path().join("mirror.db");
     let mut rng = fastrand::Rng::with_seed(20);
     for kill in 0..20 {
-        let mut child = Spawned(
-            Command::new(bin())
-                .current_dir(dir.path())
-                .arg("sync")
-                .env_remove("OIFDE_SYNC_CONFIG")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let mut child = spawn(dir.path(), &["sync"], &[], Stdio::null());
         let after = Duration::from_millis(rng.u64(200..1500));
         tokio::time::sleep(after).await;
         let _ = child.0.kill();
@@ -86,16 +77,7 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
     let args = ["backfill", "--from", "2026-11-02 00:00:00", "--to", "2026-11-03 23:59:59"];
-    let mut child = Spawned(
-        Command::new(bin())
-            .current_dir(dir.path())
-            .args(args)
-            .env_remove("OIFDE_SYNC_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = spawn(dir.path(), &args, &[], Stdio::null());
     let db = dir.path().join("mirror.db");
     let progress = |db: &std::path::Path| -> i64 {
         Connection::open(db)

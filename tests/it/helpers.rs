@@ -226,3 +226,13 @@ impl Drop for Spawned {
         let _ = self.0.wait();
     }
 }
+
+/// The binary started in `dir` with `args` and `env`, its stderr to `stderr`.
+pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)], stderr: std::process::Stdio) -> Spawned {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_oifde-sync"));
+    cmd.current_dir(dir).args(args).env_remove("OIFDE_SYNC_CONFIG").stdout(std::process::Stdio::null()).stderr(stderr);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Spawned(cmd.spawn().expect("the binary starts"))
+}

@@ -47,16 +47,7 @@ async fn the_daemon_runs_on_schedule_never_overlaps_and_stops_cleanly_on_sigterm
     std::fs::write(&config, every_second).unwrap();
     let db = dir.path().join("mirror.db");
     let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = Spawned(
-        Command::new(crate::cli::bin())
-            .current_dir(dir.path())
-            .arg("run")
-            .env_remove("OIFDE_SYNC_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = spawn(dir.path(), &["run"], &[], stderr.into());
 
     wait_for("three finished passes", || db.exists() && runs(&db).iter().filter(|r| r.3.is_some()).count() >= 3).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -151,18 +142,8 @@ async fn under_systemd_the_daemon_reports_ready_watchdog_status_and_stopping() {
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let mut child = Spawned(
-        Command::new(crate::cli::bin())
-            .current_dir(dir.path())
-            .arg("run")
-            .env_remove("OIFDE_SYNC_CONFIG")
-            .env("NOTIFY_SOCKET", &socket_path)
-            .env("WATCHDOG_USEC", "400000")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let env = [("NOTIFY_SOCKET", socket_path.as_os_str()), ("WATCHDOG_USEC", std::ffi::OsStr::new("400000"))];
+    let mut child = spawn(dir.path(), &["run"], &env, Stdio::null());
     let pid = child.0.id().to_string();
     let messages = tokio::task::spawn_blocking(move || {
         let mut got = Vec::new();

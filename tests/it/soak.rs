@@ -2,12 +2,12 @@
 //! faults whose tenant grows and changes, for SOAK_MINUTES minutes (default
 //! 1). Not run by `cargo test`; `bench/soak.sh` runs it.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use oifde_sync::simulator::{Faults, SimOptions};
 
-use crate::cli::{bin, run, text, write_config};
+use crate::cli::{run, text, write_config};
 use crate::helpers::*;
 
 fn rss_kb(pid: u32) -> u64 {
@@ -36,16 +36,7 @@ async fn soak() {
         .replace("window = \"12h\"", "window = \"10m\"\nschedule = \"* * * * * *\"\nlag = \"0s\"\noverlap = \"15m\"");
     std::fs::write(&config, text_).unwrap();
     let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-    let mut daemon = Spawned(
-        Command::new(bin())
-            .current_dir(dir.path())
-            .arg("run")
-            .env_remove("OIFDE_SYNC_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let mut daemon = spawn(dir.path(), &["run"], &[], log.into());
     let pid = daemon.0.id();
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(5);
