@@ -84,7 +84,9 @@ async fn requests_stay_under_the_rate_limit_and_the_in_flight_cap() {
     assert!(log.len() > 60, "enough requests to see a burst: {}", log.len());
     for (i, first) in log.iter().enumerate() {
         let in_span = log[i..].iter().take_while(|e| e.at < first.at + Duration::from_secs(1)).count();
-        assert!(in_span <= 25, "{in_span} requests in the second from {:?}", first.at);
+        // Arrival times carry the scheduler's jitter on a loaded machine; the
+        // limiter spaces sends 2 % wider than 1/25 s. A burst shows as ~50.
+        assert!(in_span <= 26, "{in_span} requests in the second from {:?}", first.at);
     }
     let most = log.iter().map(|e| e.in_flight).max().unwrap();
     assert!(most <= 2, "{most} requests in flight");
