@@ -140,6 +140,17 @@ struct Pass<'a> {
     cancel: &'a CancellationToken,
 }
 
+impl Pass<'_> {
+    /// Logs a failed window, counts it, and keeps its line for the run log.
+    fn report_failure(&self, key: &str, w: Window, why: &str) {
+        let line =
+            format!("key {key}, window {} .. {}: {why}", tz::utc_text(w.start * 1000), tz::utc_text(w.end * 1000));
+        tracing::error!("{line}");
+        self.tally.failed_windows.fetch_add(1, Ordering::Relaxed);
+        self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+}
+
 impl Engine {
     pub fn new(settings: Arc<Settings>, client: Arc<ApiClient>, store: Store) -> Self {
         Self { settings, client, store: Arc::new(Mutex::new(store)), progress: Arc::new(Silent) }
@@ -163,7 +174,7 @@ impl Engine {
 
     /// Every key's cursor, epoch ms, for metrics.
     pub async fn cursors(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.with_store(|s| Ok(s.status(0)?.cursors.into_iter().map(|c| (c.query_key, c.cursor_time)).collect())).await
+        self.with_store(|s| Ok(s.cursors()?.into_iter().map(|c| (c.query_key, c.cursor_time)).collect())).await
     }
 
     /// One pass over every key. Failed windows are reported in the result,
@@ -313,28 +324,20 @@ impl Engine {
                     return Err(e);
                 }
                 Err(WindowError::Incomplete { distinct, total }) => {
-                    let line = format!(
-                        "key {name}, window {} .. {}: received {distinct} distinct records of the {total} the server \
-                         reported, after {MAX_REREADS} re-reads",
-                        tz::utc_text(w.start * 1000),
-                        tz::utc_text(w.end * 1000)
+                    pass.report_failure(
+                        &name,
+                        w,
+                        &format!(
+                            "received {distinct} distinct records of the {total} the server reported, \
+                         after {MAX_REREADS} re-reads"
+                        ),
                     );
-                    tracing::error!("{line}");
-                    pass.tally.failed_windows.fetch_add(1, Ordering::Relaxed);
-                    pass.errors.lock().unwrap_or_else(|p| p.into_inner()).push(line);
                     if matches!(pass.kind, PassKind::Incremental { .. }) {
                         return Ok(());
                     }
                 }
                 Err(WindowError::Api(e)) => {
-                    let line = format!(
-                        "key {name}, window {} .. {}: {e}",
-                        tz::utc_text(w.start * 1000),
-                        tz::utc_text(w.end * 1000)
-                    );
-                    tracing::error!("{line}");
-                    pass.tally.failed_windows.fetch_add(1, Ordering::Relaxed);
-                    pass.errors.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                    pass.report_failure(&name, w, &e.to_string());
                     if e.is_fatal() || matches!(e, ApiError::KeysRequired { .. }) {
                         *pass.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                         pass.stop.store(true, Ordering::Relaxed);
@@ -401,14 +404,14 @@ impl Engine {
         let mut seen: HashSet<String> = HashSet::new();
         seen.extend(first.records.iter().map(|r| r.log_id.clone()));
         let mut got = self.commit(pass, first.records).await?;
-        let mut in_window = got.len_u64;
+        let mut in_window = got as u64;
         // Where the total tells how many pages there are, later pages are
         // fetched ahead (up to api.concurrency) while earlier ones commit.
         let last_page = total.map(|t| t.div_ceil(page_size as u64).max(1) as u32).unwrap_or(u32::MAX);
         let depth = if total.is_some() { self.settings.api.concurrency.max(1) } else { 1 };
         let mut ahead = Ahead::default();
         let mut next_page = 2u32;
-        while got.len == page_size && total.is_none_or(|t| in_window < t) {
+        while got == page_size && total.is_none_or(|t| in_window < t) {
             while ahead.0.len() < depth && (next_page <= last_page || ahead.0.is_empty()) {
                 ahead.0.push_back(self.spawn_fetch(key, w, next_page));
                 next_page += 1;
@@ -421,7 +424,7 @@ impl Engine {
             };
             seen.extend(page.records.iter().map(|r| r.log_id.clone()));
             got = self.commit(pass, page.records).await?;
-            in_window += got.len_u64;
+            in_window += got as u64;
         }
         Ok((in_window, seen.len() as u64))
     }
@@ -442,13 +445,13 @@ impl Engine {
         }
     }
 
-    /// Commits one page in its own transaction and counts it.
-    async fn commit(&self, pass: &Pass<'_>, records: Vec<Record>) -> Result<Committed, WindowError> {
+    /// Commits one page in its own transaction and counts it; returns its size.
+    async fn commit(&self, pass: &Pass<'_>, records: Vec<Record>) -> Result<usize, WindowError> {
         let len = records.len();
         let outcome =
             self.with_store(move |s| s.apply_page(&records, tz::now_ms())).await.map_err(WindowError::Store)?;
         pass.tally.page(len, outcome);
-        Ok(Committed { len, len_u64: len as u64 })
+        Ok(len)
     }
 }
 
@@ -463,12 +466,6 @@ impl Drop for Ahead {
             handle.abort();
         }
     }
-}
-
-/// A committed page's size.
-struct Committed {
-    len: usize,
-    len_u64: u64,
 }
 
 /// The progress key of a backfill: its period and key filter.

@@ -188,7 +188,7 @@ impl ApiClient {
     async fn current_token(&self) -> Result<Token, ApiError> {
         let mut state = self.token.lock().await;
         if let Some((code, msg)) = &state.refused {
-            return Err(self.refusal(code.clone(), msg.clone()));
+            return Err(ApiError::Credentials { code: code.clone(), msg: msg.clone() });
         }
         if let Some((token, renew_at)) = &state.current
             && Instant::now() < *renew_at
@@ -226,10 +226,6 @@ impl ApiClient {
             state.current = None;
         }
         Ok(())
-    }
-
-    fn refusal(&self, code: String, msg: String) -> ApiError {
-        ApiError::Credentials { code, msg }
     }
 
     async fn get_token(&self, secret: &Secret) -> Result<(Secret, Duration), ApiError> {

@@ -162,18 +162,22 @@ impl Store {
         self.conn.execute("DELETE FROM backfill_progress WHERE job = ?1", [job]).map(drop).map_err(|e| self.sql(e))
     }
 
+    /// Every key's cursor, by key.
+    pub fn cursors(&self) -> Result<Vec<CursorRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT query_key, cursor_time, updated_at FROM sync_cursors ORDER BY query_key")
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map([], |r| Ok(CursorRow { query_key: r.get(0)?, cursor_time: r.get(1)?, updated_at: r.get(2)? }))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))
+    }
+
     pub fn status(&self, last_runs: usize) -> Result<StatusReport, StoreError> {
         let count = |table: &str| -> Result<i64, StoreError> {
             self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).map_err(|e| self.sql(e))
         };
-        let mut cursors_stmt = self
-            .conn
-            .prepare("SELECT query_key, cursor_time, updated_at FROM sync_cursors ORDER BY query_key")
-            .map_err(|e| self.sql(e))?;
-        let cursors = cursors_stmt
-            .query_map([], |r| Ok(CursorRow { query_key: r.get(0)?, cursor_time: r.get(1)?, updated_at: r.get(2)? }))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.sql(e))?;
+        let cursors = self.cursors()?;
         let mut runs_stmt = self
             .conn
             .prepare(
