@@ -172,3 +172,44 @@ SELECT q.log_id,
        strftime('%Y-%m-%d %H:%M:%S', q.create_time / 1000, 'unixepoch') AS create_utc
 FROM qa_records q
 JOIN records r ON r.log_id = q.log_id;
+
+-- migration: 2
+-- Version 2: query keys live in the store, with their lifecycle.
+
+-- One row a query key: where it came from and where it stands.
+-- Stream keys (mobile:, and * for window-only queries) are read every pass
+-- from their cursor; point keys (call:, cti:) name one call and are read,
+-- without a time window, until the call settles.
+CREATE TABLE query_keys (
+    query_key     TEXT PRIMARY KEY NOT NULL, -- mobile:<n>, call:<id>, cti:<id>, or *
+    kind          TEXT NOT NULL,             -- stream or point
+    source        TEXT NOT NULL,             -- config, keys_file, command, auto
+    state         TEXT NOT NULL,             -- active, settling, waiting, done, given_up, removed
+    added_at      INTEGER NOT NULL,          -- epoch ms
+    last_query_at INTEGER,                   -- epoch ms
+    next_query_at INTEGER,                   -- epoch ms; a waiting key is due from then
+    records_found INTEGER NOT NULL DEFAULT 0,
+    misses        INTEGER NOT NULL DEFAULT 0 -- queries in a row that found no record
+) STRICT;
+CREATE INDEX query_keys_due ON query_keys (state, next_query_at);
+CREATE INDEX query_keys_source ON query_keys (source, state);
+
+-- How far each keys file has been read, so a pass reads only what was appended.
+CREATE TABLE key_files (
+    path      TEXT PRIMARY KEY NOT NULL,
+    file_id   TEXT NOT NULL,                 -- device:inode
+    offset    INTEGER NOT NULL,              -- bytes taken
+    lines     INTEGER NOT NULL,              -- lines taken
+    head      TEXT NOT NULL,                 -- fingerprint of the first bytes
+    read_at   INTEGER NOT NULL               -- epoch ms
+) STRICT;
+
+-- Keys polled before version 2 go on being polled; a pass then marks those
+-- no longer configured as removed.
+INSERT INTO query_keys (query_key, kind, source, state, added_at)
+SELECT query_key,
+       CASE WHEN query_key LIKE 'call:%' OR query_key LIKE 'cti:%' THEN 'point' ELSE 'stream' END,
+       CASE WHEN query_key = '*' THEN 'auto' ELSE 'config' END,
+       'active',
+       updated_at
+FROM sync_cursors;

@@ -37,8 +37,11 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "retry_delay",
         ],
     ),
-    ("query", &["user_mobiles", "call_ids", "cti_call_ids", "keys_file"]),
-    ("sync", &["start", "window", "overlap", "lag", "split_above", "schedule"]),
+    ("query", &["user_mobiles", "call_ids", "cti_call_ids", "keys_file", "give_up_after", "point_lookback"]),
+    (
+        "sync",
+        &["start", "window", "overlap", "lag", "split_above", "schedule", "settle", "resweep", "resweep_schedule"],
+    ),
     ("store", &["path", "full_text"]),
     ("log", &["format", "level"]),
     ("metrics", &["listen"]),
@@ -80,23 +83,65 @@ pub struct ApiSettings {
     pub retry_delay: Duration,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct QuerySettings {
     pub user_mobiles: Vec<String>,
     pub call_ids: Vec<String>,
     pub cti_call_ids: Vec<String>,
     pub keys_file: Option<PathBuf>,
+    /// A point key that finds no record is given up after this.
+    pub give_up_after: Duration,
+    /// Where point keys are read in windows (servers that refuse key-only
+    /// queries): from this long before the key was added.
+    pub point_lookback: Duration,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        Self {
+            user_mobiles: Vec::new(),
+            call_ids: Vec::new(),
+            cti_call_ids: Vec::new(),
+            keys_file: None,
+            give_up_after: Duration::from_secs(86_400),
+            point_lookback: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// Where a stream key with no cursor starts reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// This long before the pass.
+    Ago(Duration),
+    /// A fixed time, epoch seconds.
+    At(i64),
+}
+
+impl Start {
+    /// The start in epoch seconds for a pass at `now`.
+    pub fn at(self, now: i64) -> i64 {
+        match self {
+            Start::Ago(d) => now - d.as_secs() as i64,
+            Start::At(t) => t,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct SyncSettings {
-    /// Epoch seconds where a key with no cursor starts.
-    pub start: i64,
+    /// Where a key with no cursor starts.
+    pub start: Start,
     pub window: Duration,
     pub overlap: Duration,
     pub lag: Duration,
     pub split_above: u64,
     pub schedule: String,
+    /// A point key is done once its call ended (or last changed) this long ago.
+    pub settle: Duration,
+    /// Re-read this span of every stream key on `resweep_schedule`; `None` is off.
+    pub resweep: Option<Duration>,
+    pub resweep_schedule: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,13 +198,28 @@ struct RawApi {
     retry_delay: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(default)]
 struct RawQuery {
     user_mobiles: Vec<String>,
     call_ids: Vec<String>,
     cti_call_ids: Vec<String>,
     keys_file: String,
+    give_up_after: String,
+    point_lookback: String,
+}
+
+impl Default for RawQuery {
+    fn default() -> Self {
+        Self {
+            user_mobiles: Vec::new(),
+            call_ids: Vec::new(),
+            cti_call_ids: Vec::new(),
+            keys_file: String::new(),
+            give_up_after: "24h".into(),
+            point_lookback: "7d".into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -171,6 +231,9 @@ struct RawSync {
     lag: String,
     split_above: i64,
     schedule: String,
+    settle: String,
+    resweep: String,
+    resweep_schedule: String,
 }
 
 #[derive(Deserialize)]
@@ -229,12 +292,15 @@ impl Default for RawApi {
 impl Default for RawSync {
     fn default() -> Self {
         Self {
-            start: "2026-11-01 00:00:00".into(),
+            start: "7d".into(),
             window: "1h".into(),
             overlap: "15m".into(),
             lag: "1m".into(),
             split_above: 5000,
             schedule: "0 */5 * * * *".into(),
+            settle: "15m".into(),
+            resweep: String::new(),
+            resweep_schedule: "0 30 3 * * *".into(),
         }
     }
 }
@@ -372,13 +438,24 @@ fn type_error(e: config::ConfigError, origins: &Origins) -> ConfigError {
     }
 }
 
-/// Parses a human duration such as "15m", "1h", "2m 30s" or "500ms".
+/// Parses a human duration such as "15m", "1h", "7d", "2m 30s" or "500ms";
+/// a day is 24 hours.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d: jiff::SignedDuration = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write it like \"30s\", \"15m\", \"1h\" or \"2m 30s\""))?;
+    let bad = || format!("{text:?} is not a duration; write it like \"30s\", \"15m\", \"1h\", \"7d\" or \"2m 30s\"");
+    let span: jiff::Span = text.trim().parse().map_err(|_| bad())?;
+    let d = span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(|_| bad())?;
     Duration::try_from(d).map_err(|_| format!("{text:?} must not be negative"))
+}
+
+/// `sync.start`: a span back from now ("7d", "7 days ago") or a time.
+pub fn parse_start(text: &str, zone: &ServerZone) -> Result<Start, String> {
+    if let Ok(at) = zone.parse_time(text) {
+        return Ok(Start::At(at));
+    }
+    let span = text.trim().strip_suffix("ago").unwrap_or(text.trim());
+    parse_duration(span).map(Start::Ago).map_err(|_| {
+        format!("{text:?} is neither a span back from now (like \"7d\") nor a time like \"2026-11-01 00:00:00\"")
+    })
 }
 
 fn duration(origins: &Origins, key: &str, text: &str) -> Result<Duration, ConfigError> {
@@ -437,12 +514,17 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
         retry_delay: duration(o, "api.retry_delay", &a.retry_delay)?,
     };
     let s = raw.sync;
-    let start = api.server_timezone.parse_time(&s.start).map_err(|m| o.invalid("sync.start", m))?;
+    let start = parse_start(&s.start, &api.server_timezone).map_err(|m| o.invalid("sync.start", m))?;
     let window = duration(o, "sync.window", &s.window)?;
     if window < Duration::from_secs(1) {
         return Err(o.invalid("sync.window", "must be at least 1s"));
     }
     check_schedule(&s.schedule).map_err(|m| o.invalid("sync.schedule", m))?;
+    check_schedule(&s.resweep_schedule).map_err(|m| o.invalid("sync.resweep_schedule", m))?;
+    let resweep = match s.resweep.trim() {
+        "" | "off" => None,
+        text => Some(duration(o, "sync.resweep", text)?).filter(|d| !d.is_zero()),
+    };
     let sync = SyncSettings {
         start,
         window,
@@ -450,6 +532,9 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
         lag: duration(o, "sync.lag", &s.lag)?,
         split_above: positive(o, "sync.split_above", s.split_above)?,
         schedule: s.schedule.trim().to_string(),
+        settle: duration(o, "sync.settle", &s.settle)?,
+        resweep,
+        resweep_schedule: s.resweep_schedule.trim().to_string(),
     };
     let log_format = match raw.log.format.trim() {
         "text" => LogFormat::Text,
@@ -479,6 +564,8 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
             call_ids: q.call_ids,
             cti_call_ids: q.cti_call_ids,
             keys_file: optional_path(&q.keys_file),
+            give_up_after: duration(o, "query.give_up_after", &q.give_up_after)?,
+            point_lookback: duration(o, "query.point_lookback", &q.point_lookback)?,
         },
         sync,
         store_path: PathBuf::from(raw.store.path.trim()),

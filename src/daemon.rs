@@ -1,5 +1,6 @@
 //! The daemon: a pass at start, then one per cron tick; a tick that comes
-//! while a pass runs is skipped, so passes never overlap. Shutdown is an
+//! while a pass runs is skipped, so passes never overlap. With
+//! `sync.resweep`, a resweep pass on its own schedule waits for its turn. Shutdown is an
 //! input: when `cancel` fires, the pass in flight finishes its page and is
 //! recorded as interrupted.
 
@@ -50,20 +51,30 @@ struct Shared {
 }
 
 impl Shared {
-    /// One pass, unless one is running already.
+    /// One incremental pass, unless a pass is running already.
     async fn tick(&self) {
-        let Ok(_guard) = self.gate.clone().try_lock_owned() else {
+        let Ok(guard) = self.gate.clone().try_lock_owned() else {
             tracing::warn!("previous pass still running; skipping this tick");
             return;
         };
+        self.pass(PassKind::Incremental { now: tz::now_ms() / 1000, label: "run" }, guard).await;
+    }
+
+    /// The resweep, once the pass in flight (if any) has ended.
+    async fn resweep(&self) {
+        let guard = self.gate.clone().lock_owned().await;
+        self.pass(PassKind::Resweep { now: tz::now_ms() / 1000 }, guard).await;
+    }
+
+    async fn pass(&self, kind: PassKind, _guard: tokio::sync::OwnedMutexGuard<()>) {
         if self.cancel.is_cancelled() {
             return;
         }
         let started = Instant::now();
-        let kind = PassKind::Incremental { now: tz::now_ms() / 1000, label: "run" };
+        let label = if matches!(kind, PassKind::Resweep { .. }) { "resweep" } else { "pass" };
         match self.engine.pass(kind, &self.cancel).await {
             Ok(report) => {
-                let line = crate::commands::summary_line("pass", &report, started.elapsed().as_secs_f64());
+                let line = report.summary(label, started.elapsed().as_secs_f64());
                 tracing::info!("{line}");
                 self.metrics.record_pass(&report, started.elapsed());
                 notify(&[NotifyState::Status(&line)]);
@@ -118,6 +129,17 @@ pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, Dae
     })
     .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
     scheduler.add(job).await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    if let Some(span) = shared.engine.settings.sync.resweep {
+        let resweep_schedule = shared.engine.settings.sync.resweep_schedule.clone();
+        let on_resweep = shared.clone();
+        let job = Job::new_async(resweep_schedule.as_str(), move |_, _| {
+            let shared = on_resweep.clone();
+            Box::pin(async move { shared.resweep().await })
+        })
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+        scheduler.add(job).await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+        tracing::info!(schedule = %resweep_schedule, span_s = span.as_secs(), "resweep scheduled");
+    }
     tracing::info!(schedule = %schedule, "daemon started");
     let first = shared.clone();
     tokio::spawn(async move { first.tick().await });

@@ -4,11 +4,10 @@
 //! # Layout
 //! - [`config`]: typed settings from TOML and the environment.
 //! - [`api`]: the REST client (token, rate limit, retries) and record parsing.
-//! - [`keys`]: the query keys a pass polls.
-//! - [`plan`]: windows over time, as pure functions.
+//! - [`keys`]: query keys (stream and point) and the keys file, read as it grows.
 //! - [`queries`]: the analysts' canonical questions as SQL.
-//! - [`store`]: the SQLite store: schema, dedup upserts, cursors, run log.
-//! - [`sync`]: one pass over keys and windows, shared by every command.
+//! - [`store`]: the SQLite store: schema, dedup upserts, keys, cursors, run log.
+//! - [`sync`]: one pass over the due keys in adaptive windows, shared by every command.
 //! - [`simulator`]: a local stand-in for the OIFDE server.
 //! - [`daemon`]: the scheduled daemon; [`metrics`]: its Prometheus endpoint.
 //! - [`commands`]: what each CLI command does.
@@ -19,7 +18,6 @@ pub mod config;
 pub mod daemon;
 pub mod keys;
 pub mod metrics;
-pub mod plan;
 pub mod queries;
 pub mod secret;
 pub mod simulator;

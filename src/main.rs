@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use oifde_sync::commands::{self, CommandError, Exit, simulate::SimulateArgs};
+use oifde_sync::commands::{self, CommandError, Exit, keys::KeysCommand, simulate::SimulateArgs};
 
 /// Mirrors Huawei OIFDE intelligent-IVR session records into a local SQLite file.
 #[derive(Parser)]
@@ -22,7 +22,11 @@ enum Command {
     /// The daemon: a pass at start, then one per sync.schedule.
     Run,
     /// One incremental pass now, then exit.
-    Sync,
+    Sync {
+        /// Re-read sync.resweep of every stream key now instead.
+        #[arg(long)]
+        resweep: bool,
+    },
     /// One pass over a past period; resumable; cursors stay put.
     Backfill {
         /// First second, "YYYY-MM-DD HH:MM:SS" in api.server_timezone (included).
@@ -35,7 +39,10 @@ enum Command {
         #[arg(long)]
         key: Option<String>,
     },
-    /// Store counts, cursors and their lag, the last passes.
+    /// Manage the query keys kept in the store.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Store counts, keys by state, cursors and their lag, the last passes.
     Status {
         /// Machine-readable output with stable field names.
         #[arg(long)]
@@ -62,7 +69,8 @@ fn main() -> ExitCode {
     let result: Result<Exit, CommandError> = runtime.block_on(async move {
         match cli.command {
             Command::Run => commands::run::run(&config).await,
-            Command::Sync => commands::sync::sync(&config).await,
+            Command::Sync { resweep } => commands::sync::sync(&config, resweep).await,
+            Command::Keys(cmd) => commands::keys::keys(&config, cmd),
             Command::Backfill { from, to, key } => commands::sync::backfill(&config, &from, &to, key.as_deref()).await,
             Command::Status { json } => commands::status::status(&config, json),
             Command::Check => commands::check::check(&config).await,

@@ -1,38 +1,39 @@
-//! Prometheus text metrics: totals since the daemon started, the last pass,
-//! and each key's cursor lag, read from the store when scraped.
+//! Prometheus text metrics: the figures of every pass since the daemon
+//! started, requests by outcome, keys by state and the worst cursor lag,
+//! the last two read from the store when scraped. No series names a key.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::sync::{Engine, PassReport, PassStatus};
+use crate::store::{KeyState, StreamCursor};
+use crate::sync::{Engine, Figures, PassReport, PassStatus};
 use crate::tz;
 
 #[derive(Default)]
 pub struct Metrics {
-    inserted: AtomicU64,
-    updated: AtomicU64,
-    unchanged: AtomicU64,
-    stale: AtomicU64,
-    failed_windows: AtomicU64,
+    /// The figures of every pass, added up.
+    totals: Mutex<Figures>,
     passes_ok: AtomicU64,
     passes_not_ok: AtomicU64,
     last_pass_ms: AtomicU64,
     last_success_ms: AtomicU64,
 }
 
+/// What the store tells at scrape time.
+#[derive(Default)]
+pub struct StoreView {
+    pub keys: Vec<(KeyState, i64)>,
+    pub cursors: Vec<StreamCursor>,
+}
+
 impl Metrics {
     pub fn record_pass(&self, r: &PassReport, duration: std::time::Duration) {
-        let f = &r.figures;
-        self.inserted.fetch_add(f.inserted, Ordering::Relaxed);
-        self.updated.fetch_add(f.updated, Ordering::Relaxed);
-        self.unchanged.fetch_add(f.unchanged, Ordering::Relaxed);
-        self.stale.fetch_add(f.stale, Ordering::Relaxed);
-        self.failed_windows.fetch_add(f.failed_windows, Ordering::Relaxed);
+        self.totals.lock().unwrap_or_else(|p| p.into_inner()).add(&r.figures);
         self.last_pass_ms.store(duration.as_millis() as u64, Ordering::Relaxed);
         if r.status == PassStatus::Ok {
             self.passes_ok.fetch_add(1, Ordering::Relaxed);
@@ -42,10 +43,9 @@ impl Metrics {
         }
     }
 
-    /// The exposition text, with cursor lags as of now.
-    pub fn render(&self, engine: &Engine, cursors: &[(String, i64)]) -> String {
+    /// The exposition text, with the cursor lag as of now.
+    pub fn render(&self, engine: &Engine, view: &StoreView) -> String {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let stats = &engine.client.stats;
         let mut out = String::new();
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
@@ -53,42 +53,32 @@ impl Metrics {
                 out.push_str(&format!("{name}{labels} {value}\n"));
             }
         };
-        let outcome = |o: &str, v: u64| (format!("{{outcome=\"{o}\"}}"), v.to_string());
-        family(
-            "oifde_sync_records_total",
-            "counter",
-            "Records read, by what the store did with them.",
-            &[
-                outcome("inserted", load(&self.inserted)),
-                outcome("updated", load(&self.updated)),
-                outcome("unchanged", load(&self.unchanged)),
-                outcome("stale", load(&self.stale)),
-            ],
-        );
-        let plain = |v: u64| vec![(String::new(), v.to_string())];
+        let plain = |v: String| vec![(String::new(), v)];
+        let totals = self.totals.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (figure, value) in totals.pairs().filter(|(name, _)| !matches!(*name, "requests" | "retries")) {
+            let help = format!("Sum of the {} figure of every pass (see sync_runs).", figure.replace('_', " "));
+            family(&format!("oifde_sync_{figure}_total"), "counter", &help, &plain(value.to_string()));
+        }
+        let stats = &engine.client.stats;
+        let requests = stats.requests.load(Ordering::Relaxed);
+        let ok = stats.answered_ok.load(Ordering::Relaxed).min(requests);
         family(
             "oifde_sync_requests_total",
             "counter",
-            "HTTP requests sent, token requests and retries included.",
-            &plain(stats.requests.load(Ordering::Relaxed)),
+            "HTTP requests sent (token requests included), by outcome.",
+            &[("{outcome=\"ok\"}".into(), ok.to_string()), ("{outcome=\"error\"}".into(), (requests - ok).to_string())],
         );
         family(
             "oifde_sync_retries_total",
             "counter",
             "Requests retried.",
-            &plain(stats.retries.load(Ordering::Relaxed)),
+            &plain(stats.retries.load(Ordering::Relaxed).to_string()),
         );
         family(
             "oifde_sync_request_failures_total",
             "counter",
             "Requests that failed after their retries.",
-            &plain(stats.failures.load(Ordering::Relaxed)),
-        );
-        family(
-            "oifde_sync_failed_windows_total",
-            "counter",
-            "Windows that failed.",
-            &plain(load(&self.failed_windows)),
+            &plain(stats.failures.load(Ordering::Relaxed).to_string()),
         );
         family(
             "oifde_sync_passes_total",
@@ -103,23 +93,30 @@ impl Metrics {
             "oifde_sync_last_pass_duration_seconds",
             "gauge",
             "Duration of the last pass.",
-            &[(String::new(), format!("{:.3}", load(&self.last_pass_ms) as f64 / 1000.0))],
+            &plain(format!("{:.3}", load(&self.last_pass_ms) as f64 / 1000.0)),
         );
         family(
             "oifde_sync_last_success_timestamp_seconds",
             "gauge",
             "When the last fully successful pass ended (0: none yet).",
-            &[(String::new(), format!("{:.3}", load(&self.last_success_ms) as f64 / 1000.0))],
+            &plain(format!("{:.3}", load(&self.last_success_ms) as f64 / 1000.0)),
         );
-        let now = tz::now_ms();
-        let lags: Vec<(String, String)> = cursors
+        let keys: Vec<(String, String)> = KeyState::ALL
             .iter()
-            .map(|(key, cursor)| {
-                let key = key.replace('\\', "\\\\").replace('"', "\\\"");
-                (format!("{{key=\"{key}\"}}"), format!("{:.3}", (now - cursor) as f64 / 1000.0))
+            .map(|state| {
+                let n = view.keys.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+                (format!("{{state=\"{}\"}}", state.as_str()), n.to_string())
             })
             .collect();
-        family("oifde_sync_cursor_lag_seconds", "gauge", "How far each key's cursor is behind now.", &lags);
+        family("oifde_sync_keys", "gauge", "Query keys, by state.", &keys);
+        let now = tz::now_ms();
+        let worst = view.cursors.iter().filter_map(|c| c.cursor_time).map(|t| now - t).max().unwrap_or(0);
+        family(
+            "oifde_sync_cursor_lag_seconds",
+            "gauge",
+            "How far the furthest-behind active stream key's cursor is behind now.",
+            &plain(format!("{:.3}", worst as f64 / 1000.0)),
+        );
         out
     }
 }
@@ -141,6 +138,9 @@ pub async fn serve(
 }
 
 async fn scrape(State((metrics, engine)): State<(Arc<Metrics>, Engine)>) -> String {
-    let cursors = engine.cursors().await.unwrap_or_default();
-    metrics.render(&engine, &cursors)
+    let view = engine
+        .with_store(|s| Ok(StoreView { keys: s.key_counts()?, cursors: s.stream_cursors()? }))
+        .await
+        .unwrap_or_default();
+    metrics.render(&engine, &view)
 }

@@ -20,12 +20,12 @@ use crate::config::{ApiSettings, Credential};
 use crate::keys::QueryKey;
 use crate::secret::Secret;
 
-/// One page request: a key, an inclusive window in epoch seconds, a page.
+/// One page request: a key, an inclusive window in epoch seconds (none for
+/// a key-only query), a page.
 #[derive(Clone, Debug)]
 pub struct Query<'a> {
     pub key: &'a QueryKey,
-    pub begin: i64,
-    pub end: i64,
+    pub span: Option<(i64, i64)>,
     pub page_num: u32,
 }
 
@@ -41,9 +41,18 @@ pub struct Page {
 #[derive(Debug, Default)]
 pub struct ClientStats {
     pub requests: AtomicU64,
+    /// Requests answered with a success (HTTP 2xx and no errorCode).
+    pub answered_ok: AtomicU64,
     pub token_requests: AtomicU64,
     pub retries: AtomicU64,
     pub failures: AtomicU64,
+}
+
+impl ClientStats {
+    /// Requests and retries so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.requests.load(Ordering::Relaxed), self.retries.load(Ordering::Relaxed))
+    }
 }
 
 #[derive(Serialize)]
@@ -51,8 +60,10 @@ pub struct ClientStats {
 struct QueryBody<'a> {
     tenant_id: &'a str,
     auth_token: &'a str,
-    begin_time: String,
-    end_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    begin_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_time: Option<String>,
     page_num: String,
     page_size: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -261,8 +272,8 @@ impl ApiClient {
         let body = QueryBody {
             tenant_id: &self.settings.tenant_id,
             auth_token: token.value.expose(),
-            begin_time: zone.format(q.begin),
-            end_time: zone.format(q.end),
+            begin_time: q.span.map(|(begin, _)| zone.format(begin)),
+            end_time: q.span.map(|(_, end)| zone.format(end)),
             page_num: q.page_num.to_string(),
             page_size: self.settings.page_size.to_string(),
             user_mobile: pick("userMobile"),
@@ -273,6 +284,9 @@ impl ApiClient {
         if let Some((code, msg)) = error_code(&v) {
             if field.is_none() && code_in(&code, &codes::REQUEST) {
                 return Err(ApiError::KeysRequired { code, msg });
+            }
+            if q.span.is_none() && code_in(&code, &codes::REQUEST) {
+                return Err(ApiError::WindowRequired { code, msg });
             }
             return Err(ApiError::Remote { path: QUERY_PATH, code, msg });
         }
@@ -302,7 +316,12 @@ impl ApiClient {
             .map(Duration::from_secs);
         let bytes = response.bytes().await.map_err(|e| transport(path, e))?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody { path, msg: e.to_string() });
+            let v: Value =
+                serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody { path, msg: e.to_string() })?;
+            if error_code(&v).is_none() {
+                self.stats.answered_ok.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(v);
         }
         // A 4xx may still carry an errorCode worth classifying.
         if status.is_client_error()

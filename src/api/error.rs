@@ -30,13 +30,36 @@ pub enum ApiError {
          [query] user_mobiles, call_ids, cti_call_ids or keys_file"
     )]
     KeysRequired { code: String, msg: String },
+    #[error("the server refuses queries without beginTime/endTime (errorCode {code}: {msg})")]
+    WindowRequired { code: String, msg: String },
     #[error("{path} answered a page that cannot be read: {source}")]
     Record { path: &'static str, source: RecordError },
     #[error("the TLS settings cannot be used: {0}")]
     Tls(String),
 }
 
+/// What a pass does with a request that failed after its retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Report the window; the key stops there, the pass goes on.
+    FailWindow,
+    /// Read point keys in windows instead of key-only queries.
+    UseWindows,
+    /// No other request can succeed either: end the pass.
+    EndPass,
+}
+
 impl ApiError {
+    /// The one place that decides what a failed request means for the pass.
+    pub fn action(&self) -> Action {
+        match self {
+            e if e.is_fatal() => Action::EndPass,
+            ApiError::KeysRequired { .. } => Action::EndPass,
+            ApiError::WindowRequired { .. } => Action::UseWindows,
+            _ => Action::FailWindow,
+        }
+    }
+
     /// Worth another attempt after a pause.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -96,5 +119,12 @@ mod tests {
         assert!(ApiError::Http { path: "/q", status: 429, retry_after: None }.is_transient());
         assert!(!ApiError::Http { path: "/q", status: 404, retry_after: None }.is_transient());
         assert!(ApiError::Credentials { code: "200800002".into(), msg: String::new() }.is_fatal());
+        let creds = ApiError::Credentials { code: "200800002".into(), msg: String::new() };
+        assert_eq!(creds.action(), Action::EndPass);
+        assert_eq!(
+            ApiError::WindowRequired { code: "10000002".into(), msg: String::new() }.action(),
+            Action::UseWindows
+        );
+        assert_eq!(remote("10000002").action(), Action::FailWindow);
     }
 }

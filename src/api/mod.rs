@@ -6,7 +6,7 @@ mod error;
 pub mod record;
 
 pub use client::{ApiClient, ClientStats, Page, Query, parse_query_answer};
-pub use error::ApiError;
+pub use error::{Action, ApiError};
 pub use record::{Qa, Record, Turn};
 
 /// Path of the token interface.

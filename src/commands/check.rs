@@ -62,25 +62,49 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
         }
     }
 
-    let key_set = match keys::collect(&settings.query) {
-        Ok(k) => k,
-        Err(msg) => {
-            failed("keys", msg);
-            return Ok(Exit::Config);
+    let mut keys = keys::configured(&settings.query);
+    if let Some(file) = &settings.query.keys_file {
+        let mut from_file = Vec::new();
+        let read = keys::file::read_appended::<()>(file, None, &mut |batch| {
+            from_file.extend(batch.iter().cloned());
+            from_file.truncate(from_file.len().min(1000));
+            Ok(())
+        });
+        match read {
+            Ok(Ok(read)) => {
+                for b in &read.bad {
+                    failed("keys", format!("keys file {} line {}: {}", file.display(), b.line, b.msg));
+                    all_ok = false;
+                }
+                if read.keys == 0 && keys.is_empty() {
+                    println!(
+                        "warn    keys: keys file {} holds no key yet; passes are skipped until it does",
+                        file.display()
+                    );
+                }
+                keys.extend(from_file);
+            }
+            Ok(Err(())) => {}
+            Err(msg) => {
+                failed("keys", msg);
+                return Ok(Exit::Config);
+            }
         }
-    };
-    for b in &key_set.bad_lines {
-        failed("keys", format!("keys file line {}: {}", b.line, b.msg));
-        all_ok = false;
+    } else if keys.is_empty() {
+        keys.push(QueryKey::WindowOnly);
     }
     let now = tz::now_ms() / 1000;
-    for key in one_per_kind(&key_set.keys) {
-        let q = Query { key: &key, begin: now - 3600, end: now, page_num: 1 };
+    for key in one_per_kind(&keys) {
+        let (span, what) = match key.polling() {
+            keys::Polling::Stream => (Some((now - 3600, now)), "the last hour holds"),
+            keys::Polling::Point => (None, "the call has"),
+        };
+        let q = Query { key: &key, span, page_num: 1 };
         match client.query(&q).await {
             Ok(page) => ok(
                 "query",
                 format!(
-                    "key {key}: the last hour holds {} records",
+                    "key {key}: {what} {} records",
                     page.total.map_or("an unknown number of".into(), |t| t.to_string())
                 ),
             ),

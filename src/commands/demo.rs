@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{CommandError, Exit, summary_line};
+use super::{CommandError, Exit};
 use crate::api::ApiClient;
 use crate::config::{ApiSettings, Credential, LogFormat, QuerySettings, Settings, SyncSettings};
 use crate::secret::Secret;
@@ -34,12 +34,15 @@ pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
         },
         query: QuerySettings { user_mobiles: sim.mobiles(), ..QuerySettings::default() },
         sync: SyncSettings {
-            start: o.from,
+            start: crate::config::Start::At(o.from),
             window: Duration::from_secs(6 * 3600),
             overlap: Duration::from_secs(15 * 60),
             lag: Duration::ZERO,
             split_above: 5000,
             schedule: "0 */5 * * * *".into(),
+            settle: Duration::from_secs(15 * 60),
+            resweep: None,
+            resweep_schedule: "0 30 3 * * *".into(),
         },
         store_path: path,
         store_full_text: true,
@@ -74,10 +77,10 @@ pub async fn demo() -> Result<Exit, CommandError> {
     let started = Instant::now();
     let cancel = tokio_util::sync::CancellationToken::new();
     let report = engine.pass(PassKind::Incremental { now: tz::now_ms() / 1000, label: "sync" }, &cancel).await?;
-    println!("{}", summary_line("sync", &report, started.elapsed().as_secs_f64()));
+    println!("{}", report.summary("sync", started.elapsed().as_secs_f64()));
     let again = Instant::now();
     let second = engine.pass(PassKind::Incremental { now: tz::now_ms() / 1000, label: "sync" }, &cancel).await?;
-    println!("{}", summary_line("second sync (overlap only)", &second, again.elapsed().as_secs_f64()));
+    println!("{}", second.summary("second sync (overlap only)", again.elapsed().as_secs_f64()));
     sim.stop().await;
 
     let store = engine.store.lock().unwrap_or_else(|p| p.into_inner());

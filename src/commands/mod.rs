@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod keys;
 pub mod run;
 pub mod simulate;
 pub mod status;
@@ -93,29 +94,11 @@ pub fn engine(settings: Arc<Settings>) -> Result<Engine, CommandError> {
     Ok(Engine::new(settings, client, store))
 }
 
-/// One line with a pass's figures.
-pub fn summary_line(label: &str, r: &PassReport, seconds: f64) -> String {
-    let f = &r.figures;
-    format!(
-        "{label}: {} in {seconds:.1} s: {} keys, {} windows, {} pages, {} records fetched \
-         ({} inserted, {} updated, {} unchanged, {} stale), {} failed windows, {} requests, {} retries",
-        r.status.as_str(),
-        f.keys,
-        f.windows,
-        f.pages,
-        f.records_fetched,
-        f.inserted,
-        f.updated,
-        f.unchanged,
-        f.stale,
-        f.failed_windows,
-        f.requests,
-        f.retries,
-    )
-}
-
 /// The exit code of a finished pass, printing its problems to stderr.
 pub fn pass_exit(r: &PassReport) -> Exit {
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     for e in r.errors.iter().take(20) {
         eprintln!("failed: {e}");
     }

@@ -16,14 +16,14 @@ struct StatusJson<'a> {
     now: i64,
     #[serde(flatten)]
     report: &'a StatusReport,
-    /// Seconds each key's cursor is behind now.
+    /// Seconds each active stream key's cursor is behind now (null: not read yet).
     lag_seconds: Vec<KeyLag>,
 }
 
 #[derive(Serialize)]
 struct KeyLag {
     query_key: String,
-    lag_seconds: i64,
+    lag_seconds: Option<i64>,
 }
 
 pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
@@ -34,7 +34,7 @@ pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
     let lags: Vec<KeyLag> = report
         .cursors
         .iter()
-        .map(|c| KeyLag { query_key: c.query_key.clone(), lag_seconds: (now - c.cursor_time) / 1000 })
+        .map(|c| KeyLag { query_key: c.query_key.clone(), lag_seconds: c.cursor_time.map(|t| (now - t) / 1000) })
         .collect();
     if json {
         let doc =
@@ -44,14 +44,19 @@ pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
     }
     println!("store {} ({} bytes, schema {})", settings.store_path.display(), report.db_bytes, report.schema_version);
     println!("  {} records, {} turns, {} Q&A rows", report.records, report.turns, report.qa_rows);
-    println!("cursors ({}):", report.cursors.len());
-    for (c, lag) in report.cursors.iter().zip(&lags) {
-        println!(
-            "  {:<32} through {} UTC, {} behind",
-            c.query_key,
-            tz::utc_text(c.cursor_time),
-            human(lag.lag_seconds)
-        );
+    let counts: Vec<String> = report.keys.iter().map(|(state, n)| format!("{n} {}", state.as_str())).collect();
+    println!("keys: {}", if counts.is_empty() { "none yet".to_string() } else { counts.join(", ") });
+    println!("active stream keys ({}):", report.cursors.len());
+    for lag in &lags {
+        match lag.lag_seconds {
+            Some(secs) => println!(
+                "  {:<32} through {} UTC, {} behind",
+                lag.query_key,
+                tz::utc_text(now - secs * 1000),
+                human(secs)
+            ),
+            None => println!("  {:<32} not read yet", lag.query_key),
+        }
     }
     println!("last passes:");
     for r in &report.runs {
@@ -66,21 +71,7 @@ pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
 }
 
 fn run_line(r: &RunRow) -> String {
-    let f = &r.figures;
-    format!(
-        "#{} {} {} at {} UTC: {} windows, {} fetched, {} inserted, {} updated, {} unchanged, {} stale, {} failed windows",
-        r.id,
-        r.kind,
-        r.status,
-        tz::utc_text(r.started_at),
-        f.windows,
-        f.records_fetched,
-        f.inserted,
-        f.updated,
-        f.unchanged,
-        f.stale,
-        f.failed_windows
-    )
+    format!("#{} {} {} at {} UTC: {}", r.id, r.kind, r.status, tz::utc_text(r.started_at), r.figures)
 }
 
 fn human(seconds: i64) -> String {

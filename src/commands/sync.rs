@@ -1,5 +1,6 @@
-//! `sync`: one incremental pass. `backfill`: one pass over a fixed period,
-//! resumable, with a progress bar on a terminal.
+//! `sync`: one incremental pass (or, with `--resweep`, the resweep now).
+//! `backfill`: one pass over a fixed period, resumable. Both show progress:
+//! a bar on a terminal, a log line every ten seconds elsewhere.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -7,19 +8,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{CommandError, Exit, engine, load_settings, pass_exit, shutdown_on_signals, summary_line};
+use super::{CommandError, Exit, engine, load_settings, pass_exit, shutdown_on_signals};
 use crate::keys::QueryKey;
-use crate::sync::{PassKind, ProgressSink};
+use crate::sync::{PassKind, PassStatus, ProgressSink};
 use crate::tz;
 
-pub async fn sync(config: &Path) -> Result<Exit, CommandError> {
+pub async fn sync(config: &Path, resweep: bool) -> Result<Exit, CommandError> {
     let settings = load_settings(config)?;
-    let engine = engine(settings)?;
+    let now = tz::now_ms() / 1000;
+    let kind = if resweep {
+        if settings.sync.resweep.is_none() {
+            return Err(CommandError::Usage("--resweep needs sync.resweep set to a span, like \"3d\"".into()));
+        }
+        PassKind::Resweep { now }
+    } else {
+        PassKind::Incremental { now, label: "sync" }
+    };
+    let label = kind.label();
+    let engine = engine(settings)?.with_progress(progress(label));
     let cancel = shutdown_on_signals();
     let started = Instant::now();
-    let kind = PassKind::Incremental { now: tz::now_ms() / 1000, label: "sync" };
     let report = engine.pass(kind, &cancel).await?;
-    println!("{}", summary_line("sync", &report, started.elapsed().as_secs_f64()));
+    drop(engine);
+    println!("{}", report.summary(label, started.elapsed().as_secs_f64()));
     Ok(pass_exit(&report))
 }
 
@@ -32,21 +43,24 @@ pub async fn backfill(config: &Path, from: &str, to: &str, key: Option<&str>) ->
         return Err(CommandError::Usage("--to is before --from".into()));
     }
     let key = key.map(QueryKey::parse).transpose().map_err(|m| CommandError::Usage(format!("--key: {m}")))?;
-    let progress: Arc<dyn ProgressSink> =
-        if std::io::stderr().is_terminal() { Arc::new(Bar::new()) } else { Arc::new(LogLines::default()) };
-    let engine = engine(settings)?.with_progress(progress.clone());
+    let engine = engine(settings)?.with_progress(progress("backfill"));
     let cancel = shutdown_on_signals();
     let started = Instant::now();
     let report = engine.pass(PassKind::Backfill { from, to, key }, &cancel).await?;
-    drop(progress);
-    println!("{}", summary_line("backfill", &report, started.elapsed().as_secs_f64()));
-    if report.status == crate::sync::PassStatus::Interrupted {
+    drop(engine);
+    println!("{}", report.summary("backfill", started.elapsed().as_secs_f64()));
+    if report.status == PassStatus::Interrupted {
         eprintln!("interrupted: run the same backfill command again to resume");
     }
     Ok(pass_exit(&report))
 }
 
-/// A progress bar on stderr: windows done, records, rate.
+fn progress(label: &'static str) -> Arc<dyn ProgressSink> {
+    if std::io::stderr().is_terminal() { Arc::new(Bar::new()) } else { Arc::new(LogLines::new(label)) }
+}
+
+/// A progress bar on stderr: share done, records, rate. Drawn once the pass
+/// is planned, cleared when the pass ends.
 struct Bar {
     bar: indicatif::ProgressBar,
     records: AtomicU64,
@@ -54,25 +68,24 @@ struct Bar {
 
 impl Bar {
     fn new() -> Self {
-        let bar = indicatif::ProgressBar::new(0);
+        let bar = indicatif::ProgressBar::hidden();
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} windows, {msg} (eta {eta})",
-            )
-            .expect("the template is valid")
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template("{elapsed} [{bar:20}] {percent:>3}% {msg} eta {eta}")
+                .expect("the template is valid")
+                .progress_chars("=> "),
         );
-        bar.enable_steady_tick(Duration::from_millis(200));
         Self { bar, records: AtomicU64::new(0) }
     }
 }
 
 impl ProgressSink for Bar {
-    fn planned(&self, windows: u64) {
-        self.bar.set_length(windows);
+    fn planned(&self, units: u64) {
+        self.bar.set_length(units.max(1));
+        self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.bar.enable_steady_tick(Duration::from_millis(200));
     }
-    fn window_done(&self, records: u64) {
-        self.bar.inc(1);
+    fn advanced(&self, units: u64, records: u64) {
+        self.bar.inc(units);
         let total = self.records.fetch_add(records, Ordering::Relaxed) + records;
         let rate = total as f64 / self.bar.elapsed().as_secs_f64().max(0.001);
         self.bar.set_message(format!("{total} records, {rate:.0}/s"));
@@ -86,31 +99,38 @@ impl Drop for Bar {
 }
 
 /// Where there is no terminal: a log line at most every ten seconds.
-#[derive(Default)]
 struct LogLines {
+    label: &'static str,
     planned: AtomicU64,
     done: AtomicU64,
     records: AtomicU64,
-    last: std::sync::Mutex<Option<Instant>>,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl LogLines {
+    fn new(label: &'static str) -> Self {
+        Self {
+            label,
+            planned: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            last: std::sync::Mutex::new(Instant::now()),
+        }
+    }
 }
 
 impl ProgressSink for LogLines {
-    fn planned(&self, windows: u64) {
-        self.planned.store(windows, Ordering::Relaxed);
-        tracing::info!(windows, "backfill planned");
+    fn planned(&self, units: u64) {
+        self.planned.store(units.max(1), Ordering::Relaxed);
     }
-    fn window_done(&self, records: u64) {
-        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+    fn advanced(&self, units: u64, records: u64) {
+        let done = self.done.fetch_add(units, Ordering::Relaxed) + units;
         let records = self.records.fetch_add(records, Ordering::Relaxed) + records;
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-            *last = Some(Instant::now());
-            tracing::info!(
-                windows_done = done,
-                windows = self.planned.load(Ordering::Relaxed),
-                records,
-                "backfill progress"
-            );
+        if last.elapsed() >= Duration::from_secs(10) {
+            *last = Instant::now();
+            let percent = done * 100 / self.planned.load(Ordering::Relaxed).max(1);
+            tracing::info!(pass = self.label, percent, records, "progress");
         }
     }
 }

@@ -94,6 +94,22 @@ pub fn generate(seed: u64, n: usize, from: i64, to: i64, tenant: &str, users: &[
     let mut rng = fastrand::Rng::with_seed(seed);
     let span = (to - from).max(1);
     let mut out: Vec<SimRecord> = (0..n).map(|i| record(&mut rng, i, from, span, tenant, users)).collect();
+    // About one call in seven has a second record (a transfer to another
+    // flow): same call, same caller, starting as the first one ends.
+    for i in 1..out.len() {
+        let (first, second) = out.split_at_mut(i);
+        let (a, b) = (&first[i - 1], &mut second[0]);
+        let shift = a.end_time.unwrap_or(a.start_time) + 1000 - b.start_time;
+        if i % 7 == 3 && b.start_time + shift < to * 1000 {
+            b.call_id = a.call_id.clone();
+            b.cti_call_id = a.cti_call_id.clone();
+            b.call_sor_id = a.call_sor_id.clone();
+            b.calling_number = a.calling_number.clone();
+            b.start_time += shift;
+            b.end_time = b.end_time.map(|t| t + shift);
+            b.last_update_time = b.last_update_time.map(|t| t + shift);
+        }
+    }
     out.sort_by(|a, b| (a.start_time, &a.log_id).cmp(&(b.start_time, &b.log_id)));
     out
 }

@@ -33,6 +33,8 @@ pub struct SimOptions {
     pub timezone: ServerZone,
     /// Accept queries without `userMobile`, `callId` or `ctiCallId`.
     pub lenient_keys: bool,
+    /// Refuse queries without `beginTime` and `endTime` (as some releases do).
+    pub require_window: bool,
     pub faults: Faults,
     /// Serve HTTPS with this certificate instead of HTTP.
     pub tls: Option<TlsIdentity>,
@@ -53,6 +55,7 @@ impl Default for SimOptions {
             token_ttl: 3600,
             timezone: ServerZone::utc(),
             lenient_keys: false,
+            require_window: false,
             faults: Faults::default(),
             tls: None,
         }
@@ -143,6 +146,11 @@ impl Simulator {
     /// Every token issued so far.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.shared.lock().issued.clone()
+    }
+
+    /// Queries received for `key` (`call:…`, `mobile:…`).
+    pub fn queries_for(&self, key: &str) -> usize {
+        self.shared.lock().log.iter().filter(|e| e.key.as_deref() == Some(key)).count()
     }
 
     /// Every request received so far.

@@ -72,6 +72,10 @@ pub struct RequestLogEntry {
     /// Since the simulator started.
     pub at: Duration,
     pub path: &'static str,
+    /// The query's key as `mobile:…`, `call:…` or `cti:…` (`None`: none, or a token request).
+    pub key: Option<String>,
+    /// The query carried `beginTime` or `endTime`.
+    pub windowed: bool,
     /// Requests being handled at that moment, this one included.
     pub in_flight: usize,
 }
@@ -237,11 +241,21 @@ fn inject(fault: Option<Fault>, text: String) -> Response {
 
 impl Shared {
     /// Logs the request and rolls its fault, under one lock.
-    fn arrive(&self, path: &'static str) -> (InFlight<'_>, Option<Fault>, Option<Duration>) {
+    fn arrive(&self, path: &'static str, body: &[u8]) -> (InFlight<'_>, Option<Fault>, Option<Duration>) {
         let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         let guard = InFlight(&self.in_flight);
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let field = |name: &str| v.get(name).and_then(Value::as_str).map(str::to_string);
+        let key = (path == QUERY_PATH)
+            .then(|| {
+                [("userMobile", "mobile"), ("callId", "call"), ("ctiCallId", "cti")]
+                    .iter()
+                    .find_map(|(name, prefix)| field(name).map(|v| format!("{prefix}:{v}")))
+            })
+            .flatten();
+        let windowed = v.get("beginTime").is_some() || v.get("endTime").is_some();
         let mut state = self.lock();
-        state.log.push(RequestLogEntry { at: self.started.elapsed(), path, in_flight });
+        state.log.push(RequestLogEntry { at: self.started.elapsed(), path, in_flight, key, windowed });
         let (fault, slow) = roll(&state.faults);
         let delay = slow.then_some(state.faults.slow_delay);
         (guard, fault, delay)
@@ -249,7 +263,7 @@ impl Shared {
 }
 
 async fn get_token(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
-    let (_guard, fault, delay) = sim.arrive(TOKEN_PATH);
+    let (_guard, fault, delay) = sim.arrive(TOKEN_PATH, &body);
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
@@ -292,7 +306,7 @@ fn string_param<'a>(v: &'a Value, name: &str) -> Result<Option<&'a str>, String>
 }
 
 async fn query(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
-    let (_guard, fault, delay) = sim.arrive(QUERY_PATH);
+    let (_guard, fault, delay) = sim.arrive(QUERY_PATH, &body);
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
@@ -356,6 +370,9 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
     let mobile = string_param(v, "userMobile").map_err(request)?;
     let call = string_param(v, "callId").map_err(request)?;
     let cti = string_param(v, "ctiCallId").map_err(request)?;
+    if sim.options.require_window && (begin.is_none() || end.is_none()) {
+        return Err(request("Parameter error: beginTime and endTime are mandatory".into()));
+    }
     if mobile.is_none() && call.is_none() && cti.is_none() && !sim.options.lenient_keys {
         return Err(request("Parameter error: one of userMobile, callId and ctiCallId must be transferred".into()));
     }

@@ -1,30 +1,13 @@
 //! What the store knows of the sync itself: cursors, the run log, backfill
 //! progress, and the status report built from them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Store, StoreError};
-
-/// The figures of one pass.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RunFigures {
-    pub keys: u64,
-    pub windows: u64,
-    pub pages: u64,
-    pub records_fetched: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub stale: u64,
-    pub failed_windows: u64,
-    /// Windows read again because they came back short of the server's total.
-    pub rereads: u64,
-    pub requests: u64,
-    pub retries: u64,
-}
+use crate::sync::Figures;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RunRow {
@@ -34,16 +17,8 @@ pub struct RunRow {
     pub finished_at: Option<i64>,
     pub status: String,
     #[serde(flatten)]
-    pub figures: RunFigures,
+    pub figures: Figures,
     pub error: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct CursorRow {
-    pub query_key: String,
-    /// Epoch ms: everything before it is committed.
-    pub cursor_time: i64,
-    pub updated_at: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -53,8 +28,16 @@ pub struct StatusReport {
     pub qa_rows: i64,
     pub schema_version: i64,
     pub db_bytes: u64,
-    pub cursors: Vec<CursorRow>,
+    /// Keys by state, as `{"active": n, …}`.
+    #[serde(serialize_with = "states_as_map")]
+    pub keys: Vec<(super::KeyState, i64)>,
+    /// The active stream keys' cursors.
+    pub cursors: Vec<super::StreamCursor>,
     pub runs: Vec<RunRow>,
+}
+
+fn states_as_map<S: serde::Serializer>(counts: &[(super::KeyState, i64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(counts.iter().map(|(state, n)| (state.as_str(), n)))
 }
 
 impl Store {
@@ -95,48 +78,36 @@ impl Store {
         &mut self,
         id: i64,
         status: &str,
-        f: &RunFigures,
+        f: &Figures,
         error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE sync_runs SET finished_at = ?2, status = ?3, keys = ?4, windows = ?5, pages = ?6, \
-                 records_fetched = ?7, inserted = ?8, updated = ?9, unchanged = ?10, stale = ?11, \
-                 failed_windows = ?12, requests = ?13, retries = ?14, error = ?15, rereads = ?16 WHERE id = ?1",
-                params![
-                    id,
-                    now_ms,
-                    status,
-                    f.keys as i64,
-                    f.windows as i64,
-                    f.pages as i64,
-                    f.records_fetched as i64,
-                    f.inserted as i64,
-                    f.updated as i64,
-                    f.unchanged as i64,
-                    f.stale as i64,
-                    f.failed_windows as i64,
-                    f.requests as i64,
-                    f.retries as i64,
-                    error,
-                    f.rereads as i64,
-                ],
-            )
-            .map(drop)
-            .map_err(|e| self.sql(e))
+        let sets: Vec<String> = Figures::COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 5)).collect();
+        let sql = format!(
+            "UPDATE sync_runs SET finished_at = ?2, status = ?3, error = ?4, {} WHERE id = ?1",
+            sets.join(", ")
+        );
+        let mut values: Vec<rusqlite::types::Value> =
+            vec![id.into(), now_ms.into(), status.to_string().into(), error.map(str::to_string).into()];
+        values.extend(f.values().into_iter().map(|v| rusqlite::types::Value::Integer(v as i64)));
+        self.conn.execute(&sql, rusqlite::params_from_iter(values)).map(drop).map_err(|e| self.sql(e))
     }
 
-    /// The windows a backfill job has finished, as `(key, window_start)`.
-    pub fn backfill_done(&self, job: &str) -> Result<HashSet<(String, i64)>, StoreError> {
+    /// The windows a backfill job has finished, as `[start, end)` spans by key.
+    pub fn backfill_done(&self, job: &str) -> Result<HashMap<String, Vec<(i64, i64)>>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT query_key, window_start FROM backfill_progress WHERE job = ?1")
+            .prepare("SELECT query_key, window_start, window_end FROM backfill_progress WHERE job = ?1")
             .map_err(|e| self.sql(e))?;
         let rows = stmt
-            .query_map([job], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect::<Result<HashSet<_>, _>>());
-        rows.map_err(|e| self.sql(e))
+            .query_map([job], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        let mut done: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+        for (key, start, end) in rows {
+            done.entry(key).or_default().push((start, end));
+        }
+        Ok(done)
     }
 
     pub fn mark_backfill_window(
@@ -162,53 +133,28 @@ impl Store {
         self.conn.execute("DELETE FROM backfill_progress WHERE job = ?1", [job]).map(drop).map_err(|e| self.sql(e))
     }
 
-    /// Every key's cursor, by key.
-    pub fn cursors(&self) -> Result<Vec<CursorRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT query_key, cursor_time, updated_at FROM sync_cursors ORDER BY query_key")
-            .map_err(|e| self.sql(e))?;
-        stmt.query_map([], |r| Ok(CursorRow { query_key: r.get(0)?, cursor_time: r.get(1)?, updated_at: r.get(2)? }))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.sql(e))
-    }
-
     pub fn status(&self, last_runs: usize) -> Result<StatusReport, StoreError> {
         let count = |table: &str| -> Result<i64, StoreError> {
             self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).map_err(|e| self.sql(e))
         };
-        let cursors = self.cursors()?;
-        let mut runs_stmt = self
-            .conn
-            .prepare(
-                "SELECT id, kind, started_at, finished_at, status, keys, windows, pages, records_fetched, inserted, \
-                 updated, unchanged, stale, failed_windows, requests, retries, error, rereads FROM sync_runs ORDER BY id DESC LIMIT ?1",
-            )
-            .map_err(|e| self.sql(e))?;
+        let sql = format!(
+            "SELECT id, kind, started_at, finished_at, status, error, {} FROM sync_runs ORDER BY id DESC LIMIT ?1",
+            Figures::COLUMNS.join(", ")
+        );
+        let mut runs_stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
         let runs = runs_stmt
             .query_map([last_runs as i64], |r| {
-                let n = |i: usize| r.get::<_, i64>(i).map(|v| v as u64);
+                let values = (0..Figures::COLUMNS.len())
+                    .map(|i| r.get::<_, i64>(i + 6).map(|v| v as u64))
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(RunRow {
                     id: r.get(0)?,
                     kind: r.get(1)?,
                     started_at: r.get(2)?,
                     finished_at: r.get(3)?,
                     status: r.get(4)?,
-                    figures: RunFigures {
-                        keys: n(5)?,
-                        windows: n(6)?,
-                        pages: n(7)?,
-                        records_fetched: n(8)?,
-                        inserted: n(9)?,
-                        updated: n(10)?,
-                        unchanged: n(11)?,
-                        stale: n(12)?,
-                        failed_windows: n(13)?,
-                        rereads: n(17)?,
-                        requests: n(14)?,
-                        retries: n(15)?,
-                    },
-                    error: r.get(16)?,
+                    error: r.get(5)?,
+                    figures: Figures::from_values(&values),
                 })
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -224,7 +170,8 @@ impl Store {
             qa_rows: count("qa_records")?,
             schema_version: self.user_version()?,
             db_bytes: file_size("") + file_size("-wal"),
-            cursors,
+            keys: self.key_counts()?,
+            cursors: self.stream_cursors()?,
             runs,
         })
     }

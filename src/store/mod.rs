@@ -1,6 +1,7 @@
 //! The SQLite store: one file in WAL mode, created readable by its owner only,
 //! migrated by `PRAGMA user_version`. One writer; analysts read beside it.
 
+mod keys;
 mod ledger;
 mod upsert;
 
@@ -9,14 +10,38 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use ledger::{CursorRow, RunFigures, RunRow, StatusReport};
+pub use keys::{KeyRow, KeyState, KeyUpdate, KeysFileRead, StreamCursor};
+pub use ledger::{RunRow, StatusReport};
 pub use upsert::PageOutcome;
 
+/// `schema.sql`: version 1, then each later version's step after a
+/// `-- migration: N` line.
+const SCHEMA: &str = include_str!("../../schema.sql");
+
 /// Schema steps; step `i` takes `user_version` from `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+fn migrations() -> Vec<&'static str> {
+    let mut steps = Vec::new();
+    let mut rest = SCHEMA;
+    while let Some(at) = rest.find("\n-- migration: ") {
+        steps.push(&rest[..at]);
+        rest = &rest[at + 1..];
+    }
+    steps.push(rest);
+    steps
+}
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub const SCHEMA_VERSION: i64 = 2;
+
+#[cfg(test)]
+#[test]
+fn schema_sql_holds_one_step_per_version() {
+    let steps = migrations();
+    assert_eq!(steps.len() as i64, SCHEMA_VERSION);
+    for (i, step) in steps.iter().enumerate().skip(1) {
+        assert!(step.starts_with(&format!("-- migration: {}\n", i + 1)), "step {}", i + 1);
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -119,7 +144,7 @@ impl Store {
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path: self.path.clone(), found, supported: SCHEMA_VERSION });
         }
-        for (step, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        for (step, sql) in migrations().into_iter().enumerate().skip(found as usize) {
             let path = self.path.clone();
             let migrate = |source| StoreError::Migrate { path: path.clone(), source };
             let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive).map_err(migrate)?;
@@ -134,7 +159,7 @@ impl Store {
 
 /// The full-text part of `schema.sql`, between its markers.
 fn full_text_sql() -> &'static str {
-    let schema = MIGRATIONS[0];
+    let schema = migrations()[0];
     let start = schema.find("-- full-text: begin").expect("schema.sql marks its full-text part");
     let end = schema.find("-- full-text: end").expect("schema.sql marks its full-text part");
     &schema[start..end]

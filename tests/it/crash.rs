@@ -77,7 +77,11 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
     let faults = Faults { slow_rate: 1.0, slow_delay: Duration::from_millis(20), ..Faults::default() };
     let sim = simulator(SimOptions { faults, users: 4, ..options(3000) }).await;
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    // Small windows, so that the backfill finishes many of them before it is killed.
+    let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let small =
+        std::fs::read_to_string(&config).unwrap().replace("window = \"12h\"", "window = \"12h\"\nsplit_above = 100");
+    std::fs::write(&config, small).unwrap();
     let args = ["backfill", "--from", "2026-11-02 00:00:00", "--to", "2026-11-03 23:59:59"];
     let mut child = spawn(dir.path(), &args, &[], Stdio::null());
     let db = dir.path().join("mirror.db");
@@ -88,6 +92,7 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
             .unwrap_or(0)
     };
     while progress(&db) < 3 {
+        assert!(child.0.try_wait().unwrap().is_none(), "the backfill ended before it could be interrupted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.0.kill().unwrap();

@@ -52,12 +52,14 @@ async fn the_daemon_runs_on_schedule_never_overlaps_and_stops_cleanly_on_sigterm
     wait_for("three finished passes", || db.exists() && runs(&db).iter().filter(|r| r.3.is_some()).count() >= 3).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
-    assert!(body.contains("oifde_sync_records_total{outcome=\"inserted\"} 300"), "{body}");
-    assert!(body.contains("oifde_sync_cursor_lag_seconds{key=\"mobile:"), "{body}");
+    assert!(body.contains("oifde_sync_inserted_total 300"), "{body}");
+    assert!(body.contains("oifde_sync_keys{state=\"active\"} "), "{body}");
+    assert!(body.contains("oifde_sync_cursor_lag_seconds "), "{body}");
+    assert!(!body.contains("mobile:"), "no series names a key: {body}");
     assert!(body.contains("oifde_sync_passes_total{result=\"ok\"}"), "{body}");
 
     // Slow answers make a pass outlast the one-second ticks.
-    sim.set_faults(Faults { slow_rate: 1.0, slow_delay: Duration::from_millis(400), ..Faults::default() });
+    sim.set_faults(Faults { slow_rate: 1.0, slow_delay: Duration::from_millis(1200), ..Faults::default() });
     wait_for("a pass in flight", || runs(&db).last().is_some_and(|r| r.1 == "running")).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let pid = child.0.id().to_string();

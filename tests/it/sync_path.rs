@@ -99,7 +99,7 @@ async fn late_records_inside_the_overlap_are_picked_up() {
     let sim = simulator(options(300)).await;
     let (_dir, db) = temp_db();
     let mut s = settings(&sim, &db);
-    s.sync.start = FROM;
+    s.sync.start = oifde_sync::config::Start::At(FROM);
     s.sync.lag = std::time::Duration::ZERO;
     s.sync.overlap = std::time::Duration::from_secs(15 * 60);
     let engine = engine(s);
@@ -140,7 +140,9 @@ async fn token_expiry_mid_pass_renews_the_token_and_loses_nothing() {
     let faults = Faults { token_expires_after_queries: Some(5), ..Faults::default() };
     let sim = simulator(SimOptions { faults, ..options(600) }).await;
     let (_dir, db) = temp_db();
-    let engine = engine(settings(&sim, &db));
+    let mut s = settings(&sim, &db);
+    s.api.page_size = 20;
+    let engine = engine(s);
     let report = backfill(&engine).await;
     assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
     assert!(sim.token_calls() >= 4, "the token was renewed ({} gettoken calls)", sim.token_calls());

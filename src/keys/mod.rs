@@ -1,10 +1,31 @@
 //! Query keys: the API needs one of `userMobile`, `callId` or `ctiCallId` in
-//! every query, so the daemon polls a set of keys, each with its own cursor.
+//! every query, so the daemon polls a set of keys. Stream keys (`mobile:`,
+//! and `*`) are read from a cursor every pass; point keys (`call:`, `cti:`)
+//! name one call and are read until it settles.
+
+pub mod file;
 
 use std::fmt;
-use std::path::Path;
 
 use crate::config::QuerySettings;
+
+/// How a key is polled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Polling {
+    /// Read every pass from its cursor, in windows.
+    Stream,
+    /// One call: read whole, without a time window, until it settles.
+    Point,
+}
+
+impl Polling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Polling::Stream => "stream",
+            Polling::Point => "point",
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KeyKind {
@@ -42,6 +63,18 @@ impl QueryKey {
         Ok(QueryKey::Keyed(kind, value.to_string()))
     }
 
+    pub fn polling(&self) -> Polling {
+        match self {
+            QueryKey::Keyed(KeyKind::Call | KeyKind::Cti, _) => Polling::Point,
+            QueryKey::Keyed(KeyKind::Mobile, _) | QueryKey::WindowOnly => Polling::Stream,
+        }
+    }
+
+    /// Parses a key as stored (`*` included).
+    pub fn from_stored(text: &str) -> Result<Self, String> {
+        if text == "*" { Ok(QueryKey::WindowOnly) } else { Self::parse(text) }
+    }
+
     /// The field of the request body this key sets, with its value.
     pub fn body_field(&self) -> Option<(&'static str, &str)> {
         match self {
@@ -67,44 +100,28 @@ impl fmt::Display for QueryKey {
 /// A line of the keys file that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadLine {
-    pub line: usize,
+    pub line: u64,
     pub msg: String,
 }
 
-/// The keys of a pass: the config lists plus the keys file, read now.
-#[derive(Debug, Default)]
-pub struct KeySet {
-    pub keys: Vec<QueryKey>,
-    pub bad_lines: Vec<BadLine>,
-}
-
-/// Reads every configured key. A missing keys file is an error; bad lines are
-/// reported and skipped. With no key at all, one window-only key is returned.
-pub fn collect(q: &QuerySettings) -> Result<KeySet, String> {
-    let mut set = KeySet::default();
+/// The keys of the config lists, without duplicates.
+pub fn configured(q: &QuerySettings) -> Vec<QueryKey> {
+    let mut keys = Vec::new();
     let lists = [(KeyKind::Mobile, &q.user_mobiles), (KeyKind::Call, &q.call_ids), (KeyKind::Cti, &q.cti_call_ids)];
     for (kind, values) in lists {
         for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
-            set.keys.push(QueryKey::Keyed(kind, v.to_string()));
+            keys.push(QueryKey::Keyed(kind, v.to_string()));
         }
     }
-    if let Some(path) = &q.keys_file {
-        let (keys, bad) = read_keys_file(path)?;
-        set.keys.extend(keys);
-        set.bad_lines = bad;
-    }
     let mut seen = std::collections::HashSet::new();
-    set.keys.retain(|k| seen.insert(k.clone()));
-    if set.keys.is_empty() {
-        set.keys.push(QueryKey::WindowOnly);
-    }
-    Ok(set)
+    keys.retain(|k| seen.insert(k.clone()));
+    keys
 }
 
-fn read_keys_file(path: &Path) -> Result<(Vec<QueryKey>, Vec<BadLine>), String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("keys file {} cannot be read: {e}", path.display()))?;
-    Ok(parse_keys(&text))
+/// One line of a keys file: `None` for a blank or comment line.
+pub fn parse_line(line: &str) -> Option<Result<QueryKey, String>> {
+    let content = line.split('#').next().unwrap_or("").trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    (!content.is_empty()).then(|| QueryKey::parse(content))
 }
 
 /// Parses keys-file text: one key a line, `#` starts a comment.
@@ -112,13 +129,10 @@ pub fn parse_keys(text: &str) -> (Vec<QueryKey>, Vec<BadLine>) {
     let mut keys = Vec::new();
     let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let content = line.split('#').next().unwrap_or("").trim();
-        if content.is_empty() {
-            continue;
-        }
-        match QueryKey::parse(content) {
-            Ok(k) => keys.push(k),
-            Err(msg) => bad.push(BadLine { line: i + 1, msg }),
+        match parse_line(line) {
+            Some(Ok(k)) => keys.push(k),
+            Some(Err(msg)) => bad.push(BadLine { line: i as u64 + 1, msg }),
+            None => {}
         }
     }
     (keys, bad)
@@ -137,6 +151,18 @@ mod tests {
         );
         assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![5, 6]);
         assert!(bad[0].msg.contains("unknown prefix"));
+    }
+
+    #[test]
+    fn a_bom_and_crlf_are_not_part_of_a_key() {
+        let (keys, bad) = parse_keys("\u{feff}call:a\r\nmobile:1\r\n");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(
+            keys,
+            vec![QueryKey::Keyed(KeyKind::Call, "a".into()), QueryKey::Keyed(KeyKind::Mobile, "1".into())]
+        );
+        assert_eq!(keys[0].polling(), Polling::Point);
+        assert_eq!(QueryKey::from_stored("*").unwrap().polling(), Polling::Stream);
     }
 
     #[test]

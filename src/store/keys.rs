@@ -1,0 +1,340 @@
+//! The query keys the store knows: where each came from, its state, when it
+//! is next due, and how far each keys file has been read.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use super::{Store, StoreError, sql_error};
+use crate::keys::file::{Appended, Mark, read_appended};
+use crate::keys::{BadLine, QueryKey};
+
+/// Where a key stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// Polled every pass (stream keys; point keys not read yet).
+    Active,
+    /// A point key whose call may still change: read again every pass.
+    Settling,
+    /// A point key that found nothing yet: read again at `next_query_at`.
+    Waiting,
+    /// A point key whose call has settled: never read again.
+    Done,
+    /// A point key that found nothing for `query.give_up_after`.
+    GivenUp,
+    /// No longer configured; its cursor is kept.
+    Removed,
+}
+
+impl KeyState {
+    pub const ALL: [KeyState; 6] =
+        [KeyState::Active, KeyState::Settling, KeyState::Waiting, KeyState::Done, KeyState::GivenUp, KeyState::Removed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Settling => "settling",
+            KeyState::Waiting => "waiting",
+            KeyState::Done => "done",
+            KeyState::GivenUp => "given_up",
+            KeyState::Removed => "removed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text.trim()).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+            format!("unknown key state {text:?}; use one of {}", names.join(", "))
+        })
+    }
+}
+
+/// One row of `query_keys`, with the key's cursor.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyRow {
+    pub query_key: String,
+    pub kind: String,
+    pub source: String,
+    pub state: KeyState,
+    pub added_at: i64,
+    pub last_query_at: Option<i64>,
+    pub next_query_at: Option<i64>,
+    pub records_found: i64,
+    pub misses: i64,
+    /// Epoch ms: everything before it is committed (stream keys).
+    pub cursor_time: Option<i64>,
+}
+
+impl KeyRow {
+    pub fn key(&self) -> Option<QueryKey> {
+        QueryKey::from_stored(&self.query_key).ok()
+    }
+}
+
+/// An active stream key and its cursor.
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamCursor {
+    pub query_key: String,
+    /// Epoch ms: everything before it is committed; `None`: not read yet.
+    pub cursor_time: Option<i64>,
+}
+
+/// What a point key's query decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyUpdate {
+    pub state: KeyState,
+    pub next_query_at: Option<i64>,
+    /// Records the query found; `None` leaves the count.
+    pub records_found: Option<i64>,
+    pub misses: i64,
+}
+
+/// What reading a keys file found.
+#[derive(Debug, Default)]
+pub struct KeysFileRead {
+    /// Keys the store did not know (or had removed).
+    pub new_keys: u64,
+    /// Valid lines read.
+    pub keys: u64,
+    pub bad: Vec<BadLine>,
+    pub bad_count: u64,
+    pub from_start: bool,
+    /// The file holds no byte at all.
+    pub empty: bool,
+}
+
+const SELECT_KEY: &str = "SELECT k.query_key, k.kind, k.source, k.state, k.added_at, k.last_query_at, \
+     k.next_query_at, k.records_found, k.misses, c.cursor_time FROM query_keys k \
+     LEFT JOIN sync_cursors c ON c.query_key = k.query_key";
+
+fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+    let state: String = r.get(3)?;
+    Ok(KeyRow {
+        query_key: r.get(0)?,
+        kind: r.get(1)?,
+        source: r.get(2)?,
+        state: KeyState::parse(&state).unwrap_or(KeyState::Removed),
+        added_at: r.get(4)?,
+        last_query_at: r.get(5)?,
+        next_query_at: r.get(6)?,
+        records_found: r.get(7)?,
+        misses: r.get(8)?,
+        cursor_time: r.get(9)?,
+    })
+}
+
+/// Adds `key` from `source`; a key in one of `revive` states becomes active
+/// again. Returns whether the key is new or revived.
+fn upsert(
+    tx: &Transaction<'_>,
+    key: &QueryKey,
+    source: &str,
+    revive: &[KeyState],
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    let states: Vec<String> = revive.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let sql = format!(
+        "INSERT INTO query_keys (query_key, kind, source, state, added_at) VALUES (?1, ?2, ?3, 'active', ?4) \
+         ON CONFLICT (query_key) DO UPDATE SET state = 'active', source = excluded.source, misses = 0, \
+         next_query_at = NULL, added_at = excluded.added_at WHERE query_keys.state IN ({})",
+        if states.is_empty() { "''".to_string() } else { states.join(", ") }
+    );
+    let changed = tx.prepare_cached(&sql)?.execute(params![key.to_string(), key.polling().as_str(), source, now_ms])?;
+    Ok(changed > 0)
+}
+
+impl Store {
+    fn keys_tx(&mut self) -> Result<Transaction<'_>, StoreError> {
+        let path = self.path.clone();
+        self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| sql_error(&path, e))
+    }
+
+    /// Makes the config's keys active and marks config keys no longer listed
+    /// as removed.
+    pub fn configure_keys(&mut self, configured: &[QueryKey], now_ms: i64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        let tx = self.keys_tx()?;
+        for key in configured {
+            upsert(&tx, key, "config", &[KeyState::Removed], now_ms).map_err(sql)?;
+        }
+        let listed: HashSet<String> = configured.iter().map(ToString::to_string).collect();
+        let known: Vec<String> = tx
+            .prepare("SELECT query_key FROM query_keys WHERE source = 'config' AND state != 'removed'")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(sql)?;
+        for key in known.into_iter().filter(|k| !listed.contains(k)) {
+            tx.execute("UPDATE query_keys SET state = 'removed' WHERE query_key = ?1", [&key]).map_err(sql)?;
+            tracing::info!(key = %key, "key no longer configured; marked removed (its cursor is kept)");
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Reads what was appended to the keys file and adds its keys, in one
+    /// transaction with the file's new mark. `Err` inside: the file cannot be read.
+    pub fn read_keys_file(&mut self, file: &Path, now_ms: i64) -> Result<Result<KeysFileRead, String>, StoreError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        let name = file.display().to_string();
+        let tx = self.keys_tx()?;
+        let prev: Option<Mark> = tx
+            .query_row("SELECT file_id, offset, lines, head FROM key_files WHERE path = ?1", [&name], |r| {
+                Ok(Mark {
+                    file_id: r.get(0)?,
+                    offset: r.get::<_, i64>(1)? as u64,
+                    lines: r.get::<_, i64>(2)? as u64,
+                    head: r.get(3)?,
+                })
+            })
+            .optional()
+            .map_err(sql)?;
+        let mut new_keys = 0u64;
+        let read = read_appended(file, prev.as_ref(), &mut |keys: &[QueryKey]| {
+            for key in keys {
+                new_keys += u64::from(upsert(&tx, key, "keys_file", &[KeyState::Removed], now_ms)?);
+            }
+            Ok::<(), rusqlite::Error>(())
+        });
+        let appended: Appended = match read {
+            Err(msg) => return Ok(Err(msg)),
+            Ok(inner) => inner.map_err(sql)?,
+        };
+        let m = &appended.mark;
+        tx.execute(
+            "INSERT OR REPLACE INTO key_files (path, file_id, offset, lines, head, read_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![name, m.file_id, m.offset as i64, m.lines as i64, m.head, now_ms],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        let empty = std::fs::metadata(file).map(|m| m.len() == 0).unwrap_or(false);
+        Ok(Ok(KeysFileRead {
+            new_keys,
+            keys: appended.keys,
+            bad: appended.bad,
+            bad_count: appended.bad_count,
+            from_start: appended.from_start,
+            empty,
+        }))
+    }
+
+    /// `keys add`: new keys, and done, given-up or removed ones made active
+    /// again. Returns how many changed.
+    pub fn add_keys(&mut self, keys: &[QueryKey], now_ms: i64) -> Result<u64, StoreError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        let tx = self.keys_tx()?;
+        let mut changed = 0;
+        for key in keys {
+            let revive = [KeyState::Done, KeyState::GivenUp, KeyState::Removed];
+            changed += u64::from(upsert(&tx, key, "command", &revive, now_ms).map_err(sql)?);
+        }
+        tx.commit().map_err(sql)?;
+        Ok(changed)
+    }
+
+    /// `keys forget`: the keys and their cursors are deleted. Returns how many were known.
+    pub fn forget_keys(&mut self, keys: &[QueryKey]) -> Result<u64, StoreError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        let tx = self.keys_tx()?;
+        let mut known = 0;
+        for key in keys.iter().map(ToString::to_string) {
+            known += tx.execute("DELETE FROM query_keys WHERE query_key = ?1", [&key]).map_err(sql)? as u64;
+            tx.execute("DELETE FROM sync_cursors WHERE query_key = ?1", [&key]).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        Ok(known)
+    }
+
+    /// Whether any key other than the window-only one is still polled.
+    pub fn has_keys(&self) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM query_keys WHERE state != 'removed' AND query_key != '*')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Turns the window-only key `*` on or off.
+    pub fn set_window_only(&mut self, on: bool, now_ms: i64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        let tx = self.keys_tx()?;
+        if on {
+            upsert(&tx, &QueryKey::WindowOnly, "auto", &[KeyState::Removed], now_ms).map_err(sql)?;
+        } else {
+            tx.execute("UPDATE query_keys SET state = 'removed' WHERE query_key = '*' AND state != 'removed'", [])
+                .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// The keys a pass at `now_ms` reads: active and settling ones, and
+    /// waiting ones whose time has come. Done keys cost nothing.
+    pub fn due_keys(&self, now_ms: i64) -> Result<Vec<KeyRow>, StoreError> {
+        let sql = format!(
+            "{SELECT_KEY} WHERE k.state = 'active' UNION ALL {SELECT_KEY} WHERE k.state = 'settling' \
+             UNION ALL {SELECT_KEY} WHERE k.state = 'waiting' AND k.next_query_at <= ?1"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        stmt.query_map([now_ms], key_row).and_then(|rows| rows.collect()).map_err(|e| self.sql(e))
+    }
+
+    /// Every key, or those in `state`, by key.
+    pub fn list_keys(&self, state: Option<KeyState>) -> Result<Vec<KeyRow>, StoreError> {
+        let sql = format!("{SELECT_KEY} WHERE ?1 IS NULL OR k.state = ?1 ORDER BY k.query_key");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        stmt.query_map([state.map(KeyState::as_str)], key_row).and_then(|rows| rows.collect()).map_err(|e| self.sql(e))
+    }
+
+    /// Records a point key's query, once its records are committed.
+    pub fn key_queried(&mut self, key: &str, u: KeyUpdate, now_ms: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE query_keys SET state = ?2, next_query_at = ?3, records_found = coalesce(?4, records_found), \
+                 misses = ?5, last_query_at = ?6 WHERE query_key = ?1",
+                params![key, u.state.as_str(), u.next_query_at, u.records_found, u.misses, now_ms],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records that a stream key was read this pass.
+    pub fn stream_key_read(&mut self, key: &str, records: i64, now_ms: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE query_keys SET last_query_at = ?2, records_found = records_found + ?3 WHERE query_key = ?1",
+                params![key, now_ms, records],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// How many keys are in each state (states with none left out).
+    pub fn key_counts(&self) -> Result<Vec<(KeyState, i64)>, StoreError> {
+        let mut stmt =
+            self.conn.prepare("SELECT state, count(*) FROM query_keys GROUP BY state").map_err(|e| self.sql(e))?;
+        let rows: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.sql(e))?;
+        let mut counts: Vec<(KeyState, i64)> =
+            rows.into_iter().filter_map(|(s, n)| KeyState::parse(&s).ok().map(|s| (s, n))).collect();
+        counts.sort_by_key(|(s, _)| KeyState::ALL.iter().position(|x| x == s));
+        Ok(counts)
+    }
+
+    /// The active stream keys with their cursors.
+    pub fn stream_cursors(&self) -> Result<Vec<StreamCursor>, StoreError> {
+        let sql = format!("{SELECT_KEY} WHERE k.state = 'active' AND k.kind = 'stream' ORDER BY k.query_key");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        stmt.query_map([], |r| Ok(StreamCursor { query_key: r.get(0)?, cursor_time: r.get(9)? }))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.sql(e))
+    }
+}

@@ -1,0 +1,103 @@
+//! One pass over the query keys, shared by `sync`, `run`, `backfill` and the
+//! resweep. The stages, each in its own file:
+//! - [`pass`]: the pass top-down: gather keys, plan, read every key, report;
+//! - [`plan`]: pure decisions: spans, adaptive windows, point-key states;
+//! - [`pager`]: every page of one window or key-only query, committed in order;
+//! - [`report`]: the figures of a pass and how they are shown.
+
+mod pager;
+mod pass;
+pub mod plan;
+pub mod report;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use crate::api::ApiClient;
+use crate::config::Settings;
+use crate::keys::QueryKey;
+use crate::store::{Store, StoreError};
+
+pub use report::{Figures, PassReport, PassStatus};
+
+/// What a pass covers.
+#[derive(Clone, Debug)]
+pub enum PassKind {
+    /// Due keys: stream keys from their cursor (less the overlap) to now less
+    /// the lag; point keys whole.
+    Incremental { now: i64, label: &'static str },
+    /// A fixed period, `[from, to]` inclusive in epoch seconds, of the stream
+    /// keys or of one key; cursors stay put; resumable.
+    Backfill { from: i64, to: i64, key: Option<QueryKey> },
+    /// `sync.resweep` before now, of every stream key; cursors stay put.
+    Resweep { now: i64 },
+}
+
+impl PassKind {
+    /// The `sync_runs.kind` of the pass.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PassKind::Incremental { label, .. } => label,
+            PassKind::Backfill { .. } => "backfill",
+            PassKind::Resweep { .. } => "resweep",
+        }
+    }
+}
+
+/// Errors that stop a pass before it starts or while it writes.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("{0}")]
+    Keys(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Progress of a pass, for a bar on a terminal or periodic log lines. Work
+/// is counted in units: a second of a stream key's span, or a point key.
+pub trait ProgressSink: Send + Sync {
+    fn planned(&self, _units: u64) {}
+    fn advanced(&self, _units: u64, _records: u64) {}
+}
+
+struct Silent;
+impl ProgressSink for Silent {}
+
+/// The pass machinery: the API client and the store's single writer.
+#[derive(Clone)]
+pub struct Engine {
+    pub settings: Arc<Settings>,
+    pub client: Arc<ApiClient>,
+    pub store: Arc<Mutex<Store>>,
+    progress: Arc<dyn ProgressSink>,
+    /// The server refused a key-only query: point keys are read in windows.
+    point_windows: Arc<AtomicBool>,
+}
+
+impl Engine {
+    pub fn new(settings: Arc<Settings>, client: Arc<ApiClient>, store: Store) -> Self {
+        Self {
+            settings,
+            client,
+            store: Arc::new(Mutex::new(store)),
+            progress: Arc::new(Silent),
+            point_windows: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn with_progress(mut self, progress: Arc<dyn ProgressSink>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Runs `f` on the store from a blocking thread; SQLite calls block.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
+            .await
+            .expect("store task panicked")
+    }
+}

@@ -1,0 +1,196 @@
+//! Every page of one window (or of one key-only query), each committed in its
+//! own transaction as it arrives, later pages fetched ahead while earlier ones
+//! commit. A window that comes back short of the server's `total` is read
+//! again; a `total` that the pages contradict is not believed.
+
+use std::collections::{HashSet, VecDeque};
+
+use tokio::task::JoinHandle;
+
+use super::Engine;
+use super::pass::Pass;
+use super::plan::{Split, Window};
+use crate::api::{ApiError, Page, Query, Record};
+use crate::keys::QueryKey;
+use crate::store::StoreError;
+use crate::tz;
+
+/// How many times a window that came back short is read again.
+pub(super) const MAX_REREADS: usize = 2;
+
+/// Why a window did not complete.
+pub(super) enum WindowError {
+    Api(ApiError),
+    Store(StoreError),
+    Cancelled,
+    /// Fewer distinct records than the server's total, after every re-read.
+    Incomplete {
+        distinct: u64,
+        total: u64,
+    },
+}
+
+/// One window (or key-only query) read whole.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Leaf {
+    pub records: u64,
+    /// The newest `endTime`/`lastUpdateTime` among the records, epoch ms.
+    pub newest_ms: Option<i64>,
+}
+
+pub(super) enum LeafOutcome {
+    Read(Leaf),
+    /// Above `split_above` and cut into parts by `windows`; nothing committed.
+    Split,
+}
+
+/// The newest moment a record tells of: when the call ended or last changed.
+fn newest(records: &[Record]) -> Option<i64> {
+    records.iter().filter_map(|r| [r.end_time, r.last_update_time, r.start_time].into_iter().flatten().max()).max()
+}
+
+impl Engine {
+    /// Reads `span` of `key` (`None`: a key-only query). A window above
+    /// `split_above` is handed to `split` after its first page; when that
+    /// cuts it, nothing is read here and the parts come back through the plan.
+    pub(super) async fn read_leaf(
+        &self,
+        pass: &Pass<'_>,
+        key: &QueryKey,
+        span: Option<Window>,
+        mut split: impl FnMut(Window, u64) -> Split,
+    ) -> Result<LeafOutcome, WindowError> {
+        let split_above = self.settings.sync.split_above;
+        for attempt in 0..=MAX_REREADS {
+            let first = self.fetch(pass, key, span, 1).await?;
+            if let (Some(w), Some(total)) = (span, first.total.filter(|t| *t > split_above)) {
+                match split(w, total) {
+                    Split::Done => {
+                        tracing::debug!(key = %key, total, seconds = w.seconds(), "window above sync.split_above; cut");
+                        return Ok(LeafOutcome::Split);
+                    }
+                    Split::OneSecond => tracing::warn!(
+                        key = %key, total,
+                        "a one-second window holds more than sync.split_above records; reading all of it"
+                    ),
+                    Split::NotLower => tracing::warn!(
+                        key = %key, total,
+                        "the server reports the same total for a part of the window as for the whole: \
+                         its total ignores the window; reading the window whole instead of cutting it further"
+                    ),
+                }
+            }
+            let total = first.total;
+            let (leaf, distinct, believed) = self.read_pages(pass, key, span, first).await?;
+            match total {
+                Some(total) if believed && distinct < total && attempt < MAX_REREADS => {
+                    tracing::warn!(key = %key, distinct, total, "fewer records than the server reported; reading the window again");
+                    pass.tally.count(|f| f.rereads += 1);
+                }
+                Some(total) if believed && distinct < total => {
+                    return Err(WindowError::Incomplete { distinct, total });
+                }
+                _ => return Ok(LeafOutcome::Read(leaf)),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Reads and commits every page from the first on. Returns what was read,
+    /// how many distinct log ids it held, and whether `total` held up.
+    async fn read_pages(
+        &self,
+        pass: &Pass<'_>,
+        key: &QueryKey,
+        span: Option<Window>,
+        first: Page,
+    ) -> Result<(Leaf, u64, bool), WindowError> {
+        let page_size = self.settings.api.page_size as usize;
+        let mut total = first.total;
+        let mut seen: HashSet<String> = first.records.iter().map(|r| r.log_id.clone()).collect();
+        let mut newest_ms = newest(&first.records);
+        let mut got = self.commit(pass, first.records).await?;
+        let mut read = got as u64;
+        let mut believed = true;
+        // Where the total tells how many pages there are, later pages are
+        // fetched ahead (up to api.concurrency) while earlier ones commit.
+        let mut ahead = Ahead::default();
+        let mut next_page = 2u32;
+        loop {
+            if total.is_some_and(|t| read > t) {
+                tracing::warn!(key = %key, total = total.unwrap_or(0), read, "the server's total is below the records it sent; reading on while pages come back full");
+                total = None;
+                believed = false;
+            }
+            if got < page_size || total.is_some_and(|t| read == t) {
+                break;
+            }
+            let last_page = total.map_or(next_page, |t| t.div_ceil(page_size as u64).max(1) as u32);
+            let depth = if total.is_some() { self.settings.api.concurrency.max(1) } else { 1 };
+            while ahead.0.len() < depth && (next_page <= last_page || ahead.0.is_empty()) {
+                ahead.0.push_back(self.spawn_fetch(key, span, next_page));
+                next_page += 1;
+            }
+            let Some(handle) = ahead.0.pop_front() else { break };
+            let page = tokio::select! {
+                biased;
+                _ = pass.cancel.cancelled() => return Err(WindowError::Cancelled),
+                page = handle => page.expect("fetch task panicked").map_err(WindowError::Api)?,
+            };
+            seen.extend(page.records.iter().map(|r| r.log_id.clone()));
+            newest_ms = newest_ms.max(newest(&page.records));
+            got = self.commit(pass, page.records).await?;
+            read += got as u64;
+        }
+        Ok((Leaf { records: read, newest_ms }, seen.len() as u64, believed))
+    }
+
+    fn spawn_fetch(&self, key: &QueryKey, span: Option<Window>, page_num: u32) -> JoinHandle<Result<Page, ApiError>> {
+        let (client, key) = (self.client.clone(), key.clone());
+        let span = span.map(|w| (w.start, w.last_second()));
+        tokio::spawn(async move { client.query(&Query { key: &key, span, page_num }).await })
+    }
+
+    async fn fetch(
+        &self,
+        pass: &Pass<'_>,
+        key: &QueryKey,
+        span: Option<Window>,
+        page_num: u32,
+    ) -> Result<Page, WindowError> {
+        let q = Query { key, span: span.map(|w| (w.start, w.last_second())), page_num };
+        tokio::select! {
+            biased;
+            _ = pass.cancel.cancelled() => Err(WindowError::Cancelled),
+            page = self.client.query(&q) => page.map_err(WindowError::Api),
+        }
+    }
+
+    /// Commits one page in its own transaction and counts it; returns its size.
+    async fn commit(&self, pass: &Pass<'_>, records: Vec<Record>) -> Result<usize, WindowError> {
+        let len = records.len();
+        let o = self.with_store(move |s| s.apply_page(&records, tz::now_ms())).await.map_err(WindowError::Store)?;
+        pass.tally.count(|f| {
+            f.pages += 1;
+            f.records_fetched += len as u64;
+            f.inserted += o.inserted;
+            f.updated += o.updated;
+            f.unchanged += o.unchanged;
+            f.stale += o.stale;
+        });
+        Ok(len)
+    }
+}
+
+/// Pages being fetched ahead; dropped (on an error, a short page or a
+/// shutdown) they are aborted.
+#[derive(Default)]
+struct Ahead(VecDeque<JoinHandle<Result<Page, ApiError>>>);
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        for handle in &self.0 {
+            handle.abort();
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! A pass, top-down: bring the configured keys into the store, plan the work
+//! of the keys that are due, read each key (several at a time), and write
+//! the run log.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::pager::{LeafOutcome, WindowError};
+use super::plan::{self, Window, Windows};
+use super::report::{PassReport, PassStatus, Tally, summarize};
+use super::{Engine, PassError, PassKind};
+use crate::api::Action;
+use crate::keys::{self, Polling, QueryKey};
+use crate::store::{KeyRow, StoreError};
+use crate::tz;
+
+/// State of one running pass, shared by its key tasks.
+pub(super) struct Pass<'a> {
+    kind: &'a PassKind,
+    job: String,
+    pub tally: Tally,
+    errors: Mutex<Vec<String>>,
+    fatal: Mutex<Option<String>>,
+    stop: AtomicBool,
+    pub cancel: &'a CancellationToken,
+}
+
+impl Pass<'_> {
+    /// Logs a failed window, counts it, and keeps its line for the run log.
+    fn report_failure(&self, key: &QueryKey, span: Option<Window>, why: &str) {
+        let line = match span {
+            Some(w) => {
+                format!("key {key}, window {} .. {}: {why}", tz::utc_text(w.start * 1000), tz::utc_text(w.end * 1000))
+            }
+            None => format!("key {key}: {why}"),
+        };
+        tracing::error!("{line}");
+        self.tally.count(|f| f.failed_windows += 1);
+        self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+
+    fn end(&self, why: String) {
+        *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.cancel.is_cancelled() || self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// What to do with one key in this pass.
+#[derive(Debug)]
+struct Work {
+    key: QueryKey,
+    read: Read,
+}
+
+#[derive(Debug)]
+enum Read {
+    /// A span in adaptive windows; the first window is `first` seconds long.
+    Span { span: Window, first: i64, then: AfterWindow },
+    /// A point key: one key-only query (or, where the server needs windows,
+    /// its lookback span), then its state decided.
+    Point { row: KeyRow },
+}
+
+/// What a committed window moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterWindow {
+    Cursor,
+    BackfillProgress,
+    Nothing,
+}
+
+/// How a key's reading ended.
+enum KeyEnd {
+    Finished(u64, Option<i64>),
+    /// A window failed, or the pass stops: the key's state stays.
+    Stopped,
+}
+
+impl Engine {
+    /// One pass. Failed windows are reported in the result, not as an error;
+    /// only a store failure or an unreadable keys file is an error.
+    pub async fn pass(&self, kind: PassKind, cancel: &CancellationToken) -> Result<PassReport, PassError> {
+        let (warnings, nothing_to_read) = self.gather_keys().await?;
+        let work = if nothing_to_read { None } else { Some(self.plan(&kind).await?) };
+        let run_id = self
+            .with_store({
+                let label = kind.label();
+                move |s| s.begin_run(label, tz::now_ms())
+            })
+            .await?;
+        let (requests, retries) = self.client.stats.counts();
+        let pass = Pass {
+            kind: &kind,
+            job: backfill_job(&kind),
+            tally: Tally::default(),
+            errors: Mutex::new(Vec::new()),
+            fatal: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            cancel,
+        };
+        let skipped = work.is_none();
+        let work = work.unwrap_or_default();
+        pass.tally.count(|f| f.keys = work.len() as u64);
+        self.progress.planned(work.iter().map(Work::units).sum());
+        let store_error = futures_util::stream::iter(work)
+            .map(|w| self.read_key(&pass, w))
+            .buffer_unordered(self.settings.api.concurrency)
+            .collect::<Vec<Result<(), StoreError>>>()
+            .await
+            .into_iter()
+            .find_map(Result::err);
+
+        let (requests_now, retries_now) = self.client.stats.counts();
+        pass.tally.count(|f| {
+            f.requests = requests_now - requests;
+            f.retries = retries_now - retries;
+        });
+        let figures = pass.tally.get();
+        let fatal = pass.fatal.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut errors = pass.errors.into_inner().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = &store_error {
+            errors.push(e.to_string());
+        }
+        let status = if fatal.is_some() || store_error.is_some() {
+            PassStatus::Failed
+        } else if cancel.is_cancelled() {
+            PassStatus::Interrupted
+        } else if figures.failed_windows > 0 {
+            PassStatus::Partial
+        } else if skipped {
+            PassStatus::Skipped
+        } else {
+            PassStatus::Ok
+        };
+        if status == PassStatus::Ok && matches!(kind, PassKind::Backfill { .. }) {
+            let job = pass.job.clone();
+            self.with_store(move |s| s.clear_backfill(&job)).await?;
+        }
+        let summary = (!errors.is_empty() || !warnings.is_empty())
+            .then(|| summarize(&errors.iter().chain(&warnings).cloned().collect::<Vec<_>>()));
+        let (fig, st) = (figures.clone(), status.as_str());
+        self.with_store(move |s| s.finish_run(run_id, st, &fig, summary.as_deref(), tz::now_ms())).await?;
+        if let Some(e) = store_error {
+            return Err(e.into());
+        }
+        Ok(PassReport { run_id, status, figures, errors, warnings, fatal })
+    }
+
+    /// Brings the config's keys and what was appended to the keys file into
+    /// the store; with no key anywhere, the window-only key. Returns warnings
+    /// and whether there is nothing to read (a keys file with no key yet).
+    async fn gather_keys(&self) -> Result<(Vec<String>, bool), PassError> {
+        let configured = keys::configured(&self.settings.query);
+        let keys_file = self.settings.query.keys_file.clone();
+        let now = tz::now_ms();
+        self.with_store(move |s| {
+            s.configure_keys(&configured, now)?;
+            let (mut warnings, mut nothing) = (Vec::new(), false);
+            if let Some(file) = &keys_file {
+                let read = match s.read_keys_file(file, now)? {
+                    Ok(read) => read,
+                    Err(msg) => return Ok(Err(msg)),
+                };
+                if read.from_start {
+                    tracing::info!(file = %file.display(), "keys file was replaced or truncated; read again from its start");
+                }
+                if read.new_keys > 0 {
+                    tracing::info!(file = %file.display(), new_keys = read.new_keys, "new keys from the keys file");
+                }
+                for b in &read.bad {
+                    warnings.push(format!("keys file {} line {}: {} (skipped)", file.display(), b.line, b.msg));
+                }
+                if read.bad_count > read.bad.len() as u64 {
+                    warnings.push(format!("… and {} more bad lines", read.bad_count - read.bad.len() as u64));
+                }
+                if !s.has_keys()? {
+                    nothing = true;
+                    let what = if read.empty { "is empty" } else { "holds no valid key" };
+                    warnings.push(format!(
+                        "keys file {} {what} yet and no other key is configured; nothing to read this pass",
+                        file.display()
+                    ));
+                }
+            }
+            let window_only = keys_file.is_none() && !s.has_keys()?;
+            s.set_window_only(window_only, now)?;
+            Ok(Ok((warnings, nothing)))
+        })
+        .await?
+        .map_err(PassError::Keys)
+        .inspect(|(warnings, _)| warnings.iter().for_each(|w| tracing::warn!("{w}")))
+    }
+
+    /// The work of this pass.
+    async fn plan(&self, kind: &PassKind) -> Result<Vec<Work>, StoreError> {
+        let sync = &self.settings.sync;
+        let window = sync.window.as_secs() as i64;
+        let lag = sync.lag.as_secs() as i64;
+        match kind {
+            PassKind::Incremental { now, .. } => {
+                let now = *now;
+                let due = self.with_store(move |s| s.due_keys(now * 1000)).await?;
+                let start = sync.start.at(now);
+                Ok(due
+                    .into_iter()
+                    .filter_map(|row| {
+                        let key = row.key()?;
+                        let read = match key.polling() {
+                            Polling::Point => Read::Point { row },
+                            Polling::Stream => {
+                                let cursor = row.cursor_time.map(|ms| ms.div_euclid(1000));
+                                let (from, to) = plan::incremental_span(cursor, start, sync.overlap, sync.lag, now)?;
+                                // A key's first read may span its whole history.
+                                let first = if cursor.is_none() { to - from } else { window };
+                                Read::Span { span: Window::new(from, to), first, then: AfterWindow::Cursor }
+                            }
+                        };
+                        Some(Work { key, read })
+                    })
+                    .collect())
+            }
+            PassKind::Backfill { from, to, key } => {
+                let keys = match key {
+                    Some(k) => vec![k.clone()],
+                    None => self.active_stream_keys().await?,
+                };
+                let job = backfill_job(kind);
+                let done = self.with_store(move |s| s.backfill_done(&job)).await?;
+                let mut work = Vec::new();
+                for key in keys {
+                    let finished = done.get(&key.to_string()).map(Vec::as_slice).unwrap_or(&[]);
+                    for gap in plan::gaps(*from, to + 1, finished) {
+                        let read = Read::Span { span: gap, first: gap.seconds(), then: AfterWindow::BackfillProgress };
+                        work.push(Work { key: key.clone(), read });
+                    }
+                }
+                Ok(work)
+            }
+            PassKind::Resweep { now } => {
+                let Some(span) = sync.resweep else { return Ok(Vec::new()) };
+                let (from, to) = (now - span.as_secs() as i64, now - lag);
+                if from >= to {
+                    return Ok(Vec::new());
+                }
+                let keys = self.active_stream_keys().await?;
+                let w = Window::new(from, to);
+                Ok(keys
+                    .into_iter()
+                    .map(|key| Work { key, read: Read::Span { span: w, first: window, then: AfterWindow::Nothing } })
+                    .collect())
+            }
+        }
+    }
+
+    async fn active_stream_keys(&self) -> Result<Vec<QueryKey>, StoreError> {
+        let rows = self.with_store(|s| s.stream_cursors()).await?;
+        Ok(rows.into_iter().filter_map(|c| QueryKey::from_stored(&c.query_key).ok()).collect())
+    }
+
+    /// Reads one key's work. A store failure ends the pass.
+    async fn read_key(&self, pass: &Pass<'_>, work: Work) -> Result<(), StoreError> {
+        if pass.stopped() {
+            return Ok(());
+        }
+        let Work { key, read } = work;
+        match read {
+            Read::Span { span, first, then } => {
+                if let KeyEnd::Finished(records, _) = self.read_span(pass, &key, span, first, then).await?
+                    && then == AfterWindow::Cursor
+                {
+                    let name = key.to_string();
+                    self.with_store(move |s| s.stream_key_read(&name, records as i64, tz::now_ms())).await?;
+                }
+                Ok(())
+            }
+            Read::Point { row } => self.read_point(pass, &key, row).await,
+        }
+    }
+
+    /// A point key: a key-only query, or its lookback span in windows where
+    /// the server refuses those; then its new state, once its records are committed.
+    async fn read_point(&self, pass: &Pass<'_>, key: &QueryKey, row: KeyRow) -> Result<(), StoreError> {
+        let mut end = KeyEnd::Stopped;
+        if !self.point_windows.load(Ordering::Relaxed) {
+            match self.read_leaf(pass, key, None, |_, _| plan::Split::OneSecond).await {
+                Ok(LeafOutcome::Read(leaf)) => {
+                    pass.tally.count(|f| f.windows += 1);
+                    self.progress.advanced(1, leaf.records);
+                    end = KeyEnd::Finished(leaf.records, leaf.newest_ms);
+                }
+                Ok(LeafOutcome::Split) => unreachable!("a key-only query is never split"),
+                Err(WindowError::Api(e)) if e.action() == Action::UseWindows => {
+                    if !self.point_windows.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "{e}: this server needs windows; point keys are read in windows over \
+                             query.point_lookback before they were added"
+                        );
+                    }
+                }
+                Err(e) => {
+                    self.window_failed(pass, key, None, e)?;
+                    return Ok(());
+                }
+            }
+        }
+        if self.point_windows.load(Ordering::Relaxed) && matches!(end, KeyEnd::Stopped) {
+            let now = tz::now_ms() / 1000;
+            let from = row.added_at.div_euclid(1000) - self.settings.query.point_lookback.as_secs() as i64;
+            let to = now - self.settings.sync.lag.as_secs() as i64;
+            if from < to {
+                end = self.read_span(pass, key, Window::new(from, to), to - from, AfterWindow::Nothing).await?;
+            }
+        }
+        let KeyEnd::Finished(found, newest_ms) = end else { return Ok(()) };
+        let q = &self.settings.query;
+        let now = tz::now_ms();
+        let update = plan::point_after_query(
+            found,
+            newest_ms,
+            row.misses,
+            row.added_at,
+            now,
+            self.settings.sync.settle,
+            q.give_up_after,
+        );
+        tracing::debug!(key = %key, found, state = update.state.as_str(), "point key read");
+        let name = key.to_string();
+        self.with_store(move |s| s.key_queried(&name, update, now)).await
+    }
+
+    /// Reads `span` of `key` in adaptive windows, moving what `then` says
+    /// after each window commits. In an incremental pass a failed window ends
+    /// the key (its cursor must not pass it); a backfill goes on after it.
+    async fn read_span(
+        &self,
+        pass: &Pass<'_>,
+        key: &QueryKey,
+        span: Window,
+        first: i64,
+        then: AfterWindow,
+    ) -> Result<KeyEnd, StoreError> {
+        let s = &self.settings;
+        let mut windows = Windows::new(span, first, plan::target_records(s.sync.split_above, s.api.page_size));
+        let (mut records, mut newest_ms) = (0u64, None);
+        let mut failed = false;
+        while let Some((w, parent_total)) = windows.next_window() {
+            if pass.stopped() {
+                return Ok(KeyEnd::Stopped);
+            }
+            match self.read_leaf(pass, key, Some(w), |w, total| windows.split(w, total, parent_total)).await {
+                Ok(LeafOutcome::Split) => continue,
+                Ok(LeafOutcome::Read(leaf)) => {
+                    windows.done(w, leaf.records);
+                    records += leaf.records;
+                    newest_ms = newest_ms.max(leaf.newest_ms);
+                    pass.tally.count(|f| f.windows += 1);
+                    self.progress.advanced(w.seconds() as u64, leaf.records);
+                    let (name, job, now) = (key.to_string(), pass.job.clone(), tz::now_ms());
+                    match then {
+                        AfterWindow::Cursor => self.with_store(move |s| s.set_cursor(&name, w.end, now)).await?,
+                        AfterWindow::BackfillProgress => {
+                            self.with_store(move |s| s.mark_backfill_window(&job, &name, w.start, w.end, now)).await?
+                        }
+                        AfterWindow::Nothing => {}
+                    }
+                }
+                Err(e) => {
+                    self.window_failed(pass, key, Some(w), e)?;
+                    failed = true;
+                    if pass.stopped() || matches!(pass.kind, PassKind::Incremental { .. }) {
+                        return Ok(KeyEnd::Stopped);
+                    }
+                    // A backfill goes on after the failed window, which stays to be read again.
+                    windows.done(w, 0);
+                }
+            }
+        }
+        Ok(if failed { KeyEnd::Stopped } else { KeyEnd::Finished(records, newest_ms) })
+    }
+
+    /// Reports a window that did not complete; decides whether the pass goes on.
+    fn window_failed(
+        &self,
+        pass: &Pass<'_>,
+        key: &QueryKey,
+        span: Option<Window>,
+        e: WindowError,
+    ) -> Result<(), StoreError> {
+        match e {
+            WindowError::Cancelled => {}
+            WindowError::Store(e) => {
+                pass.stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            WindowError::Incomplete { distinct, total } => pass.report_failure(
+                key,
+                span,
+                &format!(
+                    "received {distinct} distinct records of the {total} the server reported, after {} re-reads",
+                    super::pager::MAX_REREADS
+                ),
+            ),
+            WindowError::Api(e) => {
+                pass.report_failure(key, span, &e.to_string());
+                if e.action() == Action::EndPass {
+                    pass.end(e.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Work {
+    /// Progress units: a second of span, or one point key.
+    fn units(&self) -> u64 {
+        match &self.read {
+            Read::Span { span, .. } => span.seconds() as u64,
+            Read::Point { .. } => 1,
+        }
+    }
+}
+
+/// The progress key of a backfill: its period and key filter.
+fn backfill_job(kind: &PassKind) -> String {
+    match kind {
+        PassKind::Backfill { from, to, key } => {
+            format!("{from}|{to}|{}", key.as_ref().map_or_else(|| "all".to_string(), ToString::to_string))
+        }
+        _ => String::new(),
+    }
+}
