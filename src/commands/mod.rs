@@ -106,7 +106,7 @@ pub fn pass_exit(r: &PassReport) -> Exit {
         eprintln!("… and {} more failed windows (see `oifde-sync status`)", r.errors.len() - 20);
     }
     match (r.status, &r.fatal) {
-        (PassStatus::Ok, _) => Exit::Success,
+        (PassStatus::Ok | PassStatus::Skipped, _) => Exit::Success,
         (PassStatus::Failed, Some(fatal)) => {
             eprintln!("error: {fatal}");
             Exit::Config

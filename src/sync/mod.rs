@@ -34,6 +34,15 @@ pub enum PassKind {
 }
 
 impl PassKind {
+    /// The pass's "now", epoch seconds: what keys are due and whether a call
+    /// has settled are decided against it.
+    pub fn now(&self) -> i64 {
+        match self {
+            PassKind::Incremental { now, .. } | PassKind::Resweep { now } => *now,
+            PassKind::Backfill { .. } => crate::tz::now_ms() / 1000,
+        }
+    }
+
     /// The `sync_runs.kind` of the pass.
     pub fn label(&self) -> &'static str {
         match self {

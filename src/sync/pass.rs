@@ -87,7 +87,7 @@ impl Engine {
     /// One pass. Failed windows are reported in the result, not as an error;
     /// only a store failure or an unreadable keys file is an error.
     pub async fn pass(&self, kind: PassKind, cancel: &CancellationToken) -> Result<PassReport, PassError> {
-        let (warnings, nothing_to_read) = self.gather_keys().await?;
+        let (warnings, nothing_to_read) = self.gather_keys(kind.now()).await?;
         let work = if nothing_to_read { None } else { Some(self.plan(&kind).await?) };
         let run_id = self
             .with_store({
@@ -156,10 +156,10 @@ impl Engine {
     /// Brings the config's keys and what was appended to the keys file into
     /// the store; with no key anywhere, the window-only key. Returns warnings
     /// and whether there is nothing to read (a keys file with no key yet).
-    async fn gather_keys(&self) -> Result<(Vec<String>, bool), PassError> {
+    async fn gather_keys(&self, now: i64) -> Result<(Vec<String>, bool), PassError> {
         let configured = keys::configured(&self.settings.query);
         let keys_file = self.settings.query.keys_file.clone();
-        let now = tz::now_ms();
+        let now = now * 1000;
         self.with_store(move |s| {
             s.configure_keys(&configured, now)?;
             let (mut warnings, mut nothing) = (Vec::new(), false);
@@ -310,8 +310,8 @@ impl Engine {
                 }
             }
         }
+        let now = pass.kind.now();
         if self.point_windows.load(Ordering::Relaxed) && matches!(end, KeyEnd::Stopped) {
-            let now = tz::now_ms() / 1000;
             let from = row.added_at.div_euclid(1000) - self.settings.query.point_lookback.as_secs() as i64;
             let to = now - self.settings.sync.lag.as_secs() as i64;
             if from < to {
@@ -320,7 +320,7 @@ impl Engine {
         }
         let KeyEnd::Finished(found, newest_ms) = end else { return Ok(()) };
         let q = &self.settings.query;
-        let now = tz::now_ms();
+        let now = now * 1000;
         let update = plan::point_after_query(
             found,
             newest_ms,

@@ -110,3 +110,66 @@ async fn an_interrupted_backfill_resumes_where_it_stopped() {
     let full = sim.query_calls() - before_full;
     assert!(resumed < full, "resumed after {done} finished windows: {resumed} queries, a full read {full}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_killed_while_reading_point_keys_marks_no_key_done_before_its_records() {
+    let faults = Faults { slow_rate: 1.0, slow_delay: Duration::from_millis(10), ..Faults::default() };
+    let sim = simulator(SimOptions { faults, ..options(3000) }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "[log]\nlevel = \"warn\"\n");
+    let keys_file = dir.path().join("calls.txt");
+    let calls: Vec<String> =
+        sim.records().iter().map(|r| r.call_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+    std::fs::write(&keys_file, calls.iter().map(|c| format!("call:{c}\n")).collect::<String>()).unwrap();
+    let cfg = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("user_mobiles = [", &format!("keys_file = \"{}\"\nuser_mobiles = [] # ", keys_file.display()));
+    std::fs::write(&config, cfg).unwrap();
+    let db = dir.path().join("mirror.db");
+    let records = sim.records();
+    let done_keys_are_stored = || {
+        let conn = Connection::open(&db).unwrap();
+        let stored: HashSet<String> = conn
+            .prepare("SELECT log_id FROM records")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let done: Vec<String> = conn
+            .prepare("SELECT query_key FROM query_keys WHERE state = 'done'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for key in &done {
+            let call = key.strip_prefix("call:").unwrap();
+            for r in records.iter().filter(|r| r.call_id == call) {
+                assert!(stored.contains(&r.log_id), "{key} is done but its record {} is not stored", r.log_id);
+            }
+        }
+        done.len()
+    };
+    let mut rng = fastrand::Rng::with_seed(21);
+    let mut done_before = 0;
+    for _ in 0..8 {
+        let mut child = spawn(dir.path(), &["sync"], &[], Stdio::null());
+        tokio::time::sleep(Duration::from_millis(rng.u64(300..1200))).await;
+        let _ = child.0.kill();
+        tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
+        if db.exists() {
+            let done = done_keys_are_stored();
+            assert!(done >= done_before, "done keys never go back");
+            done_before = done;
+        }
+    }
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(done_keys_are_stored(), calls.len());
+    assert_mirrors(&db, &records);
+    // Done keys cost nothing: each call was asked about once, give or take
+    // the queries in flight when a kill came.
+    let queries: usize = calls.iter().map(|c| sim.queries_for(&format!("call:{c}"))).sum();
+    assert!(queries <= calls.len() + 8 * 4, "{queries} queries for {} calls", calls.len());
+}
