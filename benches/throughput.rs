@@ -256,7 +256,7 @@ fn main() {
             if full_text {
                 queries.push((n, time_queries(&db)));
                 let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
-                assert!(out.contains("(0 inserted, 0 updated,"), "{out}");
+                assert!(out.contains(" 0 inserted, 0 updated,"), "{out}");
                 rows.push(Row {
                     scenario: format!("second pass {n}"),
                     records: n as u64,
