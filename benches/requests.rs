@@ -140,7 +140,8 @@ async fn sparse_mobiles(dir: &Path, rows: &mut Vec<Row>) {
 async fn dense_window_only(dir: &Path, rows: &mut Vec<Row>) {
     let now = oifde_sync::tz::now_ms() / 1000;
     let to = now - now.rem_euclid(3600);
-    let options = SimOptions { records: 100_000, users: 50, from: to - 2 * DAY, to, lenient_keys: true, ..SimOptions::default() };
+    let options =
+        SimOptions { records: 100_000, users: 50, from: to - 2 * DAY, to, lenient_keys: true, ..SimOptions::default() };
     let sim = sim(options).await;
     let mut s = settings(&sim, &dir.join("dense.db"));
     s.sync.start = Start::At(to - 2 * DAY);

@@ -201,12 +201,30 @@ struct RawApi {
 #[derive(Deserialize)]
 #[serde(default)]
 struct RawQuery {
+    #[serde(deserialize_with = "list_or_text")]
     user_mobiles: Vec<String>,
+    #[serde(deserialize_with = "list_or_text")]
     call_ids: Vec<String>,
+    #[serde(deserialize_with = "list_or_text")]
     cti_call_ids: Vec<String>,
     keys_file: String,
     give_up_after: String,
     point_lookback: String,
+}
+
+/// A list from the file, or `a,b,c` from the environment; items stay text
+/// exactly as written (leading zeros included).
+fn list_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match ListOrText::deserialize(d)? {
+        ListOrText::List(items) => items,
+        ListOrText::Text(text) => text.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect(),
+    })
 }
 
 impl Default for RawQuery {
@@ -351,11 +369,7 @@ impl Settings {
                 Environment::with_prefix(ENV_PREFIX)
                     .prefix_separator("__")
                     .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("query.user_mobiles")
-                    .with_list_parse_key("query.call_ids")
-                    .with_list_parse_key("query.cti_call_ids")
-                    .try_parsing(true)
+                    .try_parsing(false)
                     .source(Some(env.into_iter().collect())),
             )
             .build()
@@ -483,6 +497,19 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
     }
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
         return Err(o.invalid("api.base_url", format!("{base_url:?} must start with https:// (or http://)")));
+    }
+    match reqwest::Url::parse(&base_url) {
+        Err(e) => return Err(o.invalid("api.base_url", format!("{base_url:?} is not a usable address: {e}"))),
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => {
+            return Err(o.invalid("api.base_url", format!("{base_url:?} names no host")));
+        }
+        Ok(url) if url.path() != "/" || url.query().is_some() => {
+            return Err(o.invalid(
+                "api.base_url",
+                format!("{base_url:?} must be only https://IP:PORT; the interface paths are fixed"),
+            ));
+        }
+        Ok(_) => {}
     }
     if a.tenant_id.trim().is_empty() {
         return Err(o.invalid("api.tenant_id", "is missing; set it to the tenant ID (the gettoken appKey)"));

@@ -86,18 +86,29 @@ struct Token {
 struct TokenState {
     current: Option<(Token, Instant)>,
     generation: u64,
-    /// A credentials refusal: remembered so no further `gettoken` is sent.
-    refused: Option<(String, String)>,
+    /// A refusal (or a redirect): remembered so no further `gettoken` is sent.
+    refused: Option<ApiError>,
 }
 
 pub struct ApiClient {
     http: reqwest::Client,
+    /// The secret and the tokens in use: never shown in server text.
+    redacted: std::sync::Mutex<Vec<String>>,
+    /// The server's clock was found off; said once.
+    skew_reported: std::sync::atomic::AtomicBool,
     settings: ApiSettings,
     token: Mutex<TokenState>,
     limiter: DefaultDirectRateLimiter,
     in_flight: Semaphore,
     pub stats: Arc<ClientStats>,
 }
+
+/// The largest answer body read; a page of 100 records is about 250 KB.
+pub const MAX_BODY: usize = 32 << 20;
+/// Server text kept in messages, in characters.
+const MAX_SERVER_TEXT: usize = 300;
+/// The server's clock may differ from ours by this much before it is reported.
+const MAX_SKEW: Duration = Duration::from_secs(300);
 
 /// The token is renewed once this share of its lifetime has passed.
 const RENEW_AT: f64 = 0.8;
@@ -112,6 +123,7 @@ impl ApiClient {
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("oifde-sync/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy();
         if let Some(path) = &settings.ca_file {
             let pem = std::fs::read(path)
@@ -131,8 +143,13 @@ impl ApiClient {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
         let http = builder.build().map_err(|e| ApiError::Tls(e.to_string()))?;
+        let known = match &settings.credential {
+            Credential::AppSecret(s) | Credential::FixedToken(s) => s.expose().to_string(),
+        };
         Ok(Self {
             http,
+            redacted: std::sync::Mutex::new(vec![known]),
+            skew_reported: std::sync::atomic::AtomicBool::new(false),
             settings: settings.clone(),
             token: Mutex::new(TokenState::default()),
             limiter: RateLimiter::direct(quota(settings.max_requests_per_second)),
@@ -145,11 +162,36 @@ impl ApiClient {
         &self.settings
     }
 
+    /// The longest pause between attempts: 60 × `api.retry_delay`, at most a
+    /// minute. A server's `Retry-After` is honoured up to it.
+    fn max_delay(&self) -> Duration {
+        (self.settings.retry_delay * 60).min(Duration::from_secs(60))
+    }
+
+    /// Server text as it may be shown or stored: the secret and every token
+    /// replaced, cut to a few hundred characters.
+    pub fn clean(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for known in self.redacted.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|k| k.len() >= 4) {
+            out = out.replace(known.as_str(), "[redacted]");
+        }
+        if out.chars().count() > MAX_SERVER_TEXT {
+            out = out.chars().take(MAX_SERVER_TEXT).collect::<String>() + "…";
+        }
+        out
+    }
+
+    /// `Some((code, msg))`, cleaned, when the answer reports a failure.
+    fn failure(&self, v: &Value) -> Option<(String, String)> {
+        error_code(v).map(|(code, msg)| (self.clean(&code), self.clean(&msg)))
+    }
+
     /// One page, with retries, token renewal and the rate limit.
     pub async fn query(&self, q: &Query<'_>) -> Result<Page, ApiError> {
+        let max_delay = self.max_delay();
         let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.settings.retry_delay)
-            .with_max_delay(Duration::from_secs(60))
+            .with_min_delay(self.settings.retry_delay.min(max_delay))
+            .with_max_delay(max_delay)
             .with_max_times(self.settings.max_retries)
             .with_total_delay(Some(Duration::from_secs(600)));
         let result = (|| self.query_renewing(q))
@@ -157,8 +199,18 @@ impl ApiClient {
             .sleep(tokio::time::sleep)
             .when(ApiError::is_transient)
             .adjust(|e: &ApiError, delay| {
-                // Full jitter, unless the server said how long to wait.
-                delay.map(|d| e.retry_after().unwrap_or_else(|| d.mul_f64(fastrand::f64())))
+                // Full jitter, unless the server said how long to wait (capped).
+                delay.map(|d| match e.retry_after() {
+                    Some(asked) if asked > max_delay => {
+                        tracing::warn!(
+                            asked_s = asked.as_secs(),
+                            "Retry-After above the longest pause; waiting {max_delay:?} instead"
+                        );
+                        max_delay
+                    }
+                    Some(asked) => asked,
+                    None => d.mul_f64(fastrand::f64()),
+                })
             })
             .notify(|e: &ApiError, delay: Duration| {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -198,8 +250,8 @@ impl ApiClient {
 
     async fn current_token(&self) -> Result<Token, ApiError> {
         let mut state = self.token.lock().await;
-        if let Some((code, msg)) = &state.refused {
-            return Err(ApiError::Credentials { code: code.clone(), msg: msg.clone() });
+        if let Some(e) = &state.refused {
+            return Err(e.clone());
         }
         if let Some((token, renew_at)) = &state.current
             && Instant::now() < *renew_at
@@ -210,9 +262,9 @@ impl ApiClient {
             Credential::FixedToken(t) => (t.clone(), Duration::MAX),
             Credential::AppSecret(secret) => match self.get_token(secret).await {
                 Ok(ok) => ok,
-                Err(ApiError::Credentials { code, msg }) => {
-                    state.refused = Some((code.clone(), msg.clone()));
-                    return Err(ApiError::Credentials { code, msg });
+                Err(e) if e.is_fatal() => {
+                    state.refused = Some(e.clone());
+                    return Err(e);
                 }
                 Err(e) => return Err(e),
             },
@@ -242,8 +294,18 @@ impl ApiClient {
     async fn get_token(&self, secret: &Secret) -> Result<(Secret, Duration), ApiError> {
         self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
         let body = serde_json::json!({ "appKey": self.settings.tenant_id, "appSecret": secret.expose() });
-        let v = self.post(TOKEN_PATH, &body).await?;
-        if let Some((code, msg)) = error_code(&v) {
+        // A refusal is a refusal whatever HTTP status it came with: never retried.
+        let v = match self.post(TOKEN_PATH, &body).await {
+            Ok(v) => v,
+            Err(ApiError::Remote { code, msg, .. }) if code_in(&code, &codes::CREDENTIALS) => {
+                return Err(ApiError::Credentials { code, msg });
+            }
+            Err(ApiError::Http { status: status @ (401 | 403), .. }) => {
+                return Err(ApiError::Credentials { code: format!("HTTP {status}"), msg: "gettoken refused".into() });
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some((code, msg)) = self.failure(&v) {
             return Err(if code_in(&code, &codes::CREDENTIALS) {
                 ApiError::Credentials { code, msg }
             } else {
@@ -262,6 +324,13 @@ impl ApiClient {
             .map(|s| Duration::from_secs(s as u64))
             .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         tracing::debug!(lifetime_s = lifetime.as_secs(), "obtained a token");
+        {
+            let mut known = self.redacted.lock().unwrap_or_else(|p| p.into_inner());
+            known.push(token.to_string());
+            if known.len() > 32 {
+                known.remove(1);
+            }
+        }
         Ok((Secret::new(token), lifetime))
     }
 
@@ -281,7 +350,7 @@ impl ApiClient {
             cti_call_id: pick("ctiCallId"),
         };
         let v = self.post(QUERY_PATH, &body).await?;
-        if let Some((code, msg)) = error_code(&v) {
+        if let Some((code, msg)) = self.failure(&v) {
             if field.is_none() && code_in(&code, &codes::REQUEST) {
                 return Err(ApiError::KeysRequired { code, msg });
             }
@@ -308,16 +377,35 @@ impl ApiClient {
             .await
             .map_err(|e| transport(path, e))?;
         let status = response.status();
+        self.check_clock(response.headers());
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|h| h.to_str().ok())
+                .map_or_else(|| "nowhere (no Location)".to_string(), |l| self.clean(l));
+            return Err(ApiError::Redirect { path, status: status.as_u16(), location });
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|h| h.to_str().ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response.bytes().await.map_err(|e| transport(path, e))?;
+        let bytes = read_capped(response, path).await?;
         if status.is_success() {
             let v: Value =
                 serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody { path, msg: e.to_string() })?;
+            if !v.is_object() {
+                let found = match &v {
+                    Value::Null => "null",
+                    Value::Array(_) => "a list",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    _ => "a boolean",
+                };
+                return Err(ApiError::BadBody { path, msg: format!("the answer is {found}, not a JSON object") });
+            }
             if error_code(&v).is_none() {
                 self.stats.answered_ok.fetch_add(1, Ordering::Relaxed);
             }
@@ -327,12 +415,44 @@ impl ApiClient {
         if status.is_client_error()
             && status.as_u16() != 429
             && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
-            && let Some((code, msg)) = error_code(&v)
+            && let Some((code, msg)) = self.failure(&v)
         {
             return Err(ApiError::Remote { path, code, msg });
         }
         Err(ApiError::Http { path, status: status.as_u16(), retry_after })
     }
+}
+
+impl ApiClient {
+    /// Reports, once, a server clock far from ours: cursors and windows are
+    /// computed from the local clock.
+    fn check_clock(&self, headers: &reqwest::header::HeaderMap) {
+        let Some(date) = headers.get(reqwest::header::DATE).and_then(|h| h.to_str().ok()) else { return };
+        let Ok(server) = jiff::fmt::rfc2822::parse(date) else { return };
+        let skew = server.timestamp().as_second() - crate::tz::now_ms() / 1000;
+        if skew.unsigned_abs() > MAX_SKEW.as_secs() && !self.skew_reported.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                skew_s = skew,
+                "the server's clock differs from this machine's by {} s; check NTP on both: windows and cursors follow the local clock",
+                skew
+            );
+        }
+    }
+}
+
+/// The body, refused beyond [`MAX_BODY`] bytes, read as it arrives.
+async fn read_capped(mut response: reqwest::Response, path: &'static str) -> Result<Vec<u8>, ApiError> {
+    if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ApiError::TooLarge { path, limit: MAX_BODY });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(path, e))? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::TooLarge { path, limit: MAX_BODY });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn transport(path: &'static str, e: reqwest::Error) -> ApiError {
@@ -373,6 +493,9 @@ pub fn parse_query_answer(body: &[u8]) -> Result<Page, ApiError> {
 }
 
 fn parse_page(v: &Value) -> Result<Page, ApiError> {
+    if !v.is_object() {
+        return Err(ApiError::BadBody { path: QUERY_PATH, msg: "the answer is not a JSON object".into() });
+    }
     let total = v.get("total").and_then(value_int).map(|t| t.max(0) as u64);
     let list = match v.get("recordList") {
         None | Some(Value::Null) => &[][..],

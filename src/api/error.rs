@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::codes;
 use super::record::RecordError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("request to {path} failed: {msg}")]
     Transport { path: &'static str, msg: String },
@@ -14,6 +14,14 @@ pub enum ApiError {
     Http { path: &'static str, status: u16, retry_after: Option<Duration> },
     #[error("{path} answered with a body that is not valid JSON: {msg}")]
     BadBody { path: &'static str, msg: String },
+    #[error(
+        "{path} answered HTTP {status} redirecting to {location}; redirects are never followed (the secret and \
+         the token travel in the body): set api.base_url to the address that answers directly \
+         (an http:// address redirected to https:// is the usual cause)"
+    )]
+    Redirect { path: &'static str, status: u16, location: String },
+    #[error("{path} answered a body larger than {limit} bytes; refused")]
+    TooLarge { path: &'static str, limit: usize },
     #[error("{path} answered errorCode {code}: {msg}")]
     Remote { path: &'static str, code: String, msg: String },
     #[error(
@@ -63,7 +71,7 @@ impl ApiError {
     /// Worth another attempt after a pause.
     pub fn is_transient(&self) -> bool {
         match self {
-            ApiError::Transport { .. } | ApiError::BadBody { .. } => true,
+            ApiError::Transport { .. } | ApiError::BadBody { .. } | ApiError::TooLarge { .. } => true,
             ApiError::Http { status, .. } => *status == 429 || *status >= 500,
             // A token refused even after renewal (the immediate retry) is
             // renewed again on the next attempt.
@@ -82,7 +90,13 @@ impl ApiError {
 
     /// Ends the whole pass: no other key can succeed either.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, ApiError::Credentials { .. } | ApiError::FixedTokenRejected { .. } | ApiError::Tls(_))
+        matches!(
+            self,
+            ApiError::Credentials { .. }
+                | ApiError::FixedTokenRejected { .. }
+                | ApiError::Tls(_)
+                | ApiError::Redirect { .. }
+        )
     }
 
     /// The server's `Retry-After`, where it gave one.

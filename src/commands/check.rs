@@ -33,15 +33,34 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
     }
     let mut all_ok = true;
 
-    match Store::open_with(&settings.store_path, settings.store_full_text).and_then(|s| s.status(0)) {
+    let opened = Store::open_with(&settings.store_path, settings.store_full_text)
+        .and_then(|s| s.quick_check(std::time::Duration::from_secs(60)).map(|_| s))
+        .and_then(|s| s.status(0));
+    match opened {
         Ok(r) => ok(
             "store",
-            format!("{} opens (schema {}, {} records)", settings.store_path.display(), r.schema_version, r.records),
+            format!(
+                "{} opens and passes its quick check (schema {}, {} records)",
+                settings.store_path.display(),
+                r.schema_version,
+                r.records
+            ),
         ),
+        Err(e @ crate::store::StoreError::Damaged { .. }) => {
+            failed("store", e);
+            return Ok(Exit::Store);
+        }
         Err(e) => {
             failed("store", format!("{e}; check store.path and that the directory is writable"));
             all_ok = false;
         }
+    }
+    match crate::store::WriterLock::acquire(&settings.store_path, "oifde-sync check", std::time::Duration::ZERO) {
+        Ok(_) => ok("writer", "no other process is writing the store"),
+        Err(crate::store::StoreError::Busy { holder, .. }) => {
+            println!("info    writer: the store is being written by {holder}")
+        }
+        Err(_) => {}
     }
 
     let client = match ApiClient::new(&settings.api) {

@@ -84,13 +84,22 @@ pub fn secret_file_warning(settings: &Settings) -> Option<String> {
     })
 }
 
-/// The client, then the store: a bad CA file fails before a file is created.
-pub fn engine(settings: Arc<Settings>) -> Result<Engine, CommandError> {
+/// How long a second writer waits for the first to finish.
+const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the store's quick check may take at start.
+const QUICK_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The client, then the store, for `what` (a command that writes): a bad CA
+/// file fails before a file is created; a second writer, or a damaged store,
+/// stops here before anything is written.
+pub fn engine(settings: Arc<Settings>, what: &str) -> Result<Engine, CommandError> {
     let client = Arc::new(ApiClient::new(&settings.api).map_err(|e| match e {
         ApiError::Tls(msg) => CommandError::Usage(msg),
         other => CommandError::Api(other),
     })?);
-    let store = Store::open_with(&settings.store_path, settings.store_full_text)?;
+    let mut store = Store::open_with(&settings.store_path, settings.store_full_text)?;
+    store.hold(crate::store::WriterLock::acquire(&settings.store_path, what, WRITER_WAIT)?);
+    store.quick_check(QUICK_CHECK_LIMIT)?;
     Ok(Engine::new(settings, client, store))
 }
 

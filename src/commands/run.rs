@@ -7,7 +7,7 @@ use crate::daemon::{self, DaemonError, Ended};
 
 pub async fn run(config: &Path) -> Result<Exit, CommandError> {
     let settings = load_settings(config)?;
-    let engine = engine(settings)?;
+    let engine = engine(settings, "oifde-sync run")?;
     let cancel = shutdown_on_signals();
     match daemon::run(engine, cancel).await {
         Ok(Ended::Stopped) => Ok(Exit::Success),

@@ -25,7 +25,7 @@ pub async fn sync(config: &Path, resweep: bool) -> Result<Exit, CommandError> {
         PassKind::Incremental { now, label: "sync" }
     };
     let label = kind.label();
-    let engine = engine(settings)?.with_progress(progress(label));
+    let engine = engine(settings, "oifde-sync sync")?.with_progress(progress(label));
     let cancel = shutdown_on_signals();
     let started = Instant::now();
     let report = engine.pass(kind, &cancel).await?;
@@ -42,8 +42,21 @@ pub async fn backfill(config: &Path, from: &str, to: &str, key: Option<&str>) ->
     if to < from {
         return Err(CommandError::Usage("--to is before --from".into()));
     }
+    // The end of a backfill is at most now; a day or more past it is a typo.
+    let now = tz::now_ms() / 1000;
+    if to > now + 86_400 {
+        return Err(CommandError::Usage(format!(
+            "--to {} is in the future; a backfill reads what has happened (at most now, {} in api.server_timezone)",
+            zone.format(to),
+            zone.format(now)
+        )));
+    }
+    let to = to.min(now);
+    if to < from {
+        return Err(CommandError::Usage("--from is in the future".into()));
+    }
     let key = key.map(QueryKey::parse).transpose().map_err(|m| CommandError::Usage(format!("--key: {m}")))?;
-    let engine = engine(settings)?.with_progress(progress("backfill"));
+    let engine = engine(settings, "oifde-sync backfill")?.with_progress(progress("backfill"));
     let cancel = shutdown_on_signals();
     let started = Instant::now();
     let report = engine.pass(PassKind::Backfill { from, to, key }, &cancel).await?;

@@ -44,6 +44,8 @@ pub struct Faults {
     pub drift_every_queries: Option<u64>,
     /// Added to every reported `total`: a server that promises records it never sends.
     pub inflate_total: u64,
+    /// Sent as every `total` instead of the real count (-1, 0, 10…): a total the pages contradict.
+    pub report_total: Option<i64>,
 }
 
 impl Faults {
@@ -62,6 +64,7 @@ impl Faults {
             max_paging_depth: None,
             drift_every_queries: None,
             inflate_total: 0,
+            report_total: None,
         }
     }
 }
@@ -391,7 +394,7 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
         .filter(|e| call.is_none_or(|c| e.record.call_id == c))
         .filter(|e| cti.is_none_or(|c| e.record.cti_call_id.as_deref() == Some(c)))
         .collect();
-    let total = matching.len() as u64 + state.faults.inflate_total;
+    let total = state.faults.report_total.unwrap_or((matching.len() as u64 + state.faults.inflate_total) as i64);
     let skip = ((page_num - 1) * page_size) as usize;
     // Documented quirks: `total` sometimes a string, `errorCode` sometimes absent.
     let mut answer = String::with_capacity(64 + page_size as usize * 2500);

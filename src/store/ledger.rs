@@ -64,6 +64,17 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// Moves a key's cursor back to `epoch_s` (a cursor in the future).
+    pub fn pull_back_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE sync_cursors SET cursor_time = ?2, updated_at = ?3 WHERE query_key = ?1 AND cursor_time > ?2",
+                params![key, epoch_s * 1000, now_ms],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
     pub fn begin_run(&mut self, kind: &str, now_ms: i64) -> Result<i64, StoreError> {
         self.conn
             .execute(

@@ -3,6 +3,7 @@
 
 mod keys;
 mod ledger;
+mod lock;
 mod upsert;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use keys::{KeyRow, KeyState, KeyUpdate, KeysFileRead, StreamCursor};
 pub use ledger::{RunRow, StatusReport};
+pub use lock::WriterLock;
 pub use upsert::PageOutcome;
 
 /// `schema.sql`: version 1, then each later version's step after a
@@ -61,6 +63,17 @@ pub enum StoreError {
     Locked { path: PathBuf },
     #[error("store {path}: {source}")]
     Sql { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "the store {path} is damaged ({detail}); nothing was written. Stop oifde-sync, keep a copy of the file, \
+         then recover what it holds with `sqlite3 {path} .recover | sqlite3 recovered.db` and point store.path \
+         at the result (a backfill then fills any gap), or start a new store and backfill"
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the store {path} is already being written by {holder}; one writer at a time. \
+         Stop that process first (`systemctl stop oifde-sync` for the service)"
+    )]
+    Busy { path: PathBuf, holder: String },
 }
 
 /// Names a lock held elsewhere apart from other SQLite errors.
@@ -74,6 +87,8 @@ pub(crate) fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
 }
 
 pub struct Store {
+    /// Held while this process writes (sync, backfill, the daemon).
+    writer: Option<WriterLock>,
     conn: Connection,
     path: PathBuf,
     /// `record_details_fts` exists and is written with every turn.
@@ -93,12 +108,23 @@ impl Store {
         create_private(path).map_err(|e| open_err(e.to_string()))?;
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(|e| open_err(e.to_string()))?;
+        // Switching to WAL takes an exclusive lock, which a concurrent first
+        // open may hold for a moment: try again rather than fail.
+        let mut tries = 0;
+        while let Err(e) = conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+            tries += 1;
+            if tries > 50 || !matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy)) {
+                return Err(sql_error(path, e));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         // 16 MiB of page cache keeps index pages hot on large backfills.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 16000; PRAGMA journal_size_limit = 67108864;",
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 16000; PRAGMA journal_size_limit = 67108864;",
         )
             .map_err(|e| open_err(e.to_string()))?;
-        let mut store = Store { conn, path: path.to_path_buf(), full_text: false };
+        tighten_sidecars(path);
+        let mut store = Store { writer: None, conn, path: path.to_path_buf(), full_text: false };
         store.migrate()?;
         store.set_full_text(full_text)?;
         Ok(store)
@@ -114,12 +140,17 @@ impl Store {
         }
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| StoreError::Open { path: path.to_path_buf(), msg: e.to_string() })?;
-        let store = Store { conn, path: path.to_path_buf(), full_text: false };
+        let store = Store { writer: None, conn, path: path.to_path_buf(), full_text: false };
         let found = store.user_version()?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
         }
         Ok(store)
+    }
+
+    /// Keeps the writer lock for as long as the store is open.
+    pub fn hold(&mut self, lock: WriterLock) {
+        self.writer = Some(lock);
     }
 
     pub fn path(&self) -> &Path {
@@ -148,6 +179,11 @@ impl Store {
             let path = self.path.clone();
             let migrate = |source| StoreError::Migrate { path: path.clone(), source };
             let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive).map_err(migrate)?;
+            // Another process may have taken this step while we waited for the lock.
+            let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(migrate)?;
+            if now > step as i64 {
+                continue;
+            }
             tx.execute_batch(sql).map_err(migrate)?;
             tx.pragma_update(None, "user_version", step as i64 + 1).map_err(migrate)?;
             tx.commit().map_err(migrate)?;
@@ -194,15 +230,82 @@ impl Store {
     }
 }
 
+impl Store {
+    /// `PRAGMA quick_check`, given at most `limit` to run (on a large store it
+    /// reads every page). `Ok(false)`: it did not finish in time.
+    pub fn quick_check(&self, limit: Duration) -> Result<bool, StoreError> {
+        let handle = self.conn.get_interrupt_handle();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if done_rx.recv_timeout(limit).is_err() {
+                handle.interrupt();
+            }
+        });
+        let result: Result<Vec<String>, rusqlite::Error> =
+            self.conn.prepare("PRAGMA quick_check(5)").and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+        let _ = done_tx.send(());
+        let _ = watchdog.join();
+        let damaged = |detail: String| StoreError::Damaged { path: self.path.clone(), detail };
+        match result {
+            Ok(lines) if lines == ["ok"] => Ok(true),
+            Ok(lines) => Err(damaged(lines.join("; "))),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+                tracing::warn!(path = %self.path.display(), "the store's quick check did not finish in {limit:?}; skipped");
+                Ok(false)
+            }
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+                ) =>
+            {
+                Err(damaged(e.to_string()))
+            }
+            Err(e) => Err(self.sql(e)),
+        }
+    }
+}
+
 /// Creates the file, and its directory, readable by the owner only; SQLite
-/// gives its `-wal` and `-shm` files the same mode.
+/// gives its `-wal` and `-shm` files the same mode. A file that others can
+/// read is made private, with a warning.
 fn create_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
-    if !path.exists() {
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        // Created meanwhile by another process, or there already.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            make_private(path);
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
-    Ok(())
+}
+
+/// The store's `-wal` and `-shm` files, made private too.
+fn tighten_sidecars(path: &Path) {
+    for suffix in ["-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        make_private(Path::new(&p));
+    }
+}
+
+fn make_private(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(file) else { return };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        match std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {
+                tracing::warn!(file = %file.display(), "other users could read the store (mode {mode:o}); made it 0600")
+            }
+            Err(e) => {
+                tracing::warn!(file = %file.display(), "other users can read the store (mode {mode:o}) and it cannot be changed: {e}")
+            }
+        }
+    }
 }

@@ -206,7 +206,21 @@ impl Engine {
         match kind {
             PassKind::Incremental { now, .. } => {
                 let now = *now;
-                let due = self.with_store(move |s| s.due_keys(now * 1000)).await?;
+                let mut due = self.with_store(move |s| s.due_keys(now * 1000)).await?;
+                for row in &mut due {
+                    let (cursor, pulled) =
+                        plan::sane_cursor(row.cursor_time.map(|ms| ms.div_euclid(1000)), now, sync.lag);
+                    if pulled {
+                        tracing::warn!(
+                            key = %row.query_key,
+                            cursor = %tz::utc_text(row.cursor_time.unwrap_or(0)),
+                            "the key's cursor is later than now (the clock ran ahead when it was written); pulled back to now"
+                        );
+                        let (key, at) = (row.query_key.clone(), cursor.unwrap_or(now));
+                        self.with_store(move |s| s.pull_back_cursor(&key, at, tz::now_ms())).await?;
+                        row.cursor_time = cursor.map(|c| c * 1000);
+                    }
+                }
                 let start = sync.start.at(now);
                 Ok(due
                     .into_iter()

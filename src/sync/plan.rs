@@ -181,6 +181,16 @@ pub fn point_after_query(
     KeyUpdate { state: KeyState::Waiting, next_query_at: Some(next), records_found: Some(0), misses }
 }
 
+/// A cursor later than `now` (written while the clock ran ahead) would
+/// skip everything until the clock catches up: it is pulled back to
+/// `now - lag`. Returns the cursor to use and whether it was pulled back.
+pub fn sane_cursor(cursor: Option<i64>, now: i64, lag: Duration) -> (Option<i64>, bool) {
+    match cursor {
+        Some(c) if c > now => (Some(now - lag.as_secs() as i64), true),
+        other => (other, false),
+    }
+}
+
 /// The span an incremental pass reads for one key: from the cursor less the
 /// overlap (or `start` with no cursor) to now less the lag.
 pub fn incremental_span(
@@ -270,6 +280,14 @@ mod tests {
         w.done(next, 0);
         assert_eq!(w.next_window().unwrap().0, Window::new(1250, 10_000), "clamped to the span");
         assert_eq!(w.split(Window::new(5, 6), 1000, None), Split::OneSecond);
+    }
+
+    #[test]
+    fn a_cursor_in_the_future_is_pulled_back() {
+        let lag = Duration::from_secs(60);
+        assert_eq!(sane_cursor(Some(2000), 1000, lag), (Some(940), true));
+        assert_eq!(sane_cursor(Some(1000), 1000, lag), (Some(1000), false));
+        assert_eq!(sane_cursor(None, 1000, lag), (None, false));
     }
 
     #[test]

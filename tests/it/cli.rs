@@ -80,6 +80,12 @@ async fn config_errors_exit_2_naming_the_key_and_create_no_database() {
     let out = run(dir.path(), &["sync"], &[("OIFDE_SYNC__API__PAGE_SIZE", "3")]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("OIFDE_SYNC__API__PAGE_SIZE"), "{}", text(&out));
+    for bad in ["https://127.0.0.1:99999", "http://[::1", "https://10.0.0.1:28090/oifde/rest"] {
+        let out = run(dir.path(), &["sync"], &[("OIFDE_SYNC__API__BASE_URL", bad)]).await;
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out));
+        assert!(text(&out).contains("api.base_url"), "{}", text(&out));
+        assert!(!dir.path().join("mirror.db").exists(), "{bad}: no database is created");
+    }
 
     std::fs::write(dir.path().join("oifde-sync.toml"), "[api\nbase_url = 1").unwrap();
     let out = run(dir.path(), &["sync"], &[]).await;
@@ -203,4 +209,21 @@ fn the_example_config_is_valid_and_the_environment_overrides_it() {
     assert_eq!(s.api.page_size, 50);
     assert_eq!(s.query.user_mobiles, vec!["13800000001", "13800000002"]);
     assert_eq!(s.sync.lag, std::time::Duration::from_secs(150));
+    // String keys stay exactly as written, leading zeros included; numbers and
+    // switches still read from text.
+    let env = HashMap::from([
+        ("OIFDE_SYNC__API__TENANT_ID".to_string(), "0042".to_string()),
+        ("OIFDE_SYNC__API__APP_SECRET".to_string(), "00123456".to_string()),
+        ("OIFDE_SYNC__QUERY__USER_MOBILES".to_string(), "01012345678".to_string()),
+        ("OIFDE_SYNC__API__INSECURE_SKIP_TLS_VERIFY".to_string(), "false".to_string()),
+        ("OIFDE_SYNC__API__CONCURRENCY".to_string(), "2".to_string()),
+    ]);
+    let s = oifde_sync::config::Settings::load_with_env(&example, env).unwrap();
+    assert_eq!(s.api.tenant_id, "0042");
+    match &s.api.credential {
+        oifde_sync::config::Credential::AppSecret(secret) => assert_eq!(secret.expose(), "00123456"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.query.user_mobiles, vec!["01012345678"]);
+    assert_eq!(s.api.concurrency, 2);
 }

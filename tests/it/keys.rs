@@ -310,7 +310,7 @@ async fn keys_add_list_forget_and_a_key_removed_from_the_config() {
 
     // The metrics count keys by state and name none.
     let settings = oifde_sync::config::Settings::load(&config).unwrap();
-    let engine = oifde_sync::commands::engine(std::sync::Arc::new(settings)).unwrap();
+    let engine = oifde_sync::commands::engine(std::sync::Arc::new(settings), "test").unwrap();
     let view = engine
         .with_store(|s| Ok(oifde_sync::metrics::StoreView { keys: s.key_counts()?, cursors: s.stream_cursors()? }))
         .await

@@ -5,6 +5,7 @@ mod analysts;
 mod cli;
 mod crash;
 mod helpers;
+mod hostile;
 mod keys;
 mod network;
 mod parser;
