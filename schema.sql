@@ -189,10 +189,23 @@ CREATE TABLE query_keys (
     last_query_at INTEGER,                   -- epoch ms
     next_query_at INTEGER,                   -- epoch ms; a waiting key is due from then
     records_found INTEGER NOT NULL DEFAULT 0,
-    misses        INTEGER NOT NULL DEFAULT 0 -- queries in a row that found no record
+    misses        INTEGER NOT NULL DEFAULT 0, -- queries in a row that found no record
+    failed_passes INTEGER NOT NULL DEFAULT 0  -- passes in a row that ended at a window that cannot complete
 ) STRICT;
 CREATE INDEX query_keys_due ON query_keys (state, next_query_at);
 CREATE INDEX query_keys_source ON query_keys (source, state);
+
+-- Windows that could not complete pass after pass (a server that never
+-- sends what its total promises): the key moved on without them. Read them
+-- with the backfill `status` shows; a backfill that completes one removes it.
+CREATE TABLE skipped_windows (
+    query_key    TEXT NOT NULL,
+    window_start INTEGER NOT NULL,           -- epoch s
+    window_end   INTEGER NOT NULL,           -- epoch s, exclusive
+    reason       TEXT NOT NULL,
+    skipped_at   INTEGER NOT NULL,           -- epoch ms
+    PRIMARY KEY (query_key, window_start)
+) STRICT;
 
 -- How far each keys file has been read, so a pass reads only what was appended.
 CREATE TABLE key_files (

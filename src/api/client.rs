@@ -394,8 +394,7 @@ impl ApiClient {
             .map(Duration::from_secs);
         let bytes = read_capped(response, path).await?;
         if status.is_success() {
-            let v: Value =
-                serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody { path, msg: e.to_string() })?;
+            let v = parse_json(&bytes).map_err(|e| ApiError::BadBody { path, msg: e.to_string() })?;
             if !v.is_object() {
                 let found = match &v {
                     Value::Null => "null",
@@ -481,11 +480,63 @@ fn error_code(v: &Value) -> Option<(String, String)> {
     Some((code, msg))
 }
 
+/// JSON text, where a lone UTF-16 surrogate escape (`"\ud83d"`: valid JSON
+/// grammar that no UTF-8 string can hold) is read as U+FFFD instead of
+/// refusing the whole answer for one bad character.
+pub fn parse_json(body: &[u8]) -> Result<Value, serde_json::Error> {
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(v),
+        Err(e) => match repair_surrogates(body) {
+            Some(fixed) => {
+                tracing::warn!("the answer holds a lone surrogate escape; read as U+FFFD");
+                serde_json::from_slice(&fixed)
+            }
+            None => Err(e),
+        },
+    }
+}
+
+/// The body with every `\uD800`–`\uDFFF` escape that is not half of a
+/// valid pair replaced by `\uFFFD`; `None` when there is none.
+fn repair_surrogates(body: &[u8]) -> Option<Vec<u8>> {
+    let hex = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|t| u16::from_str_radix(t, 16).ok());
+    let escape_at = |i: usize| -> Option<u16> {
+        (body.get(i) == Some(&b'\\') && body.get(i + 1) == Some(&b'u'))
+            .then(|| body.get(i + 2..i + 6).and_then(hex))
+            .flatten()
+    };
+    let mut out = Vec::with_capacity(body.len());
+    let (mut i, mut changed) = (0, false);
+    while i < body.len() {
+        if body[i] == b'\\' && body.get(i + 1) == Some(&b'\\') {
+            out.extend_from_slice(&body[i..i + 2]);
+            i += 2;
+            continue;
+        }
+        match escape_at(i) {
+            Some(hi @ 0xD800..=0xDBFF) if matches!(escape_at(i + 6), Some(0xDC00..=0xDFFF)) => {
+                let _ = hi;
+                out.extend_from_slice(&body[i..i + 12]);
+                i += 12;
+            }
+            Some(0xD800..=0xDFFF) => {
+                out.extend_from_slice(b"\\uFFFD");
+                changed = true;
+                i += 6;
+            }
+            _ => {
+                out.push(body[i]);
+                i += 1;
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
 /// Reads a `queryRecordHistory` answer body: a page, or the failure it
 /// reports. Never panics, whatever the bytes (fuzzed and property-tested).
 pub fn parse_query_answer(body: &[u8]) -> Result<Page, ApiError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::BadBody { path: QUERY_PATH, msg: e.to_string() })?;
+    let v = parse_json(body).map_err(|e| ApiError::BadBody { path: QUERY_PATH, msg: e.to_string() })?;
     if let Some((code, msg)) = error_code(&v) {
         return Err(ApiError::Remote { path: QUERY_PATH, code, msg });
     }

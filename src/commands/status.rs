@@ -58,6 +58,19 @@ pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
             None => println!("  {:<32} not read yet", lag.query_key),
         }
     }
+    if !report.skipped_windows.is_empty() {
+        let zone = &settings.api.server_timezone;
+        println!("windows that never completed ({}); read them with:", report.skipped_windows.len());
+        for w in &report.skipped_windows {
+            println!(
+                "  oifde-sync backfill --from \"{}\" --to \"{}\" --key {}   # {}",
+                zone.format(w.start),
+                zone.format(w.end - 1),
+                w.query_key,
+                w.reason
+            );
+        }
+    }
     println!("last passes:");
     for r in &report.runs {
         println!("  {}", run_line(r));

@@ -66,6 +66,8 @@ pub struct KeyRow {
     pub misses: i64,
     /// Epoch ms: everything before it is committed (stream keys).
     pub cursor_time: Option<i64>,
+    /// Passes in a row that ended at a window that cannot complete.
+    pub failed_passes: i64,
 }
 
 impl KeyRow {
@@ -80,6 +82,16 @@ pub struct StreamCursor {
     pub query_key: String,
     /// Epoch ms: everything before it is committed; `None`: not read yet.
     pub cursor_time: Option<i64>,
+}
+
+/// A window a key moved on without.
+#[derive(Clone, Debug, Serialize)]
+pub struct SkippedWindow {
+    pub query_key: String,
+    /// Epoch seconds, `[start, end)`.
+    pub start: i64,
+    pub end: i64,
+    pub reason: String,
 }
 
 /// What a point key's query decided.
@@ -107,7 +119,7 @@ pub struct KeysFileRead {
 }
 
 const SELECT_KEY: &str = "SELECT k.query_key, k.kind, k.source, k.state, k.added_at, k.last_query_at, \
-     k.next_query_at, k.records_found, k.misses, c.cursor_time FROM query_keys k \
+     k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes FROM query_keys k \
      LEFT JOIN sync_cursors c ON c.query_key = k.query_key";
 
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
@@ -123,6 +135,7 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
         records_found: r.get(7)?,
         misses: r.get(8)?,
         cursor_time: r.get(9)?,
+        failed_passes: r.get(10)?,
     })
 }
 
@@ -304,12 +317,81 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
-    /// Records that a stream key was read this pass.
+    /// Records that a stream key was read this pass, to its end.
     pub fn stream_key_read(&mut self, key: &str, records: i64, now_ms: i64) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE query_keys SET last_query_at = ?2, records_found = records_found + ?3 WHERE query_key = ?1",
+                "UPDATE query_keys SET last_query_at = ?2, records_found = records_found + ?3, failed_passes = 0 \
+                 WHERE query_key = ?1",
                 params![key, now_ms, records],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// One more pass of `key` ended at a window that cannot complete; returns
+    /// how many in a row.
+    pub fn key_failed_pass(&mut self, key: &str) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "UPDATE query_keys SET failed_passes = failed_passes + 1 WHERE query_key = ?1 RETURNING failed_passes",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records a window the key moves on without, and moves its cursor past
+    /// it, in one transaction.
+    pub fn skip_window(
+        &mut self,
+        key: &str,
+        start: i64,
+        end: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        let tx = self.keys_tx()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO skipped_windows (query_key, window_start, window_end, reason, skipped_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key, start, end, reason, now_ms],
+        )
+        .map_err(sql)?;
+        tx.execute("UPDATE query_keys SET failed_passes = 0 WHERE query_key = ?1", [key]).map_err(sql)?;
+        tx.execute(
+            "INSERT INTO sync_cursors (query_key, cursor_time, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (query_key) DO UPDATE SET cursor_time = excluded.cursor_time, updated_at = excluded.updated_at \
+             WHERE excluded.cursor_time > sync_cursors.cursor_time",
+            params![key, end * 1000, now_ms],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    /// Windows keys moved on without, oldest first.
+    pub fn skipped_windows(&self) -> Result<Vec<SkippedWindow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT query_key, window_start, window_end, reason FROM skipped_windows ORDER BY window_start, query_key")
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map([], |r| {
+            Ok(SkippedWindow { query_key: r.get(0)?, start: r.get(1)?, end: r.get(2)?, reason: r.get(3)? })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.sql(e))
+    }
+
+    /// A completed backfill of `key` over `[start, end)` covers the skipped windows inside it.
+    pub fn clear_skipped(&mut self, key: Option<&str>, start: i64, end: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM skipped_windows WHERE (?1 IS NULL OR query_key = ?1) AND window_start >= ?2 AND window_end <= ?3",
+                params![key, start, end],
             )
             .map(drop)
             .map_err(|e| self.sql(e))

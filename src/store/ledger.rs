@@ -33,6 +33,8 @@ pub struct StatusReport {
     pub keys: Vec<(super::KeyState, i64)>,
     /// The active stream keys' cursors.
     pub cursors: Vec<super::StreamCursor>,
+    /// Windows keys moved on without: read them with a backfill.
+    pub skipped_windows: Vec<super::SkippedWindow>,
     pub runs: Vec<RunRow>,
 }
 
@@ -183,6 +185,7 @@ impl Store {
             db_bytes: file_size("") + file_size("-wal"),
             keys: self.key_counts()?,
             cursors: self.stream_cursors()?,
+            skipped_windows: self.skipped_windows()?,
             runs,
         })
     }

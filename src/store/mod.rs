@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use keys::{KeyRow, KeyState, KeyUpdate, KeysFileRead, StreamCursor};
+pub use keys::{KeyRow, KeyState, KeyUpdate, KeysFileRead, SkippedWindow, StreamCursor};
 pub use ledger::{RunRow, StatusReport};
 pub use lock::WriterLock;
 pub use upsert::PageOutcome;

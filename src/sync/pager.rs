@@ -61,6 +61,9 @@ impl Engine {
         mut split: impl FnMut(Window, u64) -> Split,
     ) -> Result<LeafOutcome, WindowError> {
         let split_above = self.settings.sync.split_above;
+        // A server whose total ignores the window: its totals say nothing.
+        let mut total_ignored = false;
+        let mut previous: Option<(u64, u64)> = None;
         for attempt in 0..=MAX_REREADS {
             let first = self.fetch(pass, key, span, 1).await?;
             if let (Some(w), Some(total)) = (span, first.total.filter(|t| *t > split_above)) {
@@ -73,15 +76,27 @@ impl Engine {
                         key = %key, total,
                         "a one-second window holds more than sync.split_above records; reading all of it"
                     ),
-                    Split::NotLower => tracing::warn!(
-                        key = %key, total,
-                        "the server reports the same total for a part of the window as for the whole: \
-                         its total ignores the window; reading the window whole instead of cutting it further"
-                    ),
+                    Split::NotLower => {
+                        total_ignored = true;
+                        tracing::warn!(
+                            key = %key, total,
+                            "the server reports the same total for a part of the window as for the whole: \
+                             its total ignores the window; reading the window whole instead of cutting it further"
+                        )
+                    }
                 }
             }
-            let total = first.total;
+            let total = first.total.filter(|_| !total_ignored);
             let (leaf, distinct, believed) = self.read_pages(pass, key, span, first).await?;
+            // Every record the total promised came, some of them twice, and a
+            // re-read came back the same: the server itself repeats records
+            // (pages shifting under the reader would not repeat exactly).
+            let repeats = total.is_some_and(|t| leaf.records >= t) && previous == Some((leaf.records, distinct));
+            if repeats {
+                tracing::warn!(key = %key, read = leaf.records, distinct, "the server sends some records twice in this window; each is counted once");
+                return Ok(LeafOutcome::Read(leaf));
+            }
+            previous = Some((leaf.records, distinct));
             match total {
                 Some(total) if believed && distinct < total && attempt < MAX_REREADS => {
                     tracing::warn!(key = %key, distinct, total, "fewer records than the server reported; reading the window again");

@@ -17,6 +17,10 @@ use crate::keys::{self, Polling, QueryKey};
 use crate::store::{KeyRow, StoreError};
 use crate::tz;
 
+/// Passes in a row a key waits at a window that cannot complete before it
+/// moves on without it.
+const MAX_FAILED_PASSES: i64 = 3;
+
 /// State of one running pass, shared by its key tasks.
 pub(super) struct Pass<'a> {
     kind: &'a PassKind,
@@ -139,9 +143,13 @@ impl Engine {
         } else {
             PassStatus::Ok
         };
-        if status == PassStatus::Ok && matches!(kind, PassKind::Backfill { .. }) {
-            let job = pass.job.clone();
-            self.with_store(move |s| s.clear_backfill(&job)).await?;
+        if let (PassStatus::Ok, PassKind::Backfill { from, to, key }) = (status, &kind) {
+            let (job, from, to, key) = (pass.job.clone(), *from, to + 1, key.as_ref().map(ToString::to_string));
+            self.with_store(move |s| {
+                s.clear_skipped(key.as_deref(), from, to)?;
+                s.clear_backfill(&job)
+            })
+            .await?;
         }
         let summary = (!errors.is_empty() || !warnings.is_empty())
             .then(|| summarize(&errors.iter().chain(&warnings).cloned().collect::<Vec<_>>()));
@@ -386,9 +394,17 @@ impl Engine {
                     }
                 }
                 Err(e) => {
+                    let incomplete = matches!(e, WindowError::Incomplete { .. });
                     self.window_failed(pass, key, Some(w), e)?;
                     failed = true;
-                    if pass.stopped() || matches!(pass.kind, PassKind::Incremental { .. }) {
+                    if pass.stopped() {
+                        return Ok(KeyEnd::Stopped);
+                    }
+                    if then == AfterWindow::Cursor && incomplete && self.move_on_without(key, w).await? {
+                        windows.done(w, 0);
+                        continue;
+                    }
+                    if matches!(pass.kind, PassKind::Incremental { .. }) {
                         return Ok(KeyEnd::Stopped);
                     }
                     // A backfill goes on after the failed window, which stays to be read again.
@@ -397,6 +413,31 @@ impl Engine {
             }
         }
         Ok(if failed { KeyEnd::Stopped } else { KeyEnd::Finished(records, newest_ms) })
+    }
+
+    /// A window that cannot complete stops its key's cursor; after
+    /// [`MAX_FAILED_PASSES`] passes in a row the key moves on without it,
+    /// and the window is kept for a backfill (`status` lists it).
+    async fn move_on_without(&self, key: &QueryKey, w: Window) -> Result<bool, StoreError> {
+        let name = key.to_string();
+        let failed = self.with_store(move |s| s.key_failed_pass(&name)).await?;
+        if failed < MAX_FAILED_PASSES {
+            return Ok(false);
+        }
+        let zone = &self.settings.api.server_timezone;
+        let reason = format!("incomplete in {failed} passes in a row");
+        tracing::warn!(
+            key = %key,
+            "window {} .. {} has not completed in {failed} passes; the key moves on without it. Read it later with \
+             `oifde-sync backfill --from \"{}\" --to \"{}\" --key {key}`",
+            zone.format(w.start),
+            zone.format(w.end),
+            zone.format(w.start),
+            zone.format(w.last_second()),
+        );
+        let (name, now) = (key.to_string(), tz::now_ms());
+        self.with_store(move |s| s.skip_window(&name, w.start, w.end, &reason, now)).await?;
+        Ok(true)
     }
 
     /// Reports a window that did not complete; decides whether the pass goes on.

@@ -362,3 +362,113 @@ async fn a_damaged_store_is_named_by_check_and_never_written() {
     assert!(text(&out).contains("damaged"), "{}", text(&out));
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing was written");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_sent_twice_and_a_lone_surrogate_do_not_block_a_key() {
+    let now_ms = oifde_sync::tz::now_ms();
+    let rec = |id: &str, updated: i64, saying: &str| {
+        format!(
+            r#"{{"logId":"{id}","callId":"c-{id}","startTime":{},"endTime":{},"lastUpdateTime":{updated},"recordDetials":[{{"interNo":"1","userSaying":"{saying}"}}]}}"#,
+            now_ms - 7_200_000,
+            now_ms - 7_100_000
+        )
+    };
+    let page = format!(
+        r#"{{"errorCode":"0","total":4,"recordList":[{},{},{},{}]}}"#,
+        rec("dup", now_ms - 7_000_000, "old"),
+        rec("one", now_ms - 7_000_000, "fine"),
+        rec("dup", now_ms - 6_000_000, "new"),
+        rec("odd", now_ms - 7_000_000, "broken \\ud83d text")
+    );
+    let (base, _seen, _stop) =
+        scripted(
+            move |path, _| if path.ends_with("gettoken") { token_answer() } else { json(StatusCode::OK, page.clone()) },
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    config_for(dir.path(), &base, SECRET, 1, "");
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("sends some records twice"), "{}", text(&out));
+    let conn = Connection::open(dir.path().join("mirror.db")).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 3);
+    let kept: String =
+        conn.query_row("SELECT user_saying FROM record_details WHERE log_id = 'dup'", [], |r| r.get(0)).unwrap();
+    assert_eq!(kept, "new", "the newer copy wins");
+    let odd: String =
+        conn.query_row("SELECT user_saying FROM record_details WHERE log_id = 'odd'", [], |r| r.get(0)).unwrap();
+    assert_eq!(odd, "broken \u{fffd} text");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_that_never_completes_is_set_aside_after_three_passes() {
+    let faults = oifde_sync::simulator::Faults { inflate_total: 3, ..Default::default() };
+    let sim = simulator(SimOptions { faults, users: 1, ..options(100) }).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let db = dir.path().join("mirror.db");
+    let cursor = || -> Option<i64> {
+        Connection::open(&db).unwrap().query_row("SELECT max(cursor_time) FROM sync_cursors", [], |r| r.get(0)).unwrap()
+    };
+    for pass in 1..=2 {
+        let out = run(dir.path(), &["sync"], &[]).await;
+        assert_eq!(out.status.code(), Some(1), "pass {pass}: {}", text(&out));
+        assert_eq!(cursor(), None, "pass {pass}: the cursor waits at the window");
+    }
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("moves on without it"), "{}", text(&out));
+    assert!(cursor().is_some(), "the key moved on");
+    let status = run(dir.path(), &["status"], &[]).await;
+    let line = text(&status)
+        .lines()
+        .find(|l| l.contains("oifde-sync backfill --from"))
+        .unwrap_or_else(|| panic!("status lists the window: {}", text(&status)))
+        .to_string();
+    // The command status prints reads the window once the server behaves.
+    sim.set_faults(oifde_sync::simulator::Faults::default());
+    let args: Vec<String> = line
+        .split('#')
+        .next()
+        .unwrap()
+        .split('"')
+        .enumerate()
+        .flat_map(|(i, part)| {
+            if i % 2 == 1 { vec![part.to_string()] } else { part.split_whitespace().map(str::to_string).collect() }
+        })
+        .skip(1)
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(dir.path(), &args, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+    assert!(!text(&run(dir.path(), &["status"], &[]).await).contains("never completed"));
+    assert_mirrors(&db, &sim.records());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_total_that_ignores_the_window_stops_the_cutting() {
+    let faults = oifde_sync::simulator::Faults { report_total: Some(6000), ..Default::default() };
+    let sim = simulator(SimOptions { faults, users: 1, ..options(300) }).await;
+    let (_dir, db) = temp_db();
+    let engine = engine(settings(&sim, &db));
+    let report = incremental(&engine, TO + 60).await;
+    assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
+    assert_mirrors(&db, &sim.records());
+    assert!(sim.query_calls() < 20, "{} queries: no cutting down to seconds", sim.query_calls());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_year_of_one_second_windows_is_planned_lazily() {
+    let sim = simulator(options(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let cfg = std::fs::read_to_string(&config).unwrap().replace("window = \"12h\"", "window = \"1s\"");
+    std::fs::write(&config, cfg).unwrap();
+    let started = std::time::Instant::now();
+    let out = run(dir.path(), &["backfill", "--from", "2025-12-01 00:00:00", "--to", "2026-11-20 00:00:00"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(sim.query_calls() < 100, "{} queries", sim.query_calls());
+    assert_mirrors(&dir.path().join("mirror.db"), &sim.records());
+}

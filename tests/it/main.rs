@@ -7,6 +7,7 @@ mod crash;
 mod helpers;
 mod hostile;
 mod keys;
+mod migration;
 mod network;
 mod parser;
 mod service;

@@ -99,9 +99,16 @@ proptest! {
 }
 
 #[test]
-fn bad_escapes_and_deep_nesting_are_clear_errors() {
-    let lone_surrogate = br#"{"total": 1, "recordList": [{"logId": "a", "userSaying": "\ud800"}]}"#;
-    assert!(matches!(parse_query_answer(lone_surrogate), Err(ApiError::BadBody { .. })));
+fn lone_surrogates_are_replaced_and_bad_bodies_are_clear_errors() {
+    // One lone surrogate does not cost the page: it reads as U+FFFD; valid
+    // pairs and escaped backslashes are left alone.
+    let lone =
+        br#"{"total": 2, "recordList": [{"logId": "a", "callData": "x\ud83dy \\ud800 \ud83d\ude00"}, {"logId": "b"}]}"#;
+    let page = parse_query_answer(lone).expect("the page is read");
+    assert_eq!(page.records.len(), 2);
+    assert_eq!(page.records[0].call_data.as_deref(), Some("x\u{fffd}y \\ud800 \u{1f600}"));
+    let broken = br#"{"total": 1, "recordList": [{"logId": "a", "userSaying": "\ud800"#;
+    assert!(matches!(parse_query_answer(broken), Err(ApiError::BadBody { .. })));
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let body = format!("{{\"total\": 1, \"recordList\": [{{\"logId\": \"a\", \"callData\": {deep}}}]}}");
     let err = parse_query_answer(body.as_bytes()).unwrap_err();
