@@ -92,6 +92,20 @@ impl Shared {
     }
 }
 
+type Tick = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Runs `on` at every time `schedule` names.
+async fn add_job(
+    scheduler: &JobScheduler,
+    schedule: &str,
+    shared: Arc<Shared>,
+    on: fn(Arc<Shared>) -> Tick,
+) -> Result<(), DaemonError> {
+    let job =
+        Job::new_async(schedule, move |_, _| on(shared.clone())).map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    scheduler.add(job).await.map(drop).map_err(|e| DaemonError::Scheduler(e.to_string()))
+}
+
 /// Runs until `cancel` fires (or the credentials are refused).
 pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, DaemonError> {
     let metrics = Arc::new(Metrics::default());
@@ -122,22 +136,13 @@ pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, Dae
     });
 
     let scheduler = JobScheduler::new().await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    let on_tick = shared.clone();
-    let job = Job::new_async(schedule.as_str(), move |_, _| {
-        let shared = on_tick.clone();
-        Box::pin(async move { shared.tick().await })
-    })
-    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    scheduler.add(job).await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    add_job(&scheduler, &schedule, shared.clone(), |shared| Box::pin(async move { shared.tick().await })).await?;
     if let Some(span) = shared.engine.settings.sync.resweep {
         let resweep_schedule = shared.engine.settings.sync.resweep_schedule.clone();
-        let on_resweep = shared.clone();
-        let job = Job::new_async(resweep_schedule.as_str(), move |_, _| {
-            let shared = on_resweep.clone();
+        add_job(&scheduler, &resweep_schedule, shared.clone(), |shared| {
             Box::pin(async move { shared.resweep().await })
         })
-        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-        scheduler.add(job).await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+        .await?;
         tracing::info!(schedule = %resweep_schedule, span_s = span.as_secs(), "resweep scheduled");
     }
     tracing::info!(schedule = %schedule, "daemon started");

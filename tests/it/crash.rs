@@ -16,13 +16,7 @@ fn assert_cursors_behind_data(db: &std::path::Path, sim: &oifde_sync::simulator:
     let conn = Connection::open(db).unwrap();
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
-    let stored: HashSet<String> = conn
-        .prepare("SELECT log_id FROM records")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let stored = stored_log_ids(db);
     let cursors: Vec<(String, i64)> = conn
         .prepare("SELECT query_key, cursor_time FROM sync_cursors")
         .unwrap()
@@ -121,21 +115,12 @@ async fn sync_killed_while_reading_point_keys_marks_no_key_done_before_its_recor
     let calls: Vec<String> =
         sim.records().iter().map(|r| r.call_id.clone()).collect::<HashSet<_>>().into_iter().collect();
     std::fs::write(&keys_file, calls.iter().map(|c| format!("call:{c}\n")).collect::<String>()).unwrap();
-    let cfg = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("user_mobiles = [", &format!("keys_file = \"{}\"\nuser_mobiles = [] # ", keys_file.display()));
-    std::fs::write(&config, cfg).unwrap();
+    use_keys_file(&config, &keys_file);
     let db = dir.path().join("mirror.db");
     let records = sim.records();
     let done_keys_are_stored = || {
         let conn = Connection::open(&db).unwrap();
-        let stored: HashSet<String> = conn
-            .prepare("SELECT log_id FROM records")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let stored = stored_log_ids(&db);
         let done: Vec<String> = conn
             .prepare("SELECT query_key FROM query_keys WHERE state = 'done'")
             .unwrap()

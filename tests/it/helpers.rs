@@ -236,3 +236,18 @@ pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)], stderr
     }
     Spawned(cmd.spawn().expect("the binary starts"))
 }
+
+/// The log ids a store holds.
+pub fn stored_log_ids(db: &Path) -> std::collections::HashSet<String> {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn.prepare("SELECT log_id FROM records").unwrap();
+    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+/// Points a config written by `cli::write_config` at `keys_file` instead of its mobiles.
+pub fn use_keys_file(config: &Path, keys_file: &Path) {
+    let text = std::fs::read_to_string(config)
+        .unwrap()
+        .replace("user_mobiles = [", &format!("keys_file = \"{}\"\nuser_mobiles = [] # ", keys_file.display()));
+    std::fs::write(config, text).unwrap();
+}

@@ -237,10 +237,7 @@ async fn an_empty_keys_file_skips_the_pass_with_a_warning() {
     let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
     let keys_file = dir.path().join("keys.txt");
     std::fs::write(&keys_file, "").unwrap();
-    let text_cfg = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("user_mobiles = [", &format!("keys_file = \"{}\"\nuser_mobiles = [] # ", keys_file.display()));
-    std::fs::write(&config, text_cfg).unwrap();
+    use_keys_file(&config, &keys_file);
     let out = run(dir.path(), &["sync"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("is empty yet"), "{}", text(&out));
