@@ -472,3 +472,24 @@ async fn a_year_of_one_second_windows_is_planned_lazily() {
     assert!(sim.query_calls() < 100, "{} queries", sim.query_calls());
     assert_mirrors(&dir.path().join("mirror.db"), &sim.records());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_clock_a_day_off_is_reported() {
+    let (base, _seen, _stop) = scripted(|path, _| {
+        let day_ago = oifde_sync::tz::now_ms() / 1000 - 86_400;
+        let date = jiff::Timestamp::from_second(day_ago).unwrap().strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let body = if path.ends_with("gettoken") {
+            r#"{"errorCode":"0","authToken":"tok-ABCDEFGH12345678","expireTime":3600}"#
+        } else {
+            r#"{"errorCode":"0","total":0,"recordList":[]}"#
+        };
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json".to_string()), (header::DATE, date)], body)
+            .into_response()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    config_for(dir.path(), &base, SECRET, 1, "");
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("clock differs from this machine's by -86400"), "{}", text(&out));
+}
