@@ -345,11 +345,10 @@ impl Settings {
 
     /// Loads the file with the given environment (tests pass their own).
     pub fn load_with_env(file: &Path, env: HashMap<String, String>) -> Result<Self, ConfigError> {
-        if !file.is_file() {
-            return Err(ConfigError::FileMissing(file.to_path_buf()));
-        }
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| ConfigError::Unreadable { file: file.to_path_buf(), msg: e.to_string() })?;
+        let text = std::fs::read_to_string(file).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ConfigError::FileMissing(file.to_path_buf()),
+            _ => ConfigError::Unreadable { file: file.to_path_buf(), msg: io_reason(&e) },
+        })?;
         let file_keys = Config::builder()
             .add_source(File::from_str(&text, FileFormat::Toml))
             .build()
@@ -622,9 +621,13 @@ fn credential(a: &RawApi, o: &Origins) -> Result<Credential, ConfigError> {
         ["api.app_secret"] => Ok(Credential::AppSecret(Secret::new(a.app_secret.trim()))),
         ["api.auth_token"] => Ok(Credential::FixedToken(Secret::new(a.auth_token.trim()))),
         ["api.app_secret_file"] => {
-            let path = credential_path(a.app_secret_file.trim());
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| o.invalid("api.app_secret_file", format!("{} cannot be read: {e}", path.display())))?;
+            let (path, looked) = credential_path(a.app_secret_file.trim(), &o.file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                o.invalid(
+                    "api.app_secret_file",
+                    format!("{} ({looked}) cannot be read: {}", path.display(), io_reason(&e)),
+                )
+            })?;
             let secret = text.trim_end_matches(['\r', '\n']);
             if secret.is_empty() {
                 return Err(o.invalid("api.app_secret_file", format!("{} is empty", path.display())));
@@ -636,13 +639,38 @@ fn credential(a: &RawApi, o: &Origins) -> Result<Credential, ConfigError> {
 }
 
 /// A relative secret file is looked up in systemd's `$CREDENTIALS_DIRECTORY`
-/// when the service runs with `LoadCredential=`.
-fn credential_path(text: &str) -> PathBuf {
+/// when the service runs with `LoadCredential=`, else beside the config
+/// file. Returns the path and where it was looked up, for messages.
+fn credential_path(text: &str, config: &Path) -> (PathBuf, &'static str) {
     let path = PathBuf::from(text);
-    match std::env::var_os("CREDENTIALS_DIRECTORY") {
-        Some(dir) if path.is_relative() => Path::new(&dir).join(path),
-        _ => path,
+    if path.is_absolute() {
+        return (path, "as written");
     }
+    match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) => (Path::new(&dir).join(path), "in $CREDENTIALS_DIRECTORY"),
+        None => {
+            let dir = config.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            (dir.join(path), "beside the config file")
+        }
+    }
+}
+
+/// An I/O error in plain words, with the fix for the usual causes.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied for this user (uid {}); the service runs as its own user: make the file readable \
+             to it (the config can be 0644 when the secret is in api.app_secret_file, loaded with LoadCredential=)",
+            current_uid()
+        ),
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
 }
 
 /// The scheduler takes cron with a seconds field (6 or 7 fields).

@@ -188,13 +188,27 @@ impl ApiClient {
 
     /// One page, with retries, token renewal and the rate limit.
     pub async fn query(&self, q: &Query<'_>) -> Result<Page, ApiError> {
+        self.retrying(|| self.query_renewing(q)).await
+    }
+
+    /// A token, with the same retries as a query: what a pass checks first,
+    /// so that a server it cannot reach is said once, not once a key.
+    pub async fn token_retrying(&self) -> Result<(), ApiError> {
+        self.retrying(|| async { self.current_token().await.map(drop) }).await
+    }
+
+    /// `attempt` until it succeeds, fails for good, or the retries run out.
+    async fn retrying<T, Fut>(&self, attempt: impl FnMut() -> Fut) -> Result<T, ApiError>
+    where
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
         let max_delay = self.max_delay();
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.retry_delay.min(max_delay))
             .with_max_delay(max_delay)
             .with_max_times(self.settings.max_retries)
             .with_total_delay(Some(Duration::from_secs(600)));
-        let result = (|| self.query_renewing(q))
+        let result = attempt
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(ApiError::is_transient)

@@ -99,6 +99,23 @@ impl ApiError {
         )
     }
 
+    /// What to check, for the errors whose fix is known; "" otherwise.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            ApiError::Transport { msg, .. } if msg.contains("certificate") || msg.contains("Certificate") => {
+                "; the server's certificate is not trusted: set api.ca_file to its CA (PEM)"
+            }
+            ApiError::Transport { msg, .. }
+                if msg.contains("corrupt message") || msg.contains("InvalidContentType") =>
+            {
+                "; the server does not speak TLS there: it may be plain HTTP (an http:// api.base_url), or the port is wrong"
+            }
+            ApiError::Transport { .. } => "; check api.base_url, the network path and the firewall",
+            ApiError::Http { status: 404, .. } => "; api.base_url must be only https://IP:PORT, the paths are fixed",
+            _ => "",
+        }
+    }
+
     /// The server's `Retry-After`, where it gave one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

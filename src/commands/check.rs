@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{CommandError, Exit};
-use crate::api::{ApiClient, ApiError, Query};
+use crate::api::{ApiClient, Query};
 use crate::config::Settings;
 use crate::keys::{self, QueryKey};
 use crate::store::Store;
@@ -31,7 +31,14 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
     if let Some(warning) = super::secret_file_warning(&settings) {
         println!("warn    config: {warning}");
     }
-    let mut all_ok = true;
+    // The exit code of the worst fault found, as the other commands would
+    // exit for it: 1 a query failed, 2 the config or the keys, 3 the store.
+    let mut exit = Exit::Success;
+    let mut fault = |e: Exit| {
+        if e as u8 > exit as u8 {
+            exit = e;
+        }
+    };
 
     let opened = Store::open_with(&settings.store_path, settings.store_full_text)
         .and_then(|s| s.quick_check(std::time::Duration::from_secs(60)).map(|_| s))
@@ -52,7 +59,7 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
         }
         Err(e) => {
             failed("store", format!("{e}; check store.path and that the directory is writable"));
-            all_ok = false;
+            fault(Exit::Store);
         }
     }
     match crate::store::WriterLock::acquire(&settings.store_path, "oifde-sync check", std::time::Duration::ZERO) {
@@ -76,7 +83,7 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
             format!("{} accepted the credentials of tenant {}", settings.api.base_url, settings.api.tenant_id),
         ),
         Err(e) => {
-            failed("token", format!("{e}{}", hint(&e)));
+            failed("token", format!("{e}{}", e.hint()));
             return Ok(if e.is_fatal() { Exit::Config } else { Exit::Partial });
         }
     }
@@ -93,7 +100,7 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
             Ok(Ok(read)) => {
                 for b in &read.bad {
                     failed("keys", format!("keys file {} line {}: {}", file.display(), b.line, b.msg));
-                    all_ok = false;
+                    fault(Exit::Config);
                 }
                 if read.keys == 0 && keys.is_empty() {
                     println!(
@@ -128,12 +135,12 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
                 ),
             ),
             Err(e) => {
-                failed("query", format!("key {key}: {e}{}", hint(&e)));
-                all_ok = false;
+                failed("query", format!("key {key}: {e}{}", e.hint()));
+                fault(if e.action() == crate::api::Action::EndPass { Exit::Config } else { Exit::Partial });
             }
         }
     }
-    Ok(if all_ok { Exit::Success } else { Exit::Partial })
+    Ok(exit)
 }
 
 /// The first key of each kind: one query each is enough to test them.
@@ -148,15 +155,4 @@ fn one_per_kind(keys: &[QueryKey]) -> Vec<QueryKey> {
         })
         .cloned()
         .collect()
-}
-
-fn hint(e: &ApiError) -> &'static str {
-    match e {
-        ApiError::Transport { msg, .. } if msg.contains("certificate") || msg.contains("Certificate") => {
-            "; the server's certificate is not trusted: set api.ca_file to its CA (PEM)"
-        }
-        ApiError::Transport { .. } => "; check api.base_url, the network path and the firewall",
-        ApiError::Http { status: 404, .. } => "; api.base_url must be only https://IP:PORT, the paths are fixed",
-        _ => "",
-    }
 }

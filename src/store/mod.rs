@@ -271,8 +271,20 @@ impl Store {
 /// read is made private, with a warning.
 fn create_private(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    // The store's own directory is made when its parent exists; a typo in
+    // store.path does not grow a tree of directories.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let parent_exists = dir.parent().is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
+        if !parent_exists {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "directory {} does not exist; create it, or correct store.path",
+                    dir.parent().map_or_else(|| dir.display().to_string(), |p| p.display().to_string())
+                ),
+            ));
+        }
+        std::fs::DirBuilder::new().mode(0o700).create(dir)?;
     }
     match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(_) => Ok(()),

@@ -110,7 +110,23 @@ impl Engine {
             cancel,
         };
         let skipped = work.is_none();
-        let work = work.unwrap_or_default();
+        let mut work = work.unwrap_or_default();
+        // A token first, once for the pass: a server that cannot be reached,
+        // or that refuses the credentials, is said once, and no window is
+        // counted as failed for it.
+        if !work.is_empty()
+            && let Err(e) = self.client.token_retrying().await
+        {
+            let line = format!("cannot obtain a token from {}: {e}{}", self.settings.api.base_url, e.hint());
+            tracing::error!("{line}");
+            if e.action() == Action::EndPass {
+                pass.end(e.to_string());
+            } else {
+                pass.errors.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                pass.stop.store(true, Ordering::Relaxed);
+            }
+            work.clear();
+        }
         pass.tally.count(|f| f.keys = work.len() as u64);
         self.progress.planned(work.iter().map(Work::units).sum());
         let store_error = futures_util::stream::iter(work)
@@ -132,7 +148,7 @@ impl Engine {
         if let Some(e) = &store_error {
             errors.push(e.to_string());
         }
-        let status = if fatal.is_some() || store_error.is_some() {
+        let status = if fatal.is_some() || store_error.is_some() || pass.stop.load(Ordering::Relaxed) {
             PassStatus::Failed
         } else if cancel.is_cancelled() {
             PassStatus::Interrupted

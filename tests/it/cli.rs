@@ -109,6 +109,30 @@ async fn a_wrong_secret_stops_after_one_token_request() {
     assert!(all.contains("200800002") && all.contains("api.app_secret"), "{all}");
     assert_eq!(sim.token_calls(), 1, "exactly one gettoken call");
     assert!(!all.contains("wrong-secret"));
+    assert_eq!(all.matches("The key is incorrect").count(), 2, "said once, and once in the run log line: {all}");
+    assert!(all.contains("0 failed windows"), "no window was read, so none failed: {all}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_server_is_said_once_with_what_to_check() {
+    let sim = simulator(options(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim, SECRET, "max_retries = 2", "");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    for (url, says) in [
+        (format!("http://127.0.0.1:{closed}"), "check api.base_url, the network path"),
+        (format!("https://{}", sim.addr()), "plain HTTP"),
+    ] {
+        let started = std::time::Instant::now();
+        let out = run(dir.path(), &["sync"], &[("OIFDE_SYNC__API__BASE_URL", &url)]).await;
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert_eq!(all.matches("cannot obtain a token").count(), 2, "once in the log, once in the report: {all}");
+        assert!(all.contains(says), "{all}");
+        assert!(all.matches("retrying request").count() <= 2, "{all}");
+        assert!(all.contains("0 failed windows"), "{all}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

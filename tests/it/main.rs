@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod helpers;
 mod hostile;
+mod install;
 mod keys;
 mod migration;
 mod network;

@@ -118,6 +118,28 @@ async fn check_names_the_failing_step() {
     let out = run(dir.path(), &["check"], &[]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("FAILED  tls") && text(&out).contains("api.ca_file"), "{}", text(&out));
+
+    // The same code as `sync` for the same fault: a store that cannot be opened is 3.
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let store_in_proc = std::fs::read_to_string(dir.path().join("oifde-sync.toml"))
+        .unwrap()
+        .replace(&dir.path().join("mirror.db").display().to_string(), "/proc/oifde-sync/mirror.db");
+    std::fs::write(dir.path().join("oifde-sync.toml"), store_in_proc).unwrap();
+    let out = run(dir.path(), &["check"], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let sync = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(sync.status.code(), Some(3), "{}", text(&sync));
+
+    // No keys on a server that requires them: 2 from both.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let no_keys = std::fs::read_to_string(&config).unwrap().replace("user_mobiles = [", "user_mobiles = [] # ");
+    std::fs::write(&config, no_keys).unwrap();
+    let out = run(dir.path(), &["check"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("configure query keys"), "{}", text(&out));
+    let sync = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(sync.status.code(), Some(2), "{}", text(&sync));
 }
 
 #[test]

@@ -89,3 +89,48 @@ async fn check_warns_when_a_config_holding_the_secret_is_readable_by_others() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!text(&out).contains("other users can read it"), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typo_in_store_path_names_the_missing_directory_and_creates_none() {
+    let sim = simulator(options(5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let typo = dir.path().join("var/lib/oifde-synk/mirror.db");
+    let text_ = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text_.replace(&dir.path().join("mirror.db").display().to_string(), &typo.display().to_string()),
+    )
+    .unwrap();
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("directory {} does not exist", dir.path().join("var/lib").display())),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.path().join("var").exists(), "no directory was created");
+    // The store's own directory is made when its parent exists.
+    std::fs::create_dir_all(dir.path().join("var/lib")).unwrap();
+    assert_eq!(run(dir.path(), &["sync"], &[]).await.status.code(), Some(0));
+    assert!(typo.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relative_secret_file_is_found_beside_the_config_and_the_message_says_where_it_looked() {
+    let sim = simulator(options(5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let with_file = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&format!("app_secret = \"{}\"", sim.options().app_secret), "app_secret_file = \"app_secret\"");
+    std::fs::write(&config, with_file).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config_arg = config.display().to_string();
+    let out = run(elsewhere.path(), &["--config", &config_arg, "check"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("beside the config file") && text(&out).contains("no such file"), "{}", text(&out));
+    std::fs::write(dir.path().join("app_secret"), format!("{}\n", sim.options().app_secret)).unwrap();
+    let out = run(elsewhere.path(), &["--config", &config_arg, "check"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
