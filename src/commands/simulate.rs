@@ -51,6 +51,16 @@ pub struct SimulateArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Also write a config that points oifde-sync at this simulator to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub print_config: Option<PathBuf>,
+}
+
+/// Writes `text` to `path`, readable by its owner only (it holds the secret).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?.write_all(text.as_bytes())
 }
 
 pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
@@ -97,9 +107,23 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
         o.users,
         o.timezone.name()
     );
-    println!("  first user mobiles (query keys):");
-    for m in sim.mobiles().iter().take(5) {
-        println!("    mobile:{m}");
+    let mobiles: Vec<String> = sim.mobiles().iter().map(|m| format!("{m:?}")).collect();
+    println!("  its query keys, for [query] in a config:");
+    println!("    user_mobiles = [{}]", mobiles.join(", "));
+    if let Some(path) = &args.print_config {
+        let text = format!(
+            "# A config for the simulator on {url}; try: oifde-sync --config {file} sync\n\
+             [api]\nbase_url = \"{url}\"\ntenant_id = {tenant:?}\napp_secret = {secret:?}\n\n\
+             [query]\nuser_mobiles = [{mobiles}]\n\n[sync]\nstart = \"{days}d\"\n\n[store]\npath = \"oifde-sync.db\"\n",
+            url = sim.base_url(),
+            file = path.display(),
+            tenant = o.tenant_id,
+            secret = o.app_secret,
+            mobiles = mobiles.join(", "),
+            days = args.days.max(1) + 1,
+        );
+        write_private(path, &text).map_err(|e| CommandError::Usage(format!("--print-config {}: {e}", path.display())))?;
+        println!("  wrote {}: try `oifde-sync --config {} sync`", path.display(), path.display());
     }
     println!("Ctrl-C stops it.");
     let _ = tokio::signal::ctrl_c().await;

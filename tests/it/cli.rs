@@ -251,3 +251,28 @@ fn the_example_config_is_valid_and_the_environment_overrides_it() {
     assert_eq!(s.query.user_mobiles, vec!["01012345678"]);
     assert_eq!(s.api.concurrency, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simulate_writes_a_config_that_the_real_commands_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut sim = spawn(
+        dir.path(),
+        &["simulate", "--listen", &listen, "--records", "300", "--print-config", "sim.toml"],
+        &[],
+        std::process::Stdio::null(),
+    );
+    for _ in 0..200 {
+        if dir.path().join("sim.toml").exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let out = run(dir.path(), &["--config", "sim.toml", "sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("300 inserted"), "{}", text(&out));
+    let check = run(dir.path(), &["--config", "sim.toml", "check"], &[]).await;
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    let _ = sim.0.kill();
+}
