@@ -673,13 +673,7 @@ fn current_uid() -> u32 {
     std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
 }
 
-/// The scheduler takes cron with a seconds field (6 or 7 fields).
+/// A cron schedule with a seconds field (6 or 7 fields).
 pub fn check_schedule(expr: &str) -> Result<(), String> {
-    let fields = expr.split_whitespace().count();
-    if !(6..=7).contains(&fields) {
-        return Err(format!("{expr:?} has {fields} fields; write cron with seconds first, like \"0 */5 * * * *\""));
-    }
-    tokio_cron_scheduler::Job::new(expr, |_, _| {})
-        .map(|_| ())
-        .map_err(|e| format!("{expr:?} is not a cron schedule: {e}"))
+    crate::schedule::Schedule::parse(expr).map(drop)
 }

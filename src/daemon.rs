@@ -9,17 +9,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
-use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+use crate::schedule::Schedule;
 use crate::sync::{Engine, PassKind};
 use crate::tz;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot start the scheduler: {0}")]
-    Scheduler(String),
+    #[error("{0}")]
+    Schedule(String),
     #[error("metrics.listen {addr}: {source}")]
     Metrics { addr: std::net::SocketAddr, source: std::io::Error },
 }
@@ -94,16 +94,26 @@ impl Shared {
 
 type Tick = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// Runs `on` at every time `schedule` names.
-async fn add_job(
-    scheduler: &JobScheduler,
-    schedule: &str,
-    shared: Arc<Shared>,
-    on: fn(Arc<Shared>) -> Tick,
-) -> Result<(), DaemonError> {
-    let job =
-        Job::new_async(schedule, move |_, _| on(shared.clone())).map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    scheduler.add(job).await.map(drop).map_err(|e| DaemonError::Scheduler(e.to_string()))
+/// Runs `on` at every time `schedule` names until `cancel` fires. Each run is
+/// spawned, so a tick that comes while a pass runs still arrives (and is skipped).
+fn every(schedule: Schedule, shared: Arc<Shared>, on: fn(Arc<Shared>) -> Tick) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let cancel = shared.cancel.clone();
+        let mut next = schedule.next_after(chrono::Utc::now());
+        while let Some(at) = next {
+            // Sleep in steps of at most an hour, so a clock change is noticed.
+            let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default().min(Duration::from_secs(3600));
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if chrono::Utc::now() < at {
+                continue;
+            }
+            tokio::spawn(on(shared.clone()));
+            next = schedule.next_after(at);
+        }
+    })
 }
 
 /// Runs until `cancel` fires (or the credentials are refused).
@@ -135,25 +145,24 @@ pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, Dae
         })
     });
 
-    let scheduler = JobScheduler::new().await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-    add_job(&scheduler, &schedule, shared.clone(), |shared| Box::pin(async move { shared.tick().await })).await?;
+    let parse = |expr: &str| Schedule::parse(expr).map_err(DaemonError::Schedule);
+    let mut loops = vec![every(parse(&schedule)?, shared.clone(), |shared| Box::pin(async move { shared.tick().await }))];
     if let Some(span) = shared.engine.settings.sync.resweep {
         let resweep_schedule = shared.engine.settings.sync.resweep_schedule.clone();
-        add_job(&scheduler, &resweep_schedule, shared.clone(), |shared| {
+        loops.push(every(parse(&resweep_schedule)?, shared.clone(), |shared| {
             Box::pin(async move { shared.resweep().await })
-        })
-        .await?;
+        }));
         tracing::info!(schedule = %resweep_schedule, span_s = span.as_secs(), "resweep scheduled");
     }
     tracing::info!(schedule = %schedule, "daemon started");
     let first = shared.clone();
     tokio::spawn(async move { first.tick().await });
-    scheduler.start().await.map_err(|e| DaemonError::Scheduler(e.to_string()))?;
 
     cancel.cancelled().await;
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
-    let mut scheduler = scheduler;
-    let _ = scheduler.shutdown().await;
+    for l in loops {
+        let _ = l.await;
+    }
     if tokio::time::timeout(DRAIN, shared.gate.lock()).await.is_err() {
         tracing::warn!("the pass in flight did not finish within {DRAIN:?}; exiting anyway");
     }

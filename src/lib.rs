@@ -9,7 +9,7 @@
 //! - [`store`]: the SQLite store: schema, dedup upserts, keys, cursors, run log.
 //! - [`sync`]: one pass over the due keys in adaptive windows, shared by every command.
 //! - [`simulator`]: a local stand-in for the OIFDE server.
-//! - [`daemon`]: the scheduled daemon; [`metrics`]: its Prometheus endpoint.
+//! - [`daemon`]: the scheduled daemon ([`schedule`]: its cron); [`metrics`]: its Prometheus endpoint.
 //! - [`commands`]: what each CLI command does.
 
 pub mod api;
@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod keys;
 pub mod metrics;
 pub mod queries;
+pub mod schedule;
 pub mod secret;
 pub mod simulator;
 pub mod store;
