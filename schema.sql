@@ -116,7 +116,7 @@ CREATE INDEX record_details_intention ON record_details (intention, request_time
 CREATE VIRTUAL TABLE record_details_fts USING fts5 (
     user_saying,
     system_reply,
-    content = 'record_details',
+    content="record_details",          -- written so, without spaces: how Datasette recognises the index
     content_rowid = 'rowid',
     tokenize = 'trigram'
 );

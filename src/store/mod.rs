@@ -9,7 +9,7 @@ mod upsert;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use keys::{KeyRow, KeyState, KeyUpdate, KeysFileRead, SkippedWindow, StreamCursor};
 pub use ledger::{RunRow, StatusReport};
@@ -205,11 +205,20 @@ impl Store {
     /// Adds the full-text index (filled from the stored turns) or drops it.
     /// Without it, writes are about twice as fast.
     fn set_full_text(&mut self, enabled: bool) -> Result<(), StoreError> {
-        let exists: bool = self
+        let existing: Option<String> = self
             .conn
-            .query_row("SELECT count(*) > 0 FROM sqlite_master WHERE name = 'record_details_fts'", [], |r| r.get(0))
+            .query_row("SELECT sql FROM sqlite_master WHERE name = 'record_details_fts'", [], |r| r.get(0))
+            .optional()
             .map_err(|e| self.sql(e))?;
+        let exists = existing.is_some();
+        // Stores written before 0.2 name the content table in single quotes,
+        // which Datasette does not recognise: build the index again.
+        let stale = existing.is_some_and(|sql| !sql.contains("content=\"record_details\""));
         let sql = match (enabled, exists) {
+            (true, true) if stale => format!(
+                "DROP TABLE record_details_fts;\n{}\nINSERT INTO record_details_fts (record_details_fts) VALUES ('rebuild');",
+                full_text_sql()
+            ),
             (true, false) => {
                 format!("{}\nINSERT INTO record_details_fts (record_details_fts) VALUES ('rebuild');", full_text_sql())
             }

@@ -125,3 +125,65 @@ async fn the_full_text_index_can_be_left_out_and_rebuilt() {
     conn.execute("INSERT INTO record_details_fts (record_details_fts, rank) VALUES ('integrity-check', 1)", [])
         .unwrap();
 }
+
+/// Asks Datasette, as installed, which table is `record_details`' full-text index.
+fn datasette_fts_table(db: &std::path::Path) -> Option<String> {
+    let script = format!(
+        "import sqlite3\nfrom datasette.utils import detect_fts\nprint(detect_fts(sqlite3.connect({:?}), 'record_details'))",
+        db.display().to_string()
+    );
+    let out = std::process::Command::new("python3").args(["-c", &script]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn datasette_finds_the_full_text_index_and_searches_it() {
+    let sim = simulator(options(300)).await;
+    let (dir, db) = temp_db();
+    assert_eq!(backfill(&engine(settings(&sim, &db))).await.status, PassStatus::Ok);
+    let Some(found) = datasette_fts_table(&db) else {
+        eprintln!("SKIPPED: Datasette is not installed (pip install datasette); .ci/run installs it");
+        return;
+    };
+    assert_eq!(found, "record_details_fts");
+
+    // Search through Datasette's own web API.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = std::process::Command::new("datasette")
+        .args(["serve", db.to_str().unwrap(), "--port", &port.to_string(), "--host", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Spawned)
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/mirror/record_details.json?_search=%E6%9F%A5%E8%AF%A2%E4%B8%80%E4%B8%8B&_shape=array");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut rows = None;
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(&url).await {
+            rows = Some(r.json::<Vec<serde_json::Value>>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let rows = rows.expect("Datasette answers");
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r["user_saying"].as_str().unwrap_or("").contains("查询一下")), "{rows:?}");
+    let _ = server.0.kill();
+
+    // A store from before this release (the index named in single quotes) is found too once opened.
+    let old = dir.path().join("old.db");
+    std::fs::copy(&db, &old).unwrap();
+    {
+        let conn = Connection::open(&old).unwrap();
+        conn.execute_batch(
+            "DROP TABLE record_details_fts; CREATE VIRTUAL TABLE record_details_fts USING fts5 (user_saying, system_reply, \
+             content = 'record_details', content_rowid = 'rowid', tokenize = 'trigram'); \
+             INSERT INTO record_details_fts (record_details_fts) VALUES ('rebuild');",
+        )
+        .unwrap();
+    }
+    assert_eq!(datasette_fts_table(&old).as_deref(), Some("None"));
+    drop(oifde_sync::store::Store::open(&old).unwrap());
+    assert_eq!(datasette_fts_table(&old).as_deref(), Some("record_details_fts"));
+}
