@@ -42,7 +42,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
         "sync",
         &["start", "window", "overlap", "lag", "split_above", "schedule", "settle", "resweep", "resweep_schedule"],
     ),
-    ("store", &["path", "full_text"]),
+    ("store", &["path", "full_text", "snapshot_to", "snapshot_mode", "snapshot_group"]),
     ("log", &["format", "level"]),
     ("metrics", &["listen"]),
 ];
@@ -158,6 +158,8 @@ pub struct Settings {
     pub store_path: PathBuf,
     /// Keep the full-text index of turns (`store.full_text`).
     pub store_full_text: bool,
+    /// A copy for analysts written after every pass (`store.snapshot_to`).
+    pub snapshot: Option<(PathBuf, crate::store::snapshot::Access)>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -259,6 +261,9 @@ struct RawSync {
 struct RawStore {
     path: String,
     full_text: bool,
+    snapshot_to: String,
+    snapshot_mode: String,
+    snapshot_group: String,
 }
 
 #[derive(Deserialize)]
@@ -276,7 +281,13 @@ struct RawMetrics {
 
 impl Default for RawStore {
     fn default() -> Self {
-        Self { path: "oifde-sync.db".into(), full_text: true }
+        Self {
+            path: "oifde-sync.db".into(),
+            full_text: true,
+            snapshot_to: String::new(),
+            snapshot_mode: "0640".into(),
+            snapshot_group: String::new(),
+        }
     }
 }
 
@@ -582,6 +593,12 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
     if raw.store.path.trim().is_empty() {
         return Err(o.invalid("store.path", "must name the SQLite file"));
     }
+    let snapshot_mode = crate::store::snapshot::parse_mode(&raw.store.snapshot_mode)
+        .map_err(|m| o.invalid("store.snapshot_mode", m))?;
+    let snapshot = optional_path(&raw.store.snapshot_to).map(|to| {
+        let group = Some(raw.store.snapshot_group.trim().to_string()).filter(|g| !g.is_empty());
+        (to, crate::store::snapshot::Access { mode: snapshot_mode, group })
+    });
     let q = raw.query;
     Ok(Settings {
         api,
@@ -596,6 +613,7 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
         sync,
         store_path: PathBuf::from(raw.store.path.trim()),
         store_full_text: raw.store.full_text,
+        snapshot,
         log_format,
         log_level: raw.log.level.trim().to_string(),
         metrics_listen,

@@ -60,6 +60,25 @@ impl Shared {
         self.pass(PassKind::Incremental { now: tz::now_ms() / 1000, label: "run" }, guard).await;
     }
 
+    /// With `store.snapshot_to`, a fresh copy for analysts after a pass that wrote.
+    async fn snapshot_after(&self, report: &crate::sync::PassReport) {
+        let Some((to, access)) = self.engine.settings.snapshot.clone() else { return };
+        let f = &report.figures;
+        if f.inserted + f.updated == 0 && to.exists() {
+            return;
+        }
+        let store = self.engine.settings.store_path.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            crate::store::snapshot::snapshot(&store, &to, &access).map(|n| (to, n))
+        })
+        .await;
+        match written {
+            Ok(Ok((to, records))) => tracing::info!(to = %to.display(), records, "snapshot written"),
+            Ok(Err(e)) => tracing::error!("snapshot failed: {e}"),
+            Err(e) => tracing::error!("snapshot failed: {e}"),
+        }
+    }
+
     /// The resweep, once the pass in flight (if any) has ended.
     async fn resweep(&self) {
         let guard = self.gate.clone().lock_owned().await;
@@ -75,6 +94,7 @@ impl Shared {
         match self.engine.pass(kind, &self.cancel).await {
             Ok(report) => {
                 let line = report.summary(label, started.elapsed().as_secs_f64());
+                self.snapshot_after(&report).await;
                 tracing::info!("{line}");
                 self.metrics.record_pass(&report, started.elapsed());
                 notify(&[NotifyState::Status(&line)]);
@@ -146,7 +166,8 @@ pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, Dae
     });
 
     let parse = |expr: &str| Schedule::parse(expr).map_err(DaemonError::Schedule);
-    let mut loops = vec![every(parse(&schedule)?, shared.clone(), |shared| Box::pin(async move { shared.tick().await }))];
+    let mut loops =
+        vec![every(parse(&schedule)?, shared.clone(), |shared| Box::pin(async move { shared.tick().await }))];
     if let Some(span) = shared.engine.settings.sync.resweep {
         let resweep_schedule = shared.engine.settings.sync.resweep_schedule.clone();
         loops.push(every(parse(&resweep_schedule)?, shared.clone(), |shared| {

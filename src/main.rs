@@ -48,6 +48,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A consistent copy of the store for analysts, safe while the daemon writes.
+    Snapshot {
+        /// Where to write it (default: store.snapshot_to).
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Its file mode (default: store.snapshot_mode, 0640).
+        #[arg(long)]
+        mode: Option<String>,
+        /// A group to give it to, e.g. the analysts' (default: store.snapshot_group).
+        #[arg(long)]
+        group: Option<String>,
+    },
     /// Validates the config, opens the store, gets a token, makes one small query.
     Check,
     /// A local stand-in for the OIFDE server, for trying the tool.
@@ -74,6 +86,7 @@ fn main() -> ExitCode {
             Command::Backfill { from, to, key } => commands::sync::backfill(&config, &from, &to, key.as_deref()).await,
             Command::Status { json } => commands::status::status(&config, json),
             Command::Check => commands::check::check(&config).await,
+            Command::Snapshot { to, mode, group } => commands::snapshot::snapshot(&config, to, mode.as_deref(), group),
             Command::Simulate(args) => commands::simulate::simulate(args).await,
             Command::Demo => commands::demo::demo().await,
         }

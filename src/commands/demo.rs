@@ -46,6 +46,7 @@ pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
         },
         store_path: path,
         store_full_text: true,
+        snapshot: None,
         log_format: LogFormat::Text,
         log_level: "warn".into(),
         metrics_listen: None,

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod keys;
 pub mod run;
 pub mod simulate;
+pub mod snapshot;
 pub mod status;
 pub mod sync;
 

@@ -60,7 +60,13 @@ pub struct SimulateArgs {
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?.write_all(text.as_bytes())
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
@@ -122,7 +128,8 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
             mobiles = mobiles.join(", "),
             days = args.days.max(1) + 1,
         );
-        write_private(path, &text).map_err(|e| CommandError::Usage(format!("--print-config {}: {e}", path.display())))?;
+        write_private(path, &text)
+            .map_err(|e| CommandError::Usage(format!("--print-config {}: {e}", path.display())))?;
         println!("  wrote {}: try `oifde-sync --config {} sync`", path.display(), path.display());
     }
     println!("Ctrl-C stops it.");

@@ -4,6 +4,7 @@
 mod keys;
 mod ledger;
 mod lock;
+pub mod snapshot;
 mod upsert;
 
 use std::path::{Path, PathBuf};

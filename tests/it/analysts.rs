@@ -156,7 +156,9 @@ async fn datasette_finds_the_full_text_index_and_searches_it() {
         .spawn()
         .map(Spawned)
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}/mirror/record_details.json?_search=%E6%9F%A5%E8%AF%A2%E4%B8%80%E4%B8%8B&_shape=array");
+    let url = format!(
+        "http://127.0.0.1:{port}/mirror/record_details.json?_search=%E6%9F%A5%E8%AF%A2%E4%B8%80%E4%B8%8B&_shape=array"
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut rows = None;
     for _ in 0..100 {

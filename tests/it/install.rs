@@ -93,3 +93,56 @@ fn unsafe_geteuid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { geteuid() }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analysts_get_a_consistent_snapshot_while_the_daemon_writes() {
+    use std::os::unix::fs::MetadataExt;
+    let faults = oifde_sync::simulator::Faults {
+        slow_rate: 1.0,
+        slow_delay: std::time::Duration::from_millis(30),
+        ..Default::default()
+    };
+    let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(3000) }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let config = crate::cli::write_config(
+        dir.path(),
+        &sim,
+        &sim.options().app_secret.clone(),
+        "",
+        &format!("snapshot_to = \"{}\"\nsnapshot_group = \"nogroup\"\n", shared.join("auto.db").display()),
+    );
+    let _ = config;
+    let mut daemon = spawn(dir.path(), &["run"], &[], std::process::Stdio::null());
+    // Mid-pass: a snapshot by hand, with the analysts' mode and group.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let snap = shared.join("now.db");
+    let out = crate::cli::run(
+        dir.path(),
+        &["snapshot", "--to", snap.to_str().unwrap(), "--mode", "0640", "--group", "nogroup"],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let meta = std::fs::metadata(&snap).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert_eq!(meta.gid(), SERVICE_UID, "given to the group nogroup");
+    let conn = rusqlite::Connection::open(&snap).unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    // After the daemon's pass, store.snapshot_to holds everything.
+    let auto = shared.join("auto.db");
+    for _ in 0..300 {
+        if auto.exists()
+            && rusqlite::Connection::open(&auto)
+                .and_then(|c| c.query_row("SELECT count(*) FROM records", [], |r| r.get::<_, i64>(0)))
+                .is_ok_and(|n| n == 3000)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = daemon.0.kill();
+    assert_mirrors(&auto, &sim.records());
+}

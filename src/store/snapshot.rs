@@ -1,0 +1,71 @@
+//! A consistent copy of the store for analysts, safe while the daemon
+//! writes: SQLite's `VACUUM INTO` reads one snapshot of the database into a
+//! new, compact file, which then replaces the target in one rename.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{StoreError, sql_error};
+
+/// Who may read a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// File mode, e.g. 0o640.
+    pub mode: u32,
+    /// A group to give the file to (the analysts'), by name.
+    pub group: Option<String>,
+}
+
+/// Writes a copy of the store at `store` to `to`; returns the records it holds.
+pub fn snapshot(store: &Path, to: &Path, access: &Access) -> Result<i64, StoreError> {
+    let fail = |msg: String| StoreError::Open { path: to.to_path_buf(), msg };
+    let gid = access.group.as_deref().map(group_id).transpose().map_err(fail)?;
+    let conn = Connection::open_with_flags(store, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| StoreError::Open { path: store.to_path_buf(), msg: e.to_string() })?;
+    let tmp = PathBuf::from(format!("{}.tmp-{}", to.display(), std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| {
+        conn.execute("VACUUM INTO ?1", [tmp.display().to_string()]).map_err(|e| sql_error(store, e))?;
+        let copy =
+            Connection::open_with_flags(&tmp, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| sql_error(&tmp, e))?;
+        let records: i64 =
+            copy.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).map_err(|e| sql_error(&tmp, e))?;
+        drop(copy);
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(access.mode))
+            .map_err(|e| fail(e.to_string()))?;
+        if let Some(gid) = gid {
+            std::os::unix::fs::chown(&tmp, None, Some(gid))
+                .map_err(|e| fail(format!("cannot give it to the group: {e}")))?;
+        }
+        std::fs::rename(&tmp, to).map_err(|e| fail(e.to_string()))?;
+        Ok(records)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The id of group `name`, from `/etc/group`.
+fn group_id(name: &str) -> Result<u32, String> {
+    let groups = std::fs::read_to_string("/etc/group").map_err(|e| format!("cannot read /etc/group: {e}"))?;
+    groups
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            Some((f.next()?, f.nth(1)?))
+        })
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, gid)| gid.parse().ok())
+        .ok_or_else(|| format!("no group named {name:?}"))
+}
+
+/// Parses a mode like "0640" or "640".
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim(), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{text:?} is not a file mode like \"0640\""))
+}
