@@ -10,6 +10,7 @@
 //! - [`sync`]: one pass over the due keys in adaptive windows, shared by every command.
 //! - [`simulator`]: a local stand-in for the OIFDE server.
 //! - [`daemon`]: the scheduled daemon ([`schedule`]: its cron); [`metrics`]: its Prometheus endpoint.
+//! - [`progress`]: a bar on a terminal, log lines elsewhere.
 //! - [`commands`]: what each CLI command does.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod daemon;
 pub mod keys;
 pub mod metrics;
+pub mod progress;
 pub mod queries;
 pub mod schedule;
 pub mod secret;

@@ -7,7 +7,9 @@ use crate::daemon::{self, DaemonError, Ended};
 
 pub async fn run(config: &Path) -> Result<Exit, CommandError> {
     let settings = load_settings(config)?;
-    let engine = engine(settings, "oifde-sync run")?;
+    // The first pass can take minutes: it says how far it has got.
+    let progress = std::sync::Arc::new(crate::progress::LogLines::new("pass"));
+    let engine = engine(settings, "oifde-sync run")?.with_progress(progress);
     let cancel = shutdown_on_signals();
     match daemon::run(engine, cancel).await {
         Ok(Ended::Stopped) => Ok(Exit::Success),

@@ -276,3 +276,63 @@ async fn simulate_writes_a_config_that_the_real_commands_use() {
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
     let _ = sim.0.kill();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_the_bar_fits_80_columns_and_is_cleared_before_the_summary() {
+    let faults = oifde_sync::simulator::Faults {
+        slow_rate: 1.0,
+        slow_delay: std::time::Duration::from_millis(40),
+        ..Default::default()
+    };
+    let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(2000) }).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "concurrency = 1", "");
+    let command = format!("{} backfill --from '2026-11-02 00:00:00' --to '2026-11-03 23:59:59'", bin());
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(d)
+            .env_remove("OIFDE_SYNC_CONFIG")
+            .env("COLUMNS", "80")
+            .env("RUST_LOG", "info")
+            .output()
+    })
+    .await
+    .unwrap();
+    let Ok(out) = out else {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed");
+        return;
+    };
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(raw.contains("records,") && raw.contains("eta"), "the bar was drawn: {raw}");
+    assert!(!raw.contains("0/0"), "no empty bar before the plan: {raw}");
+    let plain = strip_ansi(&raw);
+    for line in plain.split(['\r', '\n']).filter(|l| l.contains(" eta ")) {
+        assert!(line.chars().count() <= 80, "the bar is wider than 80 columns: {line:?}");
+    }
+    // The summary comes after the bar's last drawing, and nothing erases it.
+    let summary = raw.rfind("backfill: ok").expect("the summary is printed");
+    assert!(!raw[summary..].contains("eta"), "the bar was cleared before the summary: {raw}");
+    assert!(!raw[summary..].contains("\x1b[2K"), "nothing erases the summary: {raw}");
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
