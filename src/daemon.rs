@@ -138,7 +138,7 @@ fn every(schedule: Schedule, shared: Arc<Shared>, on: fn(Arc<Shared>) -> Tick) -
 
 /// Runs until `cancel` fires (or the credentials are refused).
 pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, DaemonError> {
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(&engine.client.stats));
     if let Some(addr) = engine.settings.metrics_listen {
         let bound = crate::metrics::serve(addr, metrics.clone(), engine.clone(), cancel.clone())
             .await

@@ -1,27 +1,45 @@
-//! Prometheus text metrics: the figures of every pass since the daemon
-//! started, requests by outcome, keys by state and the worst cursor lag,
-//! the last two read from the store when scraped. No series names a key.
+//! Prometheus metrics in the OpenMetrics text format, with the Prometheus
+//! project's own client: the figures of every pass since the daemon started,
+//! requests by outcome and their latency, keys by state, the worst cursor
+//! lag and the process's own figures, the last three read when scraped. No
+//! series names a key.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::get;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{KeyState, StreamCursor};
 use crate::sync::{Engine, Figures, PassReport, PassStatus};
 use crate::tz;
 
-#[derive(Default)]
+type Labels = Vec<(&'static str, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
 pub struct Metrics {
-    /// The figures of every pass, added up.
-    totals: Mutex<Figures>,
-    passes_ok: AtomicU64,
-    passes_not_ok: AtomicU64,
-    last_pass_ms: AtomicU64,
-    last_success_ms: AtomicU64,
+    registry: Registry,
+    /// One counter per pass figure (`sync_runs` column), by column name.
+    figures: Vec<(&'static str, Counter)>,
+    passes: Family<Labels, Counter>,
+    requests: Family<Labels, Counter>,
+    retries: Counter,
+    request_failures: Counter,
+    last_pass_seconds: FloatGauge,
+    last_success: FloatGauge,
+    keys: Family<Labels, Gauge>,
+    cursor_lag: FloatGauge,
+    resident_bytes: Gauge,
+    cpu_seconds: FloatGauge,
+    open_fds: Gauge,
 }
 
 /// What the store tells at scrape time.
@@ -32,92 +50,132 @@ pub struct StoreView {
 }
 
 impl Metrics {
+    /// The metrics of the daemon whose client keeps `stats`.
+    pub fn new(stats: &crate::api::ClientStats) -> Self {
+        let mut registry = Registry::with_prefix("oifde_sync");
+        let figures: Vec<(&'static str, Counter)> = Figures::COLUMNS
+            .iter()
+            .filter(|c| !matches!(**c, "requests" | "retries"))
+            .map(|c| (*c, Counter::default()))
+            .collect();
+        for (name, counter) in &figures {
+            let help = format!("Sum of the {} figure of every pass (the sync_runs column)", name.replace('_', " "));
+            registry.register(*name, help, counter.clone());
+        }
+        let m = Metrics {
+            figures,
+            passes: Family::default(),
+            requests: Family::default(),
+            retries: Counter::default(),
+            request_failures: Counter::default(),
+            last_pass_seconds: FloatGauge::default(),
+            last_success: FloatGauge::default(),
+            keys: Family::default(),
+            cursor_lag: FloatGauge::default(),
+            resident_bytes: Gauge::default(),
+            cpu_seconds: FloatGauge::default(),
+            open_fds: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("passes", "Passes, by result", m.passes.clone());
+        registry.register("requests", "HTTP requests sent (token requests included), by outcome", m.requests.clone());
+        registry.register("retries", "Requests retried", m.retries.clone());
+        registry.register("request_failures", "Requests that failed after their retries", m.request_failures.clone());
+        registry.register("last_pass_duration_seconds", "Duration of the last pass", m.last_pass_seconds.clone());
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When the last fully successful pass ended (0: none yet)",
+            m.last_success.clone(),
+        );
+        registry.register("keys", "Query keys, by state", m.keys.clone());
+        registry.register(
+            "cursor_lag_seconds",
+            "How far the furthest-behind active stream key's cursor is behind now",
+            m.cursor_lag.clone(),
+        );
+        registry.register("process_resident_memory_bytes", "Resident memory of this process", m.resident_bytes.clone());
+        registry.register("process_cpu_seconds", "CPU time this process has used", m.cpu_seconds.clone());
+        registry.register("process_open_fds", "File descriptors this process holds open", m.open_fds.clone());
+        registry.register(
+            "request_duration_seconds",
+            "From sending a request to having its whole answer",
+            stats.latency.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
     pub fn record_pass(&self, r: &PassReport, duration: std::time::Duration) {
-        self.totals.lock().unwrap_or_else(|p| p.into_inner()).add(&r.figures);
-        self.last_pass_ms.store(duration.as_millis() as u64, Ordering::Relaxed);
+        for ((_, counter), (_, value)) in
+            self.figures.iter().zip(r.figures.pairs().filter(|(c, _)| !matches!(*c, "requests" | "retries")))
+        {
+            counter.inc_by(value);
+        }
+        self.last_pass_seconds.set(duration.as_secs_f64());
+        let result = if r.status == PassStatus::Ok { "ok" } else { "not_ok" };
+        self.passes.get_or_create(&vec![("result", result.to_string())]).inc();
         if r.status == PassStatus::Ok {
-            self.passes_ok.fetch_add(1, Ordering::Relaxed);
-            self.last_success_ms.store(tz::now_ms() as u64, Ordering::Relaxed);
-        } else {
-            self.passes_not_ok.fetch_add(1, Ordering::Relaxed);
+            self.last_success.set(tz::now_ms() as f64 / 1000.0);
         }
     }
 
-    /// The exposition text, with the cursor lag as of now.
+    /// The exposition text, with the store's and the process's figures as of now.
     pub fn render(&self, engine: &Engine, view: &StoreView) -> String {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for (labels, value) in samples {
-                out.push_str(&format!("{name}{labels} {value}\n"));
-            }
-        };
-        let plain = |v: String| vec![(String::new(), v)];
-        let totals = self.totals.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        for (figure, value) in totals.pairs().filter(|(name, _)| !matches!(*name, "requests" | "retries")) {
-            let help = format!("Sum of the {} figure of every pass (see sync_runs).", figure.replace('_', " "));
-            family(&format!("oifde_sync_{figure}_total"), "counter", &help, &plain(value.to_string()));
-        }
         let stats = &engine.client.stats;
-        let requests = stats.requests.load(Ordering::Relaxed);
-        let ok = stats.answered_ok.load(Ordering::Relaxed).min(requests);
-        family(
-            "oifde_sync_requests_total",
-            "counter",
-            "HTTP requests sent (token requests included), by outcome.",
-            &[("{outcome=\"ok\"}".into(), ok.to_string()), ("{outcome=\"error\"}".into(), (requests - ok).to_string())],
-        );
-        family(
-            "oifde_sync_retries_total",
-            "counter",
-            "Requests retried.",
-            &plain(stats.retries.load(Ordering::Relaxed).to_string()),
-        );
-        family(
-            "oifde_sync_request_failures_total",
-            "counter",
-            "Requests that failed after their retries.",
-            &plain(stats.failures.load(Ordering::Relaxed).to_string()),
-        );
-        family(
-            "oifde_sync_passes_total",
-            "counter",
-            "Passes, by result.",
-            &[
-                ("{result=\"ok\"}".into(), load(&self.passes_ok).to_string()),
-                ("{result=\"not_ok\"}".into(), load(&self.passes_not_ok).to_string()),
-            ],
-        );
-        family(
-            "oifde_sync_last_pass_duration_seconds",
-            "gauge",
-            "Duration of the last pass.",
-            &plain(format!("{:.3}", load(&self.last_pass_ms) as f64 / 1000.0)),
-        );
-        family(
-            "oifde_sync_last_success_timestamp_seconds",
-            "gauge",
-            "When the last fully successful pass ended (0: none yet).",
-            &plain(format!("{:.3}", load(&self.last_success_ms) as f64 / 1000.0)),
-        );
-        let keys: Vec<(String, String)> = KeyState::ALL
-            .iter()
-            .map(|state| {
-                let n = view.keys.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
-                (format!("{{state=\"{}\"}}", state.as_str()), n.to_string())
-            })
-            .collect();
-        family("oifde_sync_keys", "gauge", "Query keys, by state.", &keys);
+        let requests = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+        let ok = stats.answered_ok.load(std::sync::atomic::Ordering::Relaxed).min(requests);
+        set_counter(&self.requests.get_or_create(&vec![("outcome", "ok".to_string())]), ok);
+        set_counter(&self.requests.get_or_create(&vec![("outcome", "error".to_string())]), requests - ok);
+        set_counter(&self.retries, stats.retries.load(std::sync::atomic::Ordering::Relaxed));
+        set_counter(&self.request_failures, stats.failures.load(std::sync::atomic::Ordering::Relaxed));
+        for state in KeyState::ALL {
+            let n = view.keys.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+            self.keys.get_or_create(&vec![("state", state.as_str().to_string())]).set(n);
+        }
         let now = tz::now_ms();
         let worst = view.cursors.iter().filter_map(|c| c.cursor_time).map(|t| now - t).max().unwrap_or(0);
-        family(
-            "oifde_sync_cursor_lag_seconds",
-            "gauge",
-            "How far the furthest-behind active stream key's cursor is behind now.",
-            &plain(format!("{:.3}", worst as f64 / 1000.0)),
-        );
+        self.cursor_lag.set(worst as f64 / 1000.0);
+        let process = ProcessFigures::read();
+        self.resident_bytes.set(process.resident_bytes);
+        self.cpu_seconds.set(process.cpu_seconds);
+        self.open_fds.set(process.open_fds);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// Counters count up; the client's own counts are the source.
+fn set_counter(counter: &Counter, value: u64) {
+    let now = counter.get();
+    if value > now {
+        counter.inc_by(value - now);
+    }
+}
+
+/// This process's memory, CPU time and open files, from /proc.
+#[derive(Default)]
+struct ProcessFigures {
+    resident_bytes: i64,
+    cpu_seconds: f64,
+    open_fds: i64,
+}
+
+impl ProcessFigures {
+    fn read() -> Self {
+        let page = 4096;
+        let resident_pages: i64 = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            .unwrap_or(0);
+        let ticks: f64 = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                let fields: Vec<String> = s.rsplit(')').next()?.split_whitespace().map(str::to_string).collect();
+                Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+            })
+            .unwrap_or(0.0);
+        let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0);
+        ProcessFigures { resident_bytes: resident_pages * page, cpu_seconds: ticks / 100.0, open_fds }
     }
 }
 
@@ -137,10 +195,11 @@ pub async fn serve(
     Ok(bound)
 }
 
-async fn scrape(State((metrics, engine)): State<(Arc<Metrics>, Engine)>) -> String {
+async fn scrape(State((metrics, engine)): State<(Arc<Metrics>, Engine)>) -> impl IntoResponse {
     let view = engine
         .with_store(|s| Ok(StoreView { keys: s.key_counts()?, cursors: s.stream_cursors()? }))
         .await
         .unwrap_or_default();
-    metrics.render(&engine, &view)
+    let body = metrics.render(&engine, &view);
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
 }

@@ -38,14 +38,30 @@ pub struct Page {
 }
 
 /// Request counters, for `sync_runs` and metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientStats {
+    /// Seconds from sending a request to having its whole answer.
+    pub latency: prometheus_client::metrics::histogram::Histogram,
     pub requests: AtomicU64,
     /// Requests answered with a success (HTTP 2xx and no errorCode).
     pub answered_ok: AtomicU64,
     pub token_requests: AtomicU64,
     pub retries: AtomicU64,
     pub failures: AtomicU64,
+}
+
+impl Default for ClientStats {
+    fn default() -> Self {
+        let buckets = prometheus_client::metrics::histogram::exponential_buckets(0.005, 2.0, 14);
+        Self {
+            latency: prometheus_client::metrics::histogram::Histogram::new(buckets),
+            requests: AtomicU64::default(),
+            answered_ok: AtomicU64::default(),
+            token_requests: AtomicU64::default(),
+            retries: AtomicU64::default(),
+            failures: AtomicU64::default(),
+        }
+    }
 }
 
 impl ClientStats {
@@ -382,6 +398,14 @@ impl ApiClient {
         self.limiter.until_ready().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}{}", self.settings.base_url, path);
+        let sent = Instant::now();
+        let result = self.exchange(path, url, body).await;
+        self.stats.latency.observe(sent.elapsed().as_secs_f64());
+        result
+    }
+
+    /// Sends one POST and reads its answer.
+    async fn exchange(&self, path: &'static str, url: String, body: &impl Serialize) -> Result<Value, ApiError> {
         let response = self
             .http
             .post(url)

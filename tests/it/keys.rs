@@ -312,7 +312,7 @@ async fn keys_add_list_forget_and_a_key_removed_from_the_config() {
         .with_store(|s| Ok(oifde_sync::metrics::StoreView { keys: s.key_counts()?, cursors: s.stream_cursors()? }))
         .await
         .unwrap();
-    let body = oifde_sync::metrics::Metrics::default().render(&engine, &view);
+    let body = oifde_sync::metrics::Metrics::new(&engine.client.stats).render(&engine, &view);
     assert!(body.contains("oifde_sync_keys{state=\"removed\"} 1"), "{body}");
     assert!(!body.contains(&gone), "{body}");
 }

@@ -10,10 +10,13 @@ use oifde_sync::simulator::Faults;
 use crate::cli::{run, text, write_config};
 use crate::helpers::*;
 
-/// Sync runs as (id, status, started_at, finished_at).
+/// Sync runs as (id, status, started_at, finished_at); none while the
+/// store is still being created.
 fn runs(db: &Path) -> Vec<(i64, String, i64, Option<i64>)> {
     let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn.prepare("SELECT id, status, started_at, finished_at FROM sync_runs ORDER BY id").unwrap();
+    let Ok(mut stmt) = conn.prepare("SELECT id, status, started_at, finished_at FROM sync_runs ORDER BY id") else {
+        return Vec::new();
+    };
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
 }
 
@@ -53,6 +56,9 @@ async fn the_daemon_runs_on_schedule_never_overlaps_and_stops_cleanly_on_sigterm
     let _ = rustls::crypto::ring::default_provider().install_default();
     let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
     assert!(body.contains("oifde_sync_inserted_total 300"), "{body}");
+    assert!(body.contains("oifde_sync_request_duration_seconds_bucket"), "{body}");
+    assert!(body.contains("oifde_sync_process_resident_memory_bytes "), "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
     assert!(body.contains("oifde_sync_keys{state=\"active\"} "), "{body}");
     assert!(body.contains("oifde_sync_cursor_lag_seconds "), "{body}");
     assert!(!body.contains("mobile:"), "no series names a key: {body}");
