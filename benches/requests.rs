@@ -145,7 +145,7 @@ async fn dense_window_only(dir: &Path, rows: &mut Vec<Row>) {
     let sim = sim(options).await;
     let mut s = settings(&sim, &dir.join("dense.db"));
     s.sync.start = Start::At(to - 2 * DAY);
-    s.store_full_text = false;
+    s.store_full_text = oifde_sync::store::FullText::Off;
     let engine = engine(s);
     let ((first, secs), queries) = counted(&sim, pass(&engine, now)).await;
     assert_eq!(first.figures.inserted, 100_000);

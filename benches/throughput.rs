@@ -15,7 +15,7 @@ use oifde_sync::config::{ApiSettings, Credential};
 use oifde_sync::keys::QueryKey;
 use oifde_sync::secret::Secret;
 use oifde_sync::simulator::dataset;
-use oifde_sync::store::Store;
+use oifde_sync::store::{FullText, Store};
 use oifde_sync::tz::{self, ServerZone};
 
 const BIN: &str = env!("CARGO_BIN_EXE_oifde-sync");
@@ -113,7 +113,7 @@ async fn fetch_only(sim: &Sim) -> (u64, f64) {
 
 /// The same rows written with the store's prepared statements, 100 a
 /// transaction, no HTTP; parsing is outside the timing.
-fn store_only(records: usize, dir: &Path, full_text: bool) -> (u64, f64) {
+fn store_only(records: usize, dir: &Path, full_text: FullText) -> (u64, f64) {
     let mobiles = dataset::mobiles(SEED, USERS);
     let now = tz::now_ms() / 1000;
     let to = now - now.rem_euclid(3600);
@@ -131,12 +131,12 @@ fn store_only(records: usize, dir: &Path, full_text: bool) -> (u64, f64) {
     (records as u64, spent.as_secs_f64())
 }
 
-fn write_config(dir: &Path, sim: &Sim, db: &Path, schedule: &str, start: i64, full_text: bool) -> PathBuf {
+fn write_config(dir: &Path, sim: &Sim, db: &Path, schedule: &str, start: i64, full_text: FullText) -> PathBuf {
     let path = dir.join(format!("bench-{full_text}.toml"));
     let text = format!(
         "[api]\nbase_url = \"{}\"\ntenant_id = \"tenant001\"\napp_secret = \"demo-secret\"\n\
          max_requests_per_second = 100000\nconcurrency = 4\n\n[sync]\nstart = \"{}\"\nwindow = \"1h\"\n\
-         split_above = 1000000\nschedule = \"{schedule}\"\nlag = \"0s\"\n\n[store]\npath = \"{}\"\nfull_text = {full_text}\n\n[log]\nlevel = \"warn\"\n",
+         split_above = 1000000\nschedule = \"{schedule}\"\nlag = \"0s\"\n\n[store]\npath = \"{}\"\nfull_text = \"{full_text}\"\n\n[log]\nlevel = \"warn\"\n",
         sim.base_url,
         ServerZone::utc().format(start),
         db.display()
@@ -180,7 +180,7 @@ fn backfill_cmd(config: &Path, sim: &Sim) -> Command {
 /// RSS (MB) and CPU share of the daemon between passes.
 fn idle_daemon(sim: &Sim, dir: &Path) -> (f64, f64) {
     let db = dir.join("idle.db");
-    let config = write_config(dir, sim, &db, "0 0 0 1 1 *", sim.to - 60, true);
+    let config = write_config(dir, sim, &db, "0 0 0 1 1 *", sim.to - 60, FullText::Callers);
     let mut child = Command::new(BIN)
         .args(["--config", config.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
@@ -232,8 +232,11 @@ fn main() {
             peak_rss_mb: None,
             note: "simulator serves at least this rate".into(),
         });
-        for full_text in [true, false] {
-            let label = if full_text { "" } else { ", no full-text" };
+        for full_text in [FullText::Callers, FullText::All, FullText::Off] {
+            let label = match full_text {
+                FullText::Callers => String::new(),
+                other => format!(", full_text = {other}"),
+            };
             let (got, secs) = store_only(n, dir.path(), full_text);
             rows.push(Row {
                 scenario: format!("store ceiling{label} {n}"),
@@ -253,7 +256,7 @@ fn main() {
                 peak_rss_mb: Some(rss),
                 note: String::new(),
             });
-            if full_text {
+            if full_text == FullText::Callers {
                 queries.push((n, time_queries(&db)));
                 let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
                 assert!(out.contains(" 0 inserted, 0 updated,"), "{out}");

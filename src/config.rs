@@ -156,8 +156,8 @@ pub struct Settings {
     pub query: QuerySettings,
     pub sync: SyncSettings,
     pub store_path: PathBuf,
-    /// Keep the full-text index of turns (`store.full_text`).
-    pub store_full_text: bool,
+    /// What the full-text index of turns covers (`store.full_text`).
+    pub store_full_text: crate::store::FullText,
     /// A copy for analysts written after every pass (`store.snapshot_to`).
     pub snapshot: Option<(PathBuf, crate::store::snapshot::Access)>,
     pub log_format: LogFormat,
@@ -260,7 +260,7 @@ struct RawSync {
 #[serde(default)]
 struct RawStore {
     path: String,
-    full_text: bool,
+    full_text: String,
     snapshot_to: String,
     snapshot_mode: String,
     snapshot_group: String,
@@ -283,7 +283,7 @@ impl Default for RawStore {
     fn default() -> Self {
         Self {
             path: "oifde-sync.db".into(),
-            full_text: true,
+            full_text: "callers".into(),
             snapshot_to: String::new(),
             snapshot_mode: "0640".into(),
             snapshot_group: String::new(),
@@ -612,7 +612,8 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
         },
         sync,
         store_path: PathBuf::from(raw.store.path.trim()),
-        store_full_text: raw.store.full_text,
+        store_full_text: crate::store::FullText::parse(&raw.store.full_text)
+            .map_err(|m| o.invalid("store.full_text", m))?,
         snapshot,
         log_format,
         log_level: raw.log.level.trim().to_string(),

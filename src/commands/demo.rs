@@ -45,7 +45,7 @@ pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
             resweep_schedule: "0 30 3 * * *".into(),
         },
         store_path: path,
-        store_full_text: true,
+        store_full_text: crate::store::FullText::Callers,
         snapshot: None,
         log_format: LogFormat::Text,
         log_level: "warn".into(),

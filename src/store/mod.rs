@@ -1,6 +1,7 @@
 //! The SQLite store: one file in WAL mode, created readable by its owner only,
 //! migrated by `PRAGMA user_version`. One writer; analysts read beside it.
 
+mod full_text;
 mod keys;
 mod ledger;
 mod lock;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+pub use full_text::FullText;
 pub use keys::{KeyRow, KeyState, KeyUpdate, KeysFileRead, SkippedWindow, StreamCursor};
 pub use ledger::{RunRow, StatusReport};
 pub use lock::WriterLock;
@@ -92,19 +94,19 @@ pub struct Store {
     writer: Option<WriterLock>,
     conn: Connection,
     path: PathBuf,
-    /// `record_details_fts` exists and is written with every turn.
-    full_text: bool,
+    /// What `record_details_fts` indexes, written with every turn.
+    full_text: FullText,
 }
 
 impl Store {
     /// Opens (creating if needed, mode 0600) and migrates the store, with the
-    /// full-text index.
+    /// default full-text index (what callers said).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, true)
+        Self::open_with(path, FullText::Callers)
     }
 
-    /// As [`Store::open`]; `full_text` adds (and fills) or drops the index.
-    pub fn open_with(path: &Path, full_text: bool) -> Result<Self, StoreError> {
+    /// As [`Store::open`]; `full_text` builds (and fills), changes or drops the index.
+    pub fn open_with(path: &Path, full_text: FullText) -> Result<Self, StoreError> {
         let open_err = |msg: String| StoreError::Open { path: path.to_path_buf(), msg };
         create_private(path).map_err(|e| open_err(e.to_string()))?;
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
@@ -125,7 +127,7 @@ impl Store {
         )
             .map_err(|e| open_err(e.to_string()))?;
         tighten_sidecars(path);
-        let mut store = Store { writer: None, conn, path: path.to_path_buf(), full_text: false };
+        let mut store = Store { writer: None, conn, path: path.to_path_buf(), full_text: FullText::Off };
         store.migrate()?;
         store.set_full_text(full_text)?;
         Ok(store)
@@ -141,7 +143,7 @@ impl Store {
         }
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| StoreError::Open { path: path.to_path_buf(), msg: e.to_string() })?;
-        let store = Store { writer: None, conn, path: path.to_path_buf(), full_text: false };
+        let store = Store { writer: None, conn, path: path.to_path_buf(), full_text: FullText::Off };
         let found = store.user_version()?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
@@ -194,48 +196,37 @@ impl Store {
     }
 }
 
-/// The full-text part of `schema.sql`, between its markers.
-fn full_text_sql() -> &'static str {
-    let schema = migrations()[0];
-    let start = schema.find("-- full-text: begin").expect("schema.sql marks its full-text part");
-    let end = schema.find("-- full-text: end").expect("schema.sql marks its full-text part");
-    &schema[start..end]
-}
-
 impl Store {
-    /// Adds the full-text index (filled from the stored turns) or drops it.
-    /// Without it, writes are about twice as fast.
-    fn set_full_text(&mut self, enabled: bool) -> Result<(), StoreError> {
+    /// Builds, changes or drops the full-text index to match `wanted`.
+    /// Without it, writes are several times as fast.
+    fn set_full_text(&mut self, wanted: FullText) -> Result<(), StoreError> {
         let existing: Option<String> = self
             .conn
             .query_row("SELECT sql FROM sqlite_master WHERE name = 'record_details_fts'", [], |r| r.get(0))
             .optional()
             .map_err(|e| self.sql(e))?;
-        let exists = existing.is_some();
         // Stores written before 0.2 name the content table in single quotes,
-        // which Datasette does not recognise: build the index again.
-        let stale = existing.is_some_and(|sql| !sql.contains("content=\"record_details\""));
-        let sql = match (enabled, exists) {
-            (true, true) if stale => format!(
-                "DROP TABLE record_details_fts;\n{}\nINSERT INTO record_details_fts (record_details_fts) VALUES ('rebuild');",
-                full_text_sql()
-            ),
-            (true, false) => {
-                format!("{}\nINSERT INTO record_details_fts (record_details_fts) VALUES ('rebuild');", full_text_sql())
-            }
-            (false, true) => "DROP TABLE record_details_fts;".to_string(),
-            _ => {
-                self.full_text = enabled;
-                return Ok(());
-            }
-        };
+        // which Datasette does not recognise: such an index is built again.
+        let current = existing.as_deref().map_or(FullText::Off, FullText::of_sql);
+        let recognised = existing.as_deref().is_none_or(|sql| sql.contains("content=\"record_details\""));
+        if current == wanted && recognised {
+            self.full_text = wanted;
+            return Ok(());
+        }
+        let mut sql = String::new();
+        if existing.is_some() {
+            sql.push_str("DROP TABLE record_details_fts;\n");
+        }
+        if wanted != FullText::Off {
+            sql.push_str(&wanted.create_sql());
+        }
         let path = self.path.clone();
         let migrate = |source| StoreError::Migrate { path: path.clone(), source };
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(migrate)?;
         tx.execute_batch(&sql).map_err(migrate)?;
         tx.commit().map_err(migrate)?;
-        self.full_text = enabled;
-        tracing::info!(enabled, "full-text index {}", if enabled { "built" } else { "dropped" });
+        self.full_text = wanted;
+        tracing::info!(from = %current, to = %wanted, "full-text index changed");
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::{Store, StoreError};
+use super::{FullText, Store, StoreError};
 use crate::api::Record;
 
 /// What one page did to the store.
@@ -69,7 +69,7 @@ impl Store {
     }
 }
 
-fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: bool) -> rusqlite::Result<PageOutcome> {
+fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullText) -> rusqlite::Result<PageOutcome> {
     let mut outcome = PageOutcome::default();
     let mut lookup = tx.prepare_cached("SELECT last_update_time, content_hash FROM records WHERE log_id = ?1")?;
     for r in records {
@@ -82,12 +82,8 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: bool)
             }
             Decision::Replace => {
                 write_record(tx, UPDATE_RECORD, r, now_ms)?;
-                if full_text {
-                    tx.prepare_cached(
-                        "INSERT INTO record_details_fts (record_details_fts, rowid, user_saying, system_reply) \
-                         SELECT 'delete', rowid, user_saying, system_reply FROM record_details WHERE log_id = ?1",
-                    )?
-                    .execute([&r.log_id])?;
+                if full_text != FullText::Off {
+                    tx.prepare_cached(&full_text.delete_sql())?.execute([&r.log_id])?;
                 }
                 tx.prepare_cached("DELETE FROM record_details WHERE log_id = ?1")?.execute([&r.log_id])?;
                 tx.prepare_cached("DELETE FROM qa_records WHERE log_id = ?1")?.execute([&r.log_id])?;
@@ -129,7 +125,7 @@ fn write_record(tx: &Transaction<'_>, sql: &str, r: &Record, now_ms: i64) -> rus
     Ok(())
 }
 
-fn write_children(tx: &Transaction<'_>, r: &Record, full_text: bool) -> rusqlite::Result<()> {
+fn write_children(tx: &Transaction<'_>, r: &Record, full_text: FullText) -> rusqlite::Result<()> {
     let mut turn = tx.prepare_cached(
         "INSERT INTO record_details (log_id, seq, inter_no, user_saying, intention, system_reply, \
          reply_time, request_time, response_source, involve_mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -147,11 +143,14 @@ fn write_children(tx: &Transaction<'_>, r: &Record, full_text: bool) -> rusqlite
             t.response_source,
             t.involve_mode,
         ])?;
-        if full_text {
-            tx.prepare_cached(
-                "INSERT INTO record_details_fts (rowid, user_saying, system_reply) VALUES (last_insert_rowid(), ?1, ?2)",
-            )?
-            .execute(params![t.user_saying, t.system_reply])?;
+        match full_text {
+            FullText::Off => {}
+            FullText::Callers => {
+                tx.prepare_cached(&full_text.insert_sql())?.execute(params![t.user_saying])?;
+            }
+            FullText::All => {
+                tx.prepare_cached(&full_text.insert_sql())?.execute(params![t.user_saying, t.system_reply])?;
+            }
         }
     }
     let mut qa = tx.prepare_cached(

@@ -39,9 +39,17 @@ async fn every_sql_block_of_the_readme_runs_and_answers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn full_text_search_follows_every_update() {
+    for mode in [oifde_sync::store::FullText::Callers, oifde_sync::store::FullText::All] {
+        search_follows_updates(mode).await;
+    }
+}
+
+async fn search_follows_updates(mode: oifde_sync::store::FullText) {
     let sim = simulator(options(200)).await;
     let (_dir, db) = temp_db();
-    let engine = engine(settings(&sim, &db));
+    let mut s = settings(&sim, &db);
+    s.store_full_text = mode;
+    let engine = engine(s);
     assert_eq!(backfill(&engine).await.status, PassStatus::Ok);
     let target = sim.records().into_iter().find(|r| r.last_update_time.is_some()).unwrap();
     sim.update(&target.log_id, |r| {
@@ -75,14 +83,14 @@ async fn full_text_search_follows_every_update() {
             |r| r.get(0),
         )
         .unwrap();
+    let columns = mode.columns().iter().map(|c| format!("instr({c}, ?1)")).collect::<Vec<_>>().join(" OR ");
     let stored: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM record_details WHERE instr(user_saying, ?1) OR instr(system_reply, ?1)",
-            [&old_saying],
-            |r| r.get(0),
-        )
+        .query_row(&format!("SELECT count(*) FROM record_details WHERE {columns}"), [&old_saying], |r| r.get(0))
         .unwrap();
-    assert_eq!(indexed, stored, "index entries for {old_saying:?}");
+    assert_eq!(indexed, stored, "{mode}: index entries for {old_saying:?}");
+    // What the index covers: callers' words always, system replies only with "all".
+    let reply_hits = hits("\"本月话费为\"");
+    assert_eq!(reply_hits.is_empty(), mode == oifde_sync::store::FullText::Callers, "{mode}");
     conn.execute("INSERT INTO record_details_fts (record_details_fts, rank) VALUES ('integrity-check', 1)", [])
         .unwrap();
     let english = hits("call fee");
@@ -90,11 +98,38 @@ async fn full_text_search_follows_every_update() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_default_index_covers_what_callers_said_and_modes_can_change() {
+    let sim = simulator(options(100)).await;
+    let (dir, db) = temp_db();
+    let config = crate::cli::write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let _ = config;
+    let fts_sql = |db: &std::path::Path| -> Option<String> {
+        Connection::open(db)
+            .unwrap()
+            .query_row("SELECT sql FROM sqlite_master WHERE name = 'record_details_fts'", [], |r| r.get(0))
+            .ok()
+    };
+    let mut s = settings(&sim, &db);
+    s.store_full_text =
+        oifde_sync::config::Settings::load(&dir.path().join("oifde-sync.toml")).unwrap().store_full_text;
+    assert_eq!(s.store_full_text, oifde_sync::store::FullText::Callers, "the default");
+    assert_eq!(backfill(&engine(s.clone())).await.status, PassStatus::Ok);
+    let sql = fts_sql(&db).unwrap();
+    assert!(sql.contains("user_saying") && !sql.contains("system_reply"), "{sql}");
+    s.store_full_text = oifde_sync::store::FullText::All;
+    drop(engine(s.clone()));
+    assert!(fts_sql(&db).unwrap().contains("system_reply"));
+    s.store_full_text = oifde_sync::store::FullText::Off;
+    drop(engine(s));
+    assert!(fts_sql(&db).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_full_text_index_can_be_left_out_and_rebuilt() {
     let sim = simulator(options(100)).await;
     let (_dir, db) = temp_db();
     let mut s = settings(&sim, &db);
-    s.store_full_text = false;
+    s.store_full_text = oifde_sync::store::FullText::Off;
     assert_eq!(backfill(&engine(s.clone())).await.status, PassStatus::Ok);
     let has_fts = |db: &std::path::Path| -> bool {
         Connection::open(db)
@@ -103,7 +138,7 @@ async fn the_full_text_index_can_be_left_out_and_rebuilt() {
             .unwrap()
     };
     assert!(!has_fts(&db));
-    s.store_full_text = true;
+    s.store_full_text = oifde_sync::store::FullText::All;
     drop(engine(s));
     assert!(has_fts(&db));
     let conn = Connection::open(&db).unwrap();
