@@ -24,8 +24,8 @@ CREATE TABLE records (
     business_info_str TEXT,               -- the JSON string as received
     record_file_name  TEXT,               -- from businessInfoStr
     yugao_file_name   TEXT,               -- from businessInfoStr
-    raw_json          TEXT NOT NULL,      -- the whole record as received, keys sorted
-    content_hash      TEXT NOT NULL,      -- FNV-1a of raw_json; decides when last_update_time is missing
+    raw_json          TEXT NOT NULL,      -- the record as received, keys sorted (from version 3 without its turn and Q&A lists)
+    content_hash      TEXT NOT NULL,      -- FNV-1a of the whole record as received; decides when last_update_time is missing
     first_seen_at     INTEGER NOT NULL,   -- epoch ms, when this daemon first stored it
     synced_at         INTEGER NOT NULL    -- epoch ms, when it last changed here
 ) STRICT;
@@ -226,3 +226,29 @@ SELECT query_key,
        'active',
        updated_at
 FROM sync_cursors;
+
+-- migration: 3
+-- Version 3: raw_json is the record without its turn and Q&A lists (their
+-- tables hold them); each turn and Q&A row keeps what its columns do not
+-- hold (unknown fields) in extra_json. Existing rows are converted in place.
+ALTER TABLE record_details ADD COLUMN extra_json TEXT; -- the turn's other fields, a JSON object; NULL when none
+ALTER TABLE qa_records ADD COLUMN extra_json TEXT;     -- the Q&A entry's other fields, a JSON object; NULL when none
+
+UPDATE record_details SET extra_json = (
+    SELECT nullif(json_remove(
+               coalesce(json_extract(r.raw_json, '$.recordDetials[' || record_details.seq || ']'),
+                        json_extract(r.raw_json, '$.recordDetails[' || record_details.seq || ']')),
+               '$.interNo', '$.userSaying', '$.intention', '$.systemReply', '$.timestamp',
+               '$.requsetTime', '$.requestTime', '$.responseSource', '$.involveMode'), '{}')
+    FROM records r WHERE r.log_id = record_details.log_id);
+
+UPDATE qa_records SET extra_json = (
+    SELECT nullif(json_remove(json_extract(r.raw_json, '$.qaRecords[' || qa_records.seq || ']'),
+               '$.interNo', '$.seriesId', '$.questionTitle', '$.questionType', '$.answerIntent',
+               '$.originalAnswer', '$.createTime'), '{}')
+    FROM records r WHERE r.log_id = qa_records.log_id);
+
+UPDATE records SET raw_json = json_remove(raw_json, '$.recordDetials', '$.recordDetails', '$.qaRecords')
+WHERE json_type(raw_json, '$.recordDetials') = 'array'
+   OR json_type(raw_json, '$.recordDetails') = 'array'
+   OR json_type(raw_json, '$.qaRecords') = 'array';

@@ -17,6 +17,9 @@ pub struct Turn {
     pub request_time: Option<i64>,
     pub response_source: Option<i64>,
     pub involve_mode: Option<i64>,
+    /// Fields the columns do not hold (unknown ones, or a known one whose
+    /// value is not what its column takes), as a JSON object; `None` when none.
+    pub extra_json: Option<String>,
 }
 
 /// One Q&A row (`qaRecords` entry).
@@ -29,6 +32,8 @@ pub struct Qa {
     pub answer_intent: Option<String>,
     pub original_answer: Option<String>,
     pub create_time: Option<i64>,
+    /// As [`Turn::extra_json`].
+    pub extra_json: Option<String>,
 }
 
 /// One session record, with the columns the store keeps.
@@ -55,9 +60,11 @@ pub struct Record {
     pub yugao_file_name: Option<String>,
     pub details: Vec<Turn>,
     pub qa: Vec<Qa>,
-    /// The record as received, keys sorted: stable text for equal content.
+    /// The record as received, keys sorted, without the turn and Q&A lists
+    /// (their tables hold them): stable text for equal content.
     pub raw_json: String,
-    /// FNV-1a of `raw_json`, hex; decides when `lastUpdateTime` is missing.
+    /// FNV-1a of the whole record as received, hex; decides when
+    /// `lastUpdateTime` is missing.
     pub content_hash: String,
 }
 
@@ -115,9 +122,46 @@ fn list<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> &'a [Value] {
     }
 }
 
+/// The lists whose entries the store keeps as rows.
+const LISTS: [&str; 3] = ["recordDetials", "recordDetails", "qaRecords"];
+
+/// The record without its turn and Q&A lists, where every entry of them
+/// became a row (a list that is not a list of objects stays, so nothing is lost).
+fn lean(o: &Map<String, Value>) -> String {
+    let mut kept = o.clone();
+    for name in LISTS {
+        if let Some(Value::Array(items)) = o.get(name)
+            && items.iter().all(Value::is_object)
+        {
+            kept.remove(name);
+        }
+    }
+    Value::Object(kept).to_string()
+}
+
+/// The fields of a turn or Q&A entry its columns do not hold: unknown names,
+/// and known integer fields whose value is not an integer.
+fn extras(o: &Map<String, Value>, text_fields: &[&str], int_fields: &[&str]) -> Option<String> {
+    let left: Map<String, Value> = o
+        .iter()
+        .filter(|(k, v)| {
+            let held_text = text_fields.contains(&k.as_str());
+            let held_int = int_fields.contains(&k.as_str()) && (v.is_null() || value_int(v).is_some());
+            !(held_text || held_int)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (!left.is_empty()).then(|| Value::Object(left).to_string())
+}
+
 fn turn(v: &Value) -> Option<Turn> {
     let o = v.as_object()?;
     Some(Turn {
+        extra_json: extras(
+            o,
+            &["interNo", "userSaying", "intention", "systemReply"],
+            &["timestamp", "requsetTime", "requestTime", "responseSource", "involveMode"],
+        ),
         inter_no: text(o, "interNo"),
         user_saying: text(o, "userSaying"),
         intention: text(o, "intention"),
@@ -132,6 +176,11 @@ fn turn(v: &Value) -> Option<Turn> {
 fn qa(v: &Value) -> Option<Qa> {
     let o = v.as_object()?;
     Some(Qa {
+        extra_json: extras(
+            o,
+            &["interNo", "seriesId", "questionTitle", "questionType", "answerIntent", "originalAnswer"],
+            &["createTime"],
+        ),
         inter_no: text(o, "interNo"),
         series_id: text(o, "seriesId"),
         question_title: text(o, "questionTitle"),
@@ -182,7 +231,8 @@ impl Record {
         let business_info_str = text(o, "businessInfoStr");
         let bis = business_info_str.as_deref().map(business_info).unwrap_or_default();
         // serde_json's map keeps keys sorted, so this text is canonical.
-        let raw_json = v.to_string();
+        let content_hash = fingerprint(v.to_string().as_bytes());
+        let raw_json = lean(o);
         Ok(Record {
             log_id,
             tenant_id: text(o, "tenantId"),
@@ -205,7 +255,7 @@ impl Record {
             yugao_file_name: bis.yugao_file_name,
             details: list(o, &["recordDetials", "recordDetails"]).iter().filter_map(turn).collect(),
             qa: list(o, &["qaRecords"]).iter().filter_map(qa).collect(),
-            content_hash: fingerprint(raw_json.as_bytes()),
+            content_hash,
             raw_json,
         })
     }
@@ -253,6 +303,23 @@ mod tests {
         assert_eq!(r.details[0].request_time, Some(5));
         assert_eq!(r.details[0].response_source, Some(1));
         assert!(r.raw_json.contains("\"extra\""));
+        assert!(!r.raw_json.contains("recordDetails"), "the list is in its table: {}", r.raw_json);
+    }
+
+    #[test]
+    fn what_the_columns_do_not_hold_is_kept_beside_them() {
+        let v = json!({"logId": "a", "recordDetials": [{"userSaying": "hi", "timestamp": "soon", "emotion": "calm",
+            "responseSource": 1}], "qaRecords": [{"seriesId": "1", "score": 5}], "odd": "x"});
+        let r = Record::from_value(0, &v).unwrap();
+        assert_eq!(r.details[0].extra_json.as_deref(), Some(r#"{"emotion":"calm","timestamp":"soon"}"#));
+        assert_eq!(r.qa[0].extra_json.as_deref(), Some(r#"{"score":5}"#));
+        assert_eq!(r.raw_json, r#"{"logId":"a","odd":"x"}"#);
+        // A list that is not a list of objects stays in the record.
+        let odd = Record::from_value(0, &json!({"logId": "b", "qaRecords": ["x"]})).unwrap();
+        assert!(odd.raw_json.contains("qaRecords"));
+        // The hash covers the lists: a change in a turn is a change.
+        let changed = json!({"logId": "a", "recordDetials": [{"userSaying": "ho"}]});
+        assert_ne!(Record::from_value(0, &changed).unwrap().content_hash, r.content_hash);
     }
 
     #[test]

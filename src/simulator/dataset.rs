@@ -137,6 +137,8 @@ fn record(rng: &mut fastrand::Rng, i: usize, from: i64, span: i64, tenant: &str,
                 request_time: Some(asked),
                 response_source: Some(i64::from(rng.u32(0..100) < 10)),
                 involve_mode: if roll.is_multiple_of(17) { None } else { Some(i64::from(rng.u32(0..3))) },
+                // Fields the documentation does not list, on some records' turns.
+                extra_json: (roll % 10 == 3).then(|| format!(r#"{{"asrScore":{},"emotion":"calm"}}"#, 50 + t)),
             }
         })
         .collect();
@@ -152,6 +154,7 @@ fn record(rng: &mut fastrand::Rng, i: usize, from: i64, span: i64, tenant: &str,
                 answer_intent: Some(intent.to_string()),
                 original_answer: if roll.is_multiple_of(13) { None } else { Some(original.to_string()) },
                 create_time: Some(end - 10_000 + q as i64 * 1000),
+                extra_json: (roll % 10 == 3).then(|| r#"{"score":{"nps":9}}"#.to_string()),
             }
         })
         .collect();
@@ -197,7 +200,26 @@ fn record(rng: &mut fastrand::Rng, i: usize, from: i64, span: i64, tenant: &str,
     }
 }
 
+/// Adds the fields of an `extra_json` object to a turn or Q&A entry.
+fn merge_extra(m: &mut Map<String, Value>, extra: Option<&str>) {
+    if let Some(Ok(Value::Object(extra))) = extra.map(serde_json::from_str::<Value>) {
+        m.extend(extra);
+    }
+}
+
 impl SimRecord {
+    /// The record as the store keeps it in `raw_json`: the wire object
+    /// without its turn and Q&A lists.
+    pub fn lean_wire(&self) -> Value {
+        let mut v = self.to_wire();
+        if let Value::Object(m) = &mut v {
+            for name in ["recordDetials", "recordDetails", "qaRecords"] {
+                m.remove(name);
+            }
+        }
+        v
+    }
+
     /// The JSON object the server sends for this record.
     pub fn to_wire(&self) -> Value {
         let q = self.quirks;
@@ -221,6 +243,7 @@ impl SimRecord {
                 m.insert(request_key.into(), num(t.request_time));
                 m.insert("responseSource".into(), num(t.response_source));
                 m.insert("involveMode".into(), num(t.involve_mode));
+                merge_extra(&mut m, t.extra_json.as_deref());
                 Value::Object(m)
             })
             .collect();
@@ -228,11 +251,15 @@ impl SimRecord {
             .qa
             .iter()
             .map(|a| {
-                json!({
+                let mut v = json!({
                     "interNo": a.inter_no, "seriesId": a.series_id, "questionTitle": a.question_title,
                     "questionType": a.question_type, "answerIntent": a.answer_intent,
                     "originalAnswer": a.original_answer, "createTime": num(a.create_time),
-                })
+                });
+                if let Value::Object(m) = &mut v {
+                    merge_extra(m, a.extra_json.as_deref());
+                }
+                v
             })
             .collect();
         let mut m = Map::new();

@@ -128,7 +128,8 @@ fn write_record(tx: &Transaction<'_>, sql: &str, r: &Record, now_ms: i64) -> rus
 fn write_children(tx: &Transaction<'_>, r: &Record, full_text: FullText) -> rusqlite::Result<()> {
     let mut turn = tx.prepare_cached(
         "INSERT INTO record_details (log_id, seq, inter_no, user_saying, intention, system_reply, \
-         reply_time, request_time, response_source, involve_mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         reply_time, request_time, response_source, involve_mode, extra_json) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     for (seq, t) in r.details.iter().enumerate() {
         turn.execute(params![
@@ -142,6 +143,7 @@ fn write_children(tx: &Transaction<'_>, r: &Record, full_text: FullText) -> rusq
             t.request_time,
             t.response_source,
             t.involve_mode,
+            t.extra_json,
         ])?;
         match full_text {
             FullText::Off => {}
@@ -155,7 +157,7 @@ fn write_children(tx: &Transaction<'_>, r: &Record, full_text: FullText) -> rusq
     }
     let mut qa = tx.prepare_cached(
         "INSERT INTO qa_records (log_id, seq, inter_no, series_id, question_title, question_type, \
-         answer_intent, original_answer, create_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         answer_intent, original_answer, create_time, extra_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     for (seq, q) in r.qa.iter().enumerate() {
         qa.execute(params![
@@ -168,6 +170,7 @@ fn write_children(tx: &Transaction<'_>, r: &Record, full_text: FullText) -> rusq
             q.answer_intent,
             q.original_answer,
             q.create_time,
+            q.extra_json,
         ])?;
     }
     Ok(())

@@ -133,13 +133,13 @@ pub fn assert_mirrors(db: &Path, expected: &[SimRecord]) {
     let mut turns = conn
         .prepare(
             "SELECT inter_no, user_saying, intention, system_reply, reply_time, request_time, response_source, \
-             involve_mode FROM record_details WHERE log_id = ?1 ORDER BY seq",
+             involve_mode, extra_json FROM record_details WHERE log_id = ?1 ORDER BY seq",
         )
         .unwrap();
     let mut qas = conn
         .prepare(
-            "SELECT inter_no, series_id, question_title, question_type, answer_intent, original_answer, create_time \
-             FROM qa_records WHERE log_id = ?1 ORDER BY seq",
+            "SELECT inter_no, series_id, question_title, question_type, answer_intent, original_answer, create_time, \
+             extra_json FROM qa_records WHERE log_id = ?1 ORDER BY seq",
         )
         .unwrap();
     let (mut total_turns, mut total_qa) = (0, 0);
@@ -175,7 +175,7 @@ pub fn assert_mirrors(db: &Path, expected: &[SimRecord]) {
             .unwrap_or_else(|| panic!("record {} is missing", r.log_id));
         assert_eq!(columns, expected_columns(r), "columns of record {}", r.log_id);
         let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
-        assert_eq!(raw, r.to_wire(), "raw_json of record {}", r.log_id);
+        assert_eq!(raw, r.lean_wire(), "raw_json of record {}", r.log_id);
         let got_turns: Vec<Turn> = turns
             .query_map([&r.log_id], |row| {
                 Ok(Turn {
@@ -187,6 +187,7 @@ pub fn assert_mirrors(db: &Path, expected: &[SimRecord]) {
                     request_time: row.get(5)?,
                     response_source: row.get(6)?,
                     involve_mode: row.get(7)?,
+                    extra_json: row.get(8)?,
                 })
             })
             .unwrap()
@@ -203,6 +204,7 @@ pub fn assert_mirrors(db: &Path, expected: &[SimRecord]) {
                     answer_intent: row.get(4)?,
                     original_answer: row.get(5)?,
                     create_time: row.get(6)?,
+                    extra_json: row.get(7)?,
                 })
             })
             .unwrap()

@@ -7,13 +7,17 @@ use rusqlite::Connection;
 
 use crate::helpers::*;
 
-/// `schema.sql` up to version 1: the store the previous release wrote.
-fn version_1(db: &std::path::Path) {
+/// `schema.sql` up to version `n`: the store an earlier release wrote.
+fn version(db: &std::path::Path, n: i64) {
     let schema = include_str!("../../schema.sql");
-    let v1 = &schema[..schema.find("\n-- migration: 2").expect("schema.sql has a version 2 step")];
+    let end = schema.find(&format!("\n-- migration: {}", n + 1)).unwrap_or(schema.len());
     let conn = Connection::open(db).unwrap();
-    conn.execute_batch(v1).unwrap();
-    conn.pragma_update(None, "user_version", 1).unwrap();
+    conn.execute_batch(&schema[..end]).unwrap();
+    conn.pragma_update(None, "user_version", n).unwrap();
+}
+
+fn version_1(db: &std::path::Path) {
+    version(db, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -38,8 +42,8 @@ async fn a_version_1_store_is_migrated_with_its_data_and_keys() {
             .unwrap();
     }
     let store = Store::open(&db).unwrap();
-    let version: i64 = store.connection().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    let found: i64 = store.connection().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(found, oifde_sync::store::SCHEMA_VERSION);
     let keys = store.list_keys(None).unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!((keys[0].kind.as_str(), keys[0].state.as_str()), ("stream", "active"));
@@ -71,7 +75,72 @@ fn a_migration_killed_half_way_leaves_version_1_and_runs_again() {
         assert_eq!(status.code(), Some(9));
     }
     let store = Store::open(&db).unwrap();
-    let version: i64 = store.connection().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    let found: i64 = store.connection().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(found, oifde_sync::store::SCHEMA_VERSION);
     assert!(store.list_keys(None).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_2_store_gets_lean_raw_json_and_extra_fields_beside_the_rows() {
+    // A store the previous release filled: raw_json with the lists inside.
+    let sim = simulator(options(400)).await;
+    let (_dir, db) = temp_db();
+    version(&db, 2);
+    let records = sim.records();
+    {
+        let conn = Connection::open(&db).unwrap();
+        for r in &records {
+            let parsed = oifde_sync::api::Record::from_value(0, &r.to_wire()).unwrap();
+            conn.execute(
+                "INSERT INTO records (log_id, tenant_id, call_sor_id, call_id, cti_call_id, calling_number, called_number, \
+                 start_time, end_time, last_update_time, flow_inst_id, dialog_type, call_data, location_id, flag, \
+                 business_info, business_info_str, record_file_name, yugao_file_name, raw_json, content_hash, \
+                 first_seen_at, synced_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                 ?16, ?17, ?18, ?19, ?20, ?21, 1, 1)",
+                rusqlite::params![
+                    parsed.log_id, parsed.tenant_id, parsed.call_sor_id, parsed.call_id, parsed.cti_call_id,
+                    parsed.calling_number, parsed.called_number, parsed.start_time, parsed.end_time,
+                    parsed.last_update_time, parsed.flow_inst_id, parsed.dialog_type, parsed.call_data,
+                    parsed.location_id, parsed.flag, parsed.business_info, parsed.business_info_str,
+                    parsed.record_file_name, parsed.yugao_file_name, r.to_wire().to_string(), parsed.content_hash
+                ],
+            )
+            .unwrap();
+            for (seq, t) in parsed.details.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO record_details (log_id, seq, inter_no, user_saying, intention, system_reply, reply_time, \
+                     request_time, response_source, involve_mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    rusqlite::params![parsed.log_id, seq as i64, t.inter_no, t.user_saying, t.intention, t.system_reply,
+                        t.reply_time, t.request_time, t.response_source, t.involve_mode],
+                )
+                .unwrap();
+            }
+            for (seq, q) in parsed.qa.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO qa_records (log_id, seq, inter_no, series_id, question_title, question_type, \
+                     answer_intent, original_answer, create_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    rusqlite::params![
+                        parsed.log_id,
+                        seq as i64,
+                        q.inter_no,
+                        q.series_id,
+                        q.question_title,
+                        q.question_type,
+                        q.answer_intent,
+                        q.original_answer,
+                        q.create_time
+                    ],
+                )
+                .unwrap();
+            }
+        }
+    }
+    drop(Store::open(&db).unwrap());
+    // Everything the API sent is still there: the store equals the tenant,
+    // unknown turn and Q&A fields included, and a re-read writes nothing.
+    assert!(records.iter().any(|r| r.details.iter().any(|t| t.extra_json.is_some())));
+    assert_mirrors(&db, &records);
+    let engine = engine(settings(&sim, &db));
+    let again = backfill(&engine).await;
+    assert_eq!((again.figures.inserted, again.figures.updated), (0, 0), "{:?}", again.figures);
 }
