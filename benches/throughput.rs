@@ -28,7 +28,16 @@ struct Row {
     records: u64,
     seconds: f64,
     peak_rss_mb: Option<f64>,
+    /// Bytes on disk a record (the database and its WAL), where a file was written.
+    bytes_per_record: Option<f64>,
     note: String,
+}
+
+/// The bytes of a SQLite file and its WAL, a record.
+fn bytes_per_record(db: &Path, records: usize) -> Option<f64> {
+    let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let total = size(db.to_path_buf()) + size(PathBuf::from(format!("{}-wal", db.display())));
+    (total > 0).then(|| total as f64 / records.max(1) as f64)
 }
 
 impl Row {
@@ -230,6 +239,7 @@ fn main() {
             records: got,
             seconds: secs,
             peak_rss_mb: None,
+            bytes_per_record: None,
             note: "simulator serves at least this rate".into(),
         });
         for full_text in [FullText::Callers, FullText::All, FullText::Off] {
@@ -243,6 +253,7 @@ fn main() {
                 records: got,
                 seconds: secs,
                 peak_rss_mb: None,
+                bytes_per_record: None,
                 note: String::new(),
             });
             let db = dir.path().join(format!("e2e-{n}-{full_text}.db"));
@@ -254,6 +265,7 @@ fn main() {
                 records: n as u64,
                 seconds: secs,
                 peak_rss_mb: Some(rss),
+                bytes_per_record: bytes_per_record(&db, n),
                 note: String::new(),
             });
             if full_text == FullText::Callers {
@@ -265,6 +277,7 @@ fn main() {
                     records: n as u64,
                     seconds: secs,
                     peak_rss_mb: Some(rss),
+                    bytes_per_record: None,
                     note: "0 rows written".into(),
                 });
             }
@@ -287,6 +300,7 @@ fn main() {
                 records: n as u64,
                 seconds: secs,
                 peak_rss_mb: Some(rss),
+                bytes_per_record: bytes_per_record(&py_db, n),
                 note: "urllib + sqlite3".into(),
             });
         }
@@ -297,6 +311,7 @@ fn main() {
                 records: 0,
                 seconds: 5.0,
                 peak_rss_mb: Some(rss),
+                bytes_per_record: None,
                 note: format!("RSS between passes; CPU {cpu:.2} %"),
             });
         }
@@ -344,21 +359,25 @@ fn print_table(rows: &[Row]) {
         let n = scenario.rsplit(' ').next()?;
         rows.iter().find(|r| r.scenario == format!("python baseline {n}")).map(Row::rate)
     };
-    let mut csv = String::from("scenario,records,seconds,records_per_s,peak_rss_mb,x_baseline,note\n");
+    let mut csv = String::from("scenario,records,seconds,records_per_s,peak_rss_mb,bytes_per_record,x_baseline,note\n");
     println!(
-        "{:<28} {:>9} {:>9} {:>12} {:>10} {:>11}  note",
-        "scenario", "records", "seconds", "records/s", "RSS MB", "x baseline"
+        "{:<44} {:>9} {:>9} {:>12} {:>10} {:>10} {:>11}  note",
+        "scenario", "records", "seconds", "records/s", "RSS MB", "B/record", "x baseline"
     );
     for r in rows {
         let ratio = baseline(&r.scenario).filter(|_| r.records > 0).map(|b| r.rate() / b);
         let rss = r.peak_rss_mb.map_or(String::from("-"), |m| format!("{m:.1}"));
         let x = ratio.map_or(String::from("-"), |x| format!("{x:.2}"));
         let rate = if r.records > 0 { format!("{:.0}", r.rate()) } else { "-".into() };
+        let bytes = r.bytes_per_record.map_or(String::from("-"), |b| format!("{b:.0}"));
         println!(
-            "{:<28} {:>9} {:>9.2} {:>12} {:>10} {:>11}  {}",
-            r.scenario, r.records, r.seconds, rate, rss, x, r.note
+            "{:<44} {:>9} {:>9.2} {:>12} {:>10} {:>10} {:>11}  {}",
+            r.scenario, r.records, r.seconds, rate, rss, bytes, x, r.note
         );
-        csv.push_str(&format!("{},{},{:.3},{},{},{},{}\n", r.scenario, r.records, r.seconds, rate, rss, x, r.note));
+        csv.push_str(&format!(
+            "{},{},{:.3},{},{},{},{},{}\n",
+            r.scenario, r.records, r.seconds, rate, rss, bytes, x, r.note
+        ));
     }
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results.csv");
     std::fs::write(&out, csv).unwrap();
