@@ -70,13 +70,91 @@ const SAYINGS: &[(&str, Option<&str>)] = &[
     ("👍 好的，谢谢", Some("结束")),
 ];
 
-const REPLIES: &[&str] = &[
-    "您好，您本月话费为100元。",
-    "Hello, your call fee of this month is CNY100.",
-    "正在为您转接人工坐席，请稍候。",
-    "您的流量剩余 2.5GB 📶",
-    "Sorry, I did not catch that. Could you say it again?",
+/// The long tail of what callers say: a topic, a request and a detail,
+/// combined into tens of thousands of distinct sayings.
+const TOPICS: &[(&str, &str)] = &[
+    ("话费", "话费查询"),
+    ("流量", "流量查询"),
+    ("宽带", "宽带报修"),
+    ("套餐", "套餐变更"),
+    ("积分", "积分查询"),
+    ("发票", "发票申请"),
+    ("国际漫游", "漫游开通"),
+    ("彩铃", "退订"),
+    ("my bill", "Billing complaint"),
+    ("roaming", "Roaming"),
+    ("my data plan", "Data query"),
+    ("the broadband", "Broadband repair"),
 ];
+const ASKS: &[&str] = &[
+    "我想问一下",
+    "帮我查查",
+    "怎么办理",
+    "能不能取消",
+    "为什么扣了",
+    "please check",
+    "I want to change",
+    "can you explain",
+];
+const DETAILS: &[&str] = &[
+    "上个月的",
+    "这个月",
+    "昨天晚上",
+    "给我家里人的",
+    "副卡的",
+    "from last week",
+    "for my daughter",
+    "on my second line",
+    "一直不好用",
+    "多扣了钱",
+    "还没到账",
+    "right now",
+    "again please",
+    "是怎么回事",
+    "要多少钱",
+    "能便宜点吗",
+];
+
+/// System replies: templates with amounts, dates and numbers filled in.
+const REPLIES: &[&str] = &[
+    "您好，您本月话费为{n}元。",
+    "Hello, your call fee of this month is CNY{n}.",
+    "正在为您转接人工坐席，请稍候。",
+    "您的流量剩余 {n}.{d}GB 📶",
+    "Sorry, I did not catch that. Could you say it again?",
+    "您的宽带工单{k}已受理，工程师将于{m}月{d}日前上门。",
+    "Your request {k} was registered on 2026-{m}-{d}; we will call you back within {n} hours.",
+    "您当前积分为{k}分，可兑换{n}元话费。",
+    "发票已于{m}月{d}日开具，金额{n}.{d}元，发送至您的邮箱。",
+];
+
+/// A saying by rank: the first ranks are the common phrases, the rest the
+/// long tail. Ranks are drawn log-uniformly (about Zipf's law).
+fn saying(rng: &mut fastrand::Rng) -> (String, Option<String>) {
+    let tail = TOPICS.len() * ASKS.len() * DETAILS.len() * 10;
+    let rank = (((SAYINGS.len() + tail) as f64).powf(rng.f64()) - 1.0) as usize;
+    if rank < SAYINGS.len() {
+        let (text, intention) = SAYINGS[rank];
+        return (text.to_string(), intention.map(str::to_string));
+    }
+    let i = rank - SAYINGS.len();
+    let (topic, intention) = TOPICS[i % TOPICS.len()];
+    let ask = ASKS[(i / TOPICS.len()) % ASKS.len()];
+    let detail = DETAILS[(i / (TOPICS.len() * ASKS.len())) % DETAILS.len()];
+    let number = i / (TOPICS.len() * ASKS.len() * DETAILS.len());
+    (
+        format!("{ask}{detail}{topic}{}", if number > 0 { format!(" {number}") } else { String::new() }),
+        Some(intention.into()),
+    )
+}
+
+fn reply(rng: &mut fastrand::Rng) -> String {
+    pick(rng, REPLIES)
+        .replace("{n}", &rng.u32(1..500).to_string())
+        .replace("{k}", &rng.u32(10_000..99_999).to_string())
+        .replace("{m}", &format!("{:02}", rng.u32(1..13)))
+        .replace("{d}", &format!("{:02}", rng.u32(1..29)))
+}
 
 const QUESTIONS: &[(&str, &str)] =
     &[("100", "Did you take a PCR test?"), ("101", "您对本次服务满意吗？"), ("102", "Would you recommend us? ⭐")];
@@ -126,13 +204,13 @@ fn record(rng: &mut fastrand::Rng, i: usize, from: i64, span: i64, tenant: &str,
     let turns = rng.usize(1..10);
     let details = (0..turns)
         .map(|t| {
-            let (saying, intention) = *pick(rng, SAYINGS);
+            let (saying, intention) = saying(rng);
             let asked = start + 5_000 + t as i64 * 15_000;
             Turn {
                 inter_no: Some((t + 1).to_string()),
-                user_saying: Some(saying.to_string()),
-                intention: intention.map(str::to_string),
-                system_reply: Some(pick(rng, REPLIES).to_string()),
+                user_saying: Some(saying),
+                intention,
+                system_reply: Some(reply(rng)),
                 reply_time: Some(asked + rng.i64(200..3000)),
                 request_time: Some(asked),
                 response_source: Some(i64::from(rng.u32(0..100) < 10)),
