@@ -252,3 +252,39 @@ UPDATE records SET raw_json = json_remove(raw_json, '$.recordDetials', '$.record
 WHERE json_type(raw_json, '$.recordDetials') = 'array'
    OR json_type(raw_json, '$.recordDetails') = 'array'
    OR json_type(raw_json, '$.qaRecords') = 'array';
+
+-- migration: 4
+-- Version 4: summary tables for the analysts' aggregate questions, kept
+-- exact by the store in the same transaction as the rows they count. A
+-- NULL key is stored as '' (read it back with nullif(…, '')); a count that
+-- fell to 0 stays as a row with 0.
+
+-- Calls per day (UTC) of start_time.
+CREATE TABLE summary_calls_per_day (
+    day   TEXT PRIMARY KEY NOT NULL,         -- YYYY-MM-DD
+    calls INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Turns per day (UTC) of request_time and intention (turns with an intention).
+CREATE TABLE summary_intentions_per_day (
+    day       TEXT NOT NULL,
+    intention TEXT NOT NULL,
+    turns     INTEGER NOT NULL,
+    PRIMARY KEY (day, intention)
+) STRICT, WITHOUT ROWID;
+
+-- Answers per question and answer intent.
+CREATE TABLE summary_answers (
+    question_title TEXT NOT NULL,
+    answer_intent  TEXT NOT NULL,
+    answers        INTEGER NOT NULL,
+    PRIMARY KEY (question_title, answer_intent)
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO summary_calls_per_day (day, calls)
+SELECT coalesce(date(start_time / 1000, 'unixepoch'), ''), count(*) FROM records GROUP BY 1;
+INSERT INTO summary_intentions_per_day (day, intention, turns)
+SELECT coalesce(date(request_time / 1000, 'unixepoch'), ''), intention, count(*)
+FROM record_details WHERE intention IS NOT NULL GROUP BY 1, 2;
+INSERT INTO summary_answers (question_title, answer_intent, answers)
+SELECT coalesce(question_title, ''), coalesce(answer_intent, ''), count(*) FROM qa_records GROUP BY 1, 2;

@@ -1,22 +1,24 @@
 //! The five questions analysts ask first, as SQL. The README shows the same
 //! blocks; a test runs every SQL block of the README against a synced store.
+//! The aggregates read the summary tables the store keeps exact; the same
+//! questions over the base tables are in the README too.
 
 /// (question, SQL)
 pub const CANONICAL: &[(&str, &str)] = &[
     (
         "Calls per day",
-        "SELECT date(start_time / 1000, 'unixepoch') AS day, count(*) AS calls
-FROM records
-GROUP BY day
+        "SELECT nullif(day, '') AS day, calls
+FROM summary_calls_per_day
+WHERE calls > 0
 ORDER BY day;",
     ),
     (
         "Top intentions of the last 7 days",
-        "SELECT intention, count(*) AS turns
-FROM record_details
-WHERE request_time >= unixepoch('now', '-7 days') * 1000
-  AND intention IS NOT NULL
+        "SELECT intention, sum(turns) AS turns
+FROM summary_intentions_per_day
+WHERE day >= date('now', '-7 days')
 GROUP BY intention
+HAVING sum(turns) > 0
 ORDER BY turns DESC
 LIMIT 10;",
     ),
@@ -35,10 +37,10 @@ JOIN v_turns t ON t.turn_rowid = f.rowid;",
     ),
     (
         "Answer distribution per question",
-        "SELECT question_title, answer_intent, count(*) AS answers,
-       round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY question_title), 1) AS pct
-FROM qa_records
-GROUP BY question_title, answer_intent
+        "SELECT nullif(question_title, '') AS question_title, nullif(answer_intent, '') AS answer_intent, answers,
+       round(100.0 * answers / sum(answers) OVER (PARTITION BY question_title), 1) AS pct
+FROM summary_answers
+WHERE answers > 0
 ORDER BY question_title, answers DESC;",
     ),
 ];

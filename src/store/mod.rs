@@ -36,7 +36,7 @@ fn migrations() -> Vec<&'static str> {
 }
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[cfg(test)]
 #[test]

@@ -78,9 +78,11 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
             Decision::Insert => {
                 write_record(tx, INSERT_RECORD, r, now_ms)?;
                 write_children(tx, r, full_text)?;
+                count_in_summaries(tx, &r.log_id, 1)?;
                 outcome.inserted += 1;
             }
             Decision::Replace => {
+                count_in_summaries(tx, &r.log_id, -1)?;
                 write_record(tx, UPDATE_RECORD, r, now_ms)?;
                 if full_text != FullText::Off {
                     tx.prepare_cached(&full_text.delete_sql())?.execute([&r.log_id])?;
@@ -88,6 +90,7 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
                 tx.prepare_cached("DELETE FROM record_details WHERE log_id = ?1")?.execute([&r.log_id])?;
                 tx.prepare_cached("DELETE FROM qa_records WHERE log_id = ?1")?.execute([&r.log_id])?;
                 write_children(tx, r, full_text)?;
+                count_in_summaries(tx, &r.log_id, 1)?;
                 outcome.updated += 1;
             }
             Decision::Unchanged => outcome.unchanged += 1,
@@ -95,6 +98,32 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
         }
     }
     Ok(outcome)
+}
+
+/// Adds (`sign` 1) or takes away (-1) a stored record's rows in the summary
+/// tables, so that they stay equal to the GROUP BY over the rows.
+fn count_in_summaries(tx: &Transaction<'_>, log_id: &str, sign: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO summary_calls_per_day (day, calls) \
+         SELECT coalesce(date(start_time / 1000, 'unixepoch'), ''), ?2 FROM records WHERE log_id = ?1 \
+         ON CONFLICT (day) DO UPDATE SET calls = calls + excluded.calls",
+    )?
+    .execute(params![log_id, sign])?;
+    tx.prepare_cached(
+        "INSERT INTO summary_intentions_per_day (day, intention, turns) \
+         SELECT coalesce(date(request_time / 1000, 'unixepoch'), ''), intention, ?2 * count(*) FROM record_details \
+         WHERE log_id = ?1 AND intention IS NOT NULL GROUP BY 1, 2 \
+         ON CONFLICT (day, intention) DO UPDATE SET turns = turns + excluded.turns",
+    )?
+    .execute(params![log_id, sign])?;
+    tx.prepare_cached(
+        "INSERT INTO summary_answers (question_title, answer_intent, answers) \
+         SELECT coalesce(question_title, ''), coalesce(answer_intent, ''), ?2 * count(*) FROM qa_records \
+         WHERE log_id = ?1 GROUP BY 1, 2 \
+         ON CONFLICT (question_title, answer_intent) DO UPDATE SET answers = answers + excluded.answers",
+    )?
+    .execute(params![log_id, sign])?;
+    Ok(())
 }
 
 fn write_record(tx: &Transaction<'_>, sql: &str, r: &Record, now_ms: i64) -> rusqlite::Result<()> {

@@ -217,6 +217,40 @@ pub fn assert_mirrors(db: &Path, expected: &[SimRecord]) {
     let count = |t: &str| conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get::<_, i64>(0)).unwrap();
     assert_eq!(count("record_details") as usize, total_turns, "no stray turns");
     assert_eq!(count("qa_records") as usize, total_qa, "no stray Q&A rows");
+    assert_summaries_exact(&conn);
+}
+
+/// The summary tables equal the GROUP BY over the rows they count.
+pub fn assert_summaries_exact(conn: &Connection) {
+    let rows = |sql: &str| -> Vec<String> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |row| {
+            Ok((0..n).map(|i| format!("{:?}", row.get_ref(i).unwrap())).collect::<Vec<_>>().join("|"))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    let pairs = [
+        (
+            "SELECT day, calls FROM summary_calls_per_day WHERE calls != 0 ORDER BY 1",
+            "SELECT coalesce(date(start_time / 1000, 'unixepoch'), ''), count(*) FROM records GROUP BY 1 ORDER BY 1",
+        ),
+        (
+            "SELECT day, intention, turns FROM summary_intentions_per_day WHERE turns != 0 ORDER BY 1, 2",
+            "SELECT coalesce(date(request_time / 1000, 'unixepoch'), ''), intention, count(*) FROM record_details \
+             WHERE intention IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+        ),
+        (
+            "SELECT question_title, answer_intent, answers FROM summary_answers WHERE answers != 0 ORDER BY 1, 2",
+            "SELECT coalesce(question_title, ''), coalesce(answer_intent, ''), count(*) FROM qa_records \
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        ),
+    ];
+    for (summary, base) in pairs {
+        assert_eq!(rows(summary), rows(base), "{summary}");
+    }
 }
 
 /// A child process that is killed if the test fails before it ends.

@@ -259,9 +259,11 @@ async fn an_endless_body_is_cut_off_and_memory_stays_bounded() {
     .unwrap();
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("larger than"), "{out}");
-    // Generous: two attempts of at most 32 MiB each, in a debug build; without
-    // the cap the body grows for the whole 30 s timeout (gigabytes).
-    assert!(peak_kb < 400 * 1024, "peak RSS of the sync: {peak_kb} kB");
+    // Generous: two attempts of at most 32 MiB each, in a debug build (about
+    // 60 MB alone, more when the machine is busy and the allocator keeps what
+    // it freed); without the cap the body grows for the whole 30 s timeout,
+    // at loopback speed: gigabytes.
+    assert!(peak_kb < 1024 * 1024, "peak RSS of the sync: {peak_kb} kB");
 }
 
 /// `struct rusage` of Linux on 64-bit machines: two timevals, then 14 longs.
