@@ -2,6 +2,8 @@
 //! Q&A rows) only when its `lastUpdateTime` is newer; equal writes nothing;
 //! older is ignored; where either side has none, the content hash decides.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{FullText, Store, StoreError};
@@ -72,13 +74,14 @@ impl Store {
 fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullText) -> rusqlite::Result<PageOutcome> {
     let mut outcome = PageOutcome::default();
     let mut lookup = tx.prepare_cached("SELECT last_update_time, content_hash FROM records WHERE log_id = ?1")?;
+    let mut summary = Summary::default();
     for r in records {
         let stored = lookup.query_row([&r.log_id], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
         match decide(r, stored) {
             Decision::Insert => {
                 write_record(tx, INSERT_RECORD, r, now_ms)?;
                 write_children(tx, r, full_text)?;
-                count_in_summaries(tx, &r.log_id, 1)?;
+                summary.add(r);
                 outcome.inserted += 1;
             }
             Decision::Replace => {
@@ -90,14 +93,71 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
                 tx.prepare_cached("DELETE FROM record_details WHERE log_id = ?1")?.execute([&r.log_id])?;
                 tx.prepare_cached("DELETE FROM qa_records WHERE log_id = ?1")?.execute([&r.log_id])?;
                 write_children(tx, r, full_text)?;
-                count_in_summaries(tx, &r.log_id, 1)?;
+                summary.add(r);
                 outcome.updated += 1;
             }
             Decision::Unchanged => outcome.unchanged += 1,
             Decision::Stale => outcome.stale += 1,
         }
     }
+    summary.write(tx)?;
     Ok(outcome)
+}
+
+/// What a page adds to the summary tables, counted in memory from the
+/// records written and added with one statement a key at the end of the
+/// page's transaction (a few dozen statements a page, not three a record).
+#[derive(Default)]
+struct Summary {
+    calls: HashMap<String, i64>,
+    intentions: HashMap<(String, String), i64>,
+    answers: HashMap<(String, String), i64>,
+}
+
+/// `YYYY-MM-DD` (UTC) of epoch ms, as SQLite's `date(ms / 1000, 'unixepoch')`; '' for none.
+fn day(ms: Option<i64>) -> String {
+    ms.and_then(|ms| jiff::Timestamp::from_second(ms / 1000).ok())
+        .map_or_else(String::new, |t| t.strftime("%Y-%m-%d").to_string())
+}
+
+impl Summary {
+    fn add(&mut self, r: &Record) {
+        *self.calls.entry(day(r.start_time)).or_default() += 1;
+        for t in &r.details {
+            if let Some(intention) = &t.intention {
+                *self.intentions.entry((day(t.request_time), intention.clone())).or_default() += 1;
+            }
+        }
+        for q in &r.qa {
+            let key = (q.question_title.clone().unwrap_or_default(), q.answer_intent.clone().unwrap_or_default());
+            *self.answers.entry(key).or_default() += 1;
+        }
+    }
+
+    fn write(self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let mut calls = tx.prepare_cached(
+            "INSERT INTO summary_calls_per_day (day, calls) VALUES (?1, ?2) \
+             ON CONFLICT (day) DO UPDATE SET calls = calls + excluded.calls",
+        )?;
+        for (day, n) in &self.calls {
+            calls.execute(params![day, n])?;
+        }
+        let mut intentions = tx.prepare_cached(
+            "INSERT INTO summary_intentions_per_day (day, intention, turns) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (day, intention) DO UPDATE SET turns = turns + excluded.turns",
+        )?;
+        for ((day, intention), n) in &self.intentions {
+            intentions.execute(params![day, intention, n])?;
+        }
+        let mut answers = tx.prepare_cached(
+            "INSERT INTO summary_answers (question_title, answer_intent, answers) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (question_title, answer_intent) DO UPDATE SET answers = answers + excluded.answers",
+        )?;
+        for ((question, answer), n) in &self.answers {
+            answers.execute(params![question, answer, n])?;
+        }
+        Ok(())
+    }
 }
 
 /// Adds (`sign` 1) or takes away (-1) a stored record's rows in the summary
