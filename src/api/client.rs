@@ -464,6 +464,9 @@ impl ApiClient {
     /// Reports, once, a server clock far from ours: cursors and windows are
     /// computed from the local clock.
     fn check_clock(&self, headers: &reqwest::header::HeaderMap) {
+        if self.skew_reported.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(date) = headers.get(reqwest::header::DATE).and_then(|h| h.to_str().ok()) else { return };
         let Ok(server) = jiff::fmt::rfc2822::parse(date) else { return };
         let skew = server.timestamp().as_second() - crate::tz::now_ms() / 1000;

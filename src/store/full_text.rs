@@ -53,24 +53,31 @@ impl FullText {
         )
     }
 
-    /// Indexes the turn just inserted; its columns as parameters.
-    pub(super) fn insert_sql(self) -> String {
-        let cols = self.columns();
-        let params: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        format!(
-            "INSERT INTO record_details_fts (rowid, {}) VALUES (last_insert_rowid(), {})",
-            cols.join(", "),
-            params.join(", ")
-        )
+    /// Indexes the turn just inserted; its columns as parameters. Static
+    /// text: this runs for every turn written.
+    pub(super) fn insert_sql(self) -> &'static str {
+        match self {
+            FullText::Off => "",
+            FullText::Callers => "INSERT INTO record_details_fts (rowid, user_saying) VALUES (last_insert_rowid(), ?1)",
+            FullText::All => {
+                "INSERT INTO record_details_fts (rowid, user_saying, system_reply) VALUES (last_insert_rowid(), ?1, ?2)"
+            }
+        }
     }
 
     /// Takes the turns of record `?1` out of the index, before they are deleted.
-    pub(super) fn delete_sql(self) -> String {
-        let cols = self.columns().join(", ");
-        format!(
-            "INSERT INTO record_details_fts (record_details_fts, rowid, {cols}) \
-             SELECT 'delete', rowid, {cols} FROM record_details WHERE log_id = ?1"
-        )
+    pub(super) fn delete_sql(self) -> &'static str {
+        match self {
+            FullText::Off => "",
+            FullText::Callers => {
+                "INSERT INTO record_details_fts (record_details_fts, rowid, user_saying) \
+                 SELECT 'delete', rowid, user_saying FROM record_details WHERE log_id = ?1"
+            }
+            FullText::All => {
+                "INSERT INTO record_details_fts (record_details_fts, rowid, user_saying, system_reply) \
+                 SELECT 'delete', rowid, user_saying, system_reply FROM record_details WHERE log_id = ?1"
+            }
+        }
     }
 }
 

@@ -88,7 +88,7 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
                 count_in_summaries(tx, &r.log_id, -1)?;
                 write_record(tx, UPDATE_RECORD, r, now_ms)?;
                 if full_text != FullText::Off {
-                    tx.prepare_cached(&full_text.delete_sql())?.execute([&r.log_id])?;
+                    tx.prepare_cached(full_text.delete_sql())?.execute([&r.log_id])?;
                 }
                 tx.prepare_cached("DELETE FROM record_details WHERE log_id = ?1")?.execute([&r.log_id])?;
                 tx.prepare_cached("DELETE FROM qa_records WHERE log_id = ?1")?.execute([&r.log_id])?;
@@ -237,10 +237,10 @@ fn write_children(tx: &Transaction<'_>, r: &Record, full_text: FullText) -> rusq
         match full_text {
             FullText::Off => {}
             FullText::Callers => {
-                tx.prepare_cached(&full_text.insert_sql())?.execute(params![t.user_saying])?;
+                tx.prepare_cached(full_text.insert_sql())?.execute(params![t.user_saying])?;
             }
             FullText::All => {
-                tx.prepare_cached(&full_text.insert_sql())?.execute(params![t.user_saying, t.system_reply])?;
+                tx.prepare_cached(full_text.insert_sql())?.execute(params![t.user_saying, t.system_reply])?;
             }
         }
     }

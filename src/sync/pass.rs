@@ -186,7 +186,7 @@ impl Engine {
         let now = now * 1000;
         self.with_store(move |s| {
             s.configure_keys(&configured, now)?;
-            let (mut warnings, mut nothing) = (Vec::new(), false);
+            let (mut warnings, mut nothing, mut file_empty) = (Vec::new(), false, false);
             if let Some(file) = &keys_file {
                 let read = match s.read_keys_file(file, now)? {
                     Ok(read) => read,
@@ -204,17 +204,18 @@ impl Engine {
                 if read.bad_count > read.bad.len() as u64 {
                     warnings.push(format!("… and {} more bad lines", read.bad_count - read.bad.len() as u64));
                 }
-                if !s.has_keys()? {
-                    nothing = true;
-                    let what = if read.empty { "is empty" } else { "holds no valid key" };
-                    warnings.push(format!(
-                        "keys file {} {what} yet and no other key is configured; nothing to read this pass",
-                        file.display()
-                    ));
-                }
+                file_empty = read.empty;
             }
-            let window_only = keys_file.is_none() && !s.has_keys()?;
-            s.set_window_only(window_only, now)?;
+            let has_keys = s.has_keys()?;
+            if let Some(file) = keys_file.as_ref().filter(|_| !has_keys) {
+                nothing = true;
+                let what = if file_empty { "is empty" } else { "holds no valid key" };
+                warnings.push(format!(
+                    "keys file {} {what} yet and no other key is configured; nothing to read this pass",
+                    file.display()
+                ));
+            }
+            s.set_window_only(keys_file.is_none() && !has_keys, now)?;
             Ok(Ok((warnings, nothing)))
         })
         .await?
