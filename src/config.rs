@@ -42,7 +42,10 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
         "sync",
         &["start", "window", "overlap", "lag", "split_above", "schedule", "settle", "resweep", "resweep_schedule"],
     ),
-    ("store", &["path", "full_text", "snapshot_to", "snapshot_mode", "snapshot_group"]),
+    (
+        "store",
+        &["path", "url", "password_file", "ca_file", "full_text", "snapshot_to", "snapshot_mode", "snapshot_group"],
+    ),
     ("log", &["format", "level"]),
     ("metrics", &["listen"]),
 ];
@@ -156,6 +159,8 @@ pub struct Settings {
     pub query: QuerySettings,
     pub sync: SyncSettings,
     pub store_path: PathBuf,
+    /// `store.url`: a PostgreSQL store instead of the SQLite file.
+    pub store_url: Option<PgSettings>,
     /// What the full-text index of turns covers (`store.full_text`).
     pub store_full_text: crate::store::FullText,
     /// A copy for analysts written after every pass (`store.snapshot_to`).
@@ -167,6 +172,19 @@ pub struct Settings {
     pub file: PathBuf,
     /// `api.app_secret` or `api.auth_token` is written in the file itself.
     pub secret_in_file: bool,
+}
+
+/// A PostgreSQL store (`store.url`), written for one tenant (`api.tenant_id`).
+#[derive(Clone, Debug)]
+pub struct PgSettings {
+    /// The connection settings parsed from the URL, the password included.
+    pub config: tokio_postgres::Config,
+    /// The URL without its password, for messages.
+    pub shown: String,
+    /// `store.ca_file`: a private CA for the server's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// Rows, keys, cursors and runs are this tenant's.
+    pub tenant: String,
 }
 
 /// The file as deserialized, before validation; every field has a default.
@@ -260,6 +278,9 @@ struct RawSync {
 #[serde(default)]
 struct RawStore {
     path: String,
+    url: String,
+    password_file: String,
+    ca_file: String,
     full_text: String,
     snapshot_to: String,
     snapshot_mode: String,
@@ -283,6 +304,9 @@ impl Default for RawStore {
     fn default() -> Self {
         Self {
             path: "oifde-sync.db".into(),
+            url: String::new(),
+            password_file: String::new(),
+            ca_file: String::new(),
             full_text: "callers".into(),
             snapshot_to: String::new(),
             snapshot_mode: "0640".into(),
@@ -590,8 +614,9 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
                 o.invalid("metrics.listen", format!("{addr:?} is not an address like \"127.0.0.1:9464\""))
             })?),
         };
-    if raw.store.path.trim().is_empty() {
-        return Err(o.invalid("store.path", "must name the SQLite file"));
+    let store_url = postgres(&raw.store, &api.tenant_id, o)?;
+    if raw.store.path.trim().is_empty() && store_url.is_none() {
+        return Err(o.invalid("store.path", "must name the SQLite file (or set store.url for PostgreSQL)"));
     }
     let snapshot_mode = crate::store::snapshot::parse_mode(&raw.store.snapshot_mode)
         .map_err(|m| o.invalid("store.snapshot_mode", m))?;
@@ -612,6 +637,7 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
         },
         sync,
         store_path: PathBuf::from(raw.store.path.trim()),
+        store_url,
         store_full_text: crate::store::FullText::parse(&raw.store.full_text)
             .map_err(|m| o.invalid("store.full_text", m))?,
         snapshot,
@@ -623,6 +649,51 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
             .iter()
             .any(|k| !o.env.contains(*k) && o.file_keys.contains(*k)),
     })
+}
+
+/// `store.url` with its password: from the URL, else `store.password_file`
+/// (a systemd credential when relative and `$CREDENTIALS_DIRECTORY` is set),
+/// else `PGPASSWORD`. `store.path` and `store.url` exclude each other.
+fn postgres(s: &RawStore, tenant: &str, o: &Origins) -> Result<Option<PgSettings>, ConfigError> {
+    let url = s.url.trim();
+    if url.is_empty() {
+        for key in ["store.password_file", "store.ca_file"] {
+            if o.file_keys.contains(key) || o.env.contains(key) {
+                return Err(o.invalid(key, "applies to PostgreSQL only; set store.url, or remove it"));
+            }
+        }
+        return Ok(None);
+    }
+    if !s.snapshot_to.trim().is_empty() {
+        return Err(o.invalid(
+            "store.snapshot_to",
+            "applies to SQLite only; analysts read PostgreSQL directly (or `oifde-sync copy --to FILE.db` makes a SQLite copy)",
+        ));
+    }
+    if o.file_keys.contains("store.path") || o.env.contains("store.path") {
+        return Err(o.invalid("store.url", "set either store.path (SQLite) or store.url (PostgreSQL), not both"));
+    }
+    let shown = crate::store::postgres::without_password(url);
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(o.invalid("store.url", format!("{shown:?} is not a URL like \"postgres://user@host:5432/db\"")));
+    }
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e| o.invalid("store.url", format!("{shown:?} cannot be read: {e}")))?;
+    if config.get_dbname().is_none() {
+        return Err(o.invalid("store.url", format!("{shown:?} names no database; end it with /DBNAME")));
+    }
+    if config.get_password().is_none() {
+        if let Some(file) = optional_path(&s.password_file) {
+            let (path, looked) = credential_path(&file.to_string_lossy(), &o.file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                o.invalid("store.password_file", format!("{} ({looked}) cannot be read: {}", path.display(), io_reason(&e)))
+            })?;
+            config.password(text.trim_end_matches(['\r', '\n']));
+        } else if let Ok(password) = std::env::var("PGPASSWORD") {
+            config.password(password);
+        }
+    }
+    Ok(Some(PgSettings { config, shown, ca_file: optional_path(&s.ca_file), tenant: tenant.to_string() }))
 }
 
 fn credential(a: &RawApi, o: &Origins) -> Result<Credential, ConfigError> {

@@ -40,35 +40,41 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
         }
     };
 
-    let opened = Store::open_with(&settings.store_path, settings.store_full_text)
-        .and_then(|s| s.quick_check(std::time::Duration::from_secs(60)).map(|_| s))
-        .and_then(|s| s.status(0));
-    match opened {
-        Ok(r) => ok(
+    let mut store = Store::open_configured(&settings);
+    let opened = store
+        .as_ref()
+        .map_err(|e| e.to_string())
+        .and_then(|s| s.quick_check(std::time::Duration::from_secs(60)).map_err(|e| e.to_string()).map(|_| s))
+        .and_then(|s| s.status(0).map_err(|e| e.to_string()).map(|r| (s.describe(), r)));
+    match (opened, &store) {
+        (Ok((name, r)), _) => ok(
             "store",
-            format!(
-                "{} opens and passes its quick check (schema {}, {} records)",
-                settings.store_path.display(),
-                r.schema_version,
-                r.records
-            ),
+            format!("{name} opens and passes its quick check (schema {}, {} records)", r.schema_version, r.records),
         ),
-        Err(e @ crate::store::StoreError::Damaged { .. }) => {
+        (Err(_), Err(e @ crate::store::StoreError::Damaged { .. })) => {
             failed("store", e);
             return Ok(Exit::Store);
         }
-        Err(e) => {
-            failed("store", format!("{e}; check store.path and that the directory is writable"));
+        (Err(e), _) => {
+            let fix = if settings.store_url.is_some() {
+                "check store.url, the password and that the database exists"
+            } else {
+                "check store.path and that the directory is writable"
+            };
+            failed("store", format!("{e}; {fix}"));
             fault(Exit::Store);
         }
     }
-    match crate::store::WriterLock::acquire(&settings.store_path, "oifde-sync check", std::time::Duration::ZERO) {
-        Ok(_) => ok("writer", "no other process is writing the store"),
-        Err(crate::store::StoreError::Busy { holder, .. }) => {
-            println!("info    writer: the store is being written by {holder}")
+    if let Ok(store) = store.as_mut() {
+        match store.take_writer("oifde-sync check", std::time::Duration::ZERO) {
+            Ok(()) => ok("writer", "no other process is writing the store"),
+            Err(crate::store::StoreError::Busy { holder, .. } | crate::store::StoreError::TenantBusy { holder, .. }) => {
+                println!("info    writer: the store is being written by {holder}")
+            }
+            Err(_) => {}
         }
-        Err(_) => {}
     }
+    drop(store);
 
     let client = match ApiClient::new(&settings.api) {
         Ok(c) => c,

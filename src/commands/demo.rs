@@ -45,6 +45,7 @@ pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
             resweep_schedule: "0 30 3 * * *".into(),
         },
         store_path: path,
+        store_url: None,
         store_full_text: crate::store::FullText::Callers,
         snapshot: None,
         log_format: LogFormat::Text,
@@ -88,7 +89,7 @@ pub async fn demo() -> Result<Exit, CommandError> {
     println!("\nThe mirror is {}; open it with `sqlite3 {}` and try:", path.display(), path.display());
     for (title, sql) in crate::queries::CANONICAL {
         println!("\n-- {title}\n{sql}");
-        print_query(store.connection(), sql).map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
+        print_query(store.sqlite_connection().expect("the demo writes SQLite"), sql).map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
     }
     Ok(super::pass_exit(&report))
 }

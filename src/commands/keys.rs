@@ -40,13 +40,13 @@ pub fn keys(config: &Path, cmd: KeysCommand) -> Result<Exit, CommandError> {
     match cmd {
         KeysCommand::Add { keys } => {
             let keys = read_keys(&keys)?;
-            let mut store = Store::open_with(&settings.store_path, settings.store_full_text)?;
+            let mut store = Store::open_configured(&settings)?;
             let changed = store.add_keys(&keys, tz::now_ms())?;
             println!("{} keys read, {changed} added or made active again", keys.len());
         }
         KeysCommand::List { state, json } => {
             let state = state.as_deref().map(KeyState::parse).transpose().map_err(CommandError::Usage)?;
-            let store = Store::open_read_only(&settings.store_path)?;
+            let store = Store::open_configured_read_only(&settings)?;
             let rows = store.list_keys(state)?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for row in &rows {
@@ -61,7 +61,7 @@ pub fn keys(config: &Path, cmd: KeysCommand) -> Result<Exit, CommandError> {
         }
         KeysCommand::Forget { keys } => {
             let keys = read_keys(&keys)?;
-            let mut store = Store::open_with(&settings.store_path, settings.store_full_text)?;
+            let mut store = Store::open_configured(&settings)?;
             let known = store.forget_keys(&keys)?;
             println!("{known} of {} keys forgotten", keys.len());
         }

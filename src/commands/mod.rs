@@ -98,8 +98,8 @@ pub fn engine(settings: Arc<Settings>, what: &str) -> Result<Engine, CommandErro
         ApiError::Tls(msg) => CommandError::Usage(msg),
         other => CommandError::Api(other),
     })?);
-    let mut store = Store::open_with(&settings.store_path, settings.store_full_text)?;
-    store.hold(crate::store::WriterLock::acquire(&settings.store_path, what, WRITER_WAIT)?);
+    let mut store = Store::open_configured(&settings)?;
+    store.take_writer(what, WRITER_WAIT)?;
     store.quick_check(QUICK_CHECK_LIMIT)?;
     Ok(Engine::new(settings, client, store))
 }

@@ -13,6 +13,11 @@ pub fn snapshot(
     group: Option<String>,
 ) -> Result<Exit, CommandError> {
     let settings = load_settings(config)?;
+    if settings.store_url.is_some() {
+        return Err(CommandError::Usage(
+            "snapshot copies a SQLite store; with PostgreSQL, `oifde-sync copy --to FILE.db` writes a SQLite copy".into(),
+        ));
+    }
     let configured = settings.snapshot.clone();
     let to = to
         .or_else(|| configured.as_ref().map(|(p, _)| p.clone()))

@@ -28,7 +28,7 @@ struct KeyLag {
 
 pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
     let settings = load_settings(config)?;
-    let store = Store::open_read_only(&settings.store_path)?;
+    let store = Store::open_configured_read_only(&settings)?;
     let report = store.status(5)?;
     let now = tz::now_ms();
     let lags: Vec<KeyLag> = report
@@ -38,11 +38,11 @@ pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
         .collect();
     if json {
         let doc =
-            StatusJson { store: settings.store_path.display().to_string(), now, report: &report, lag_seconds: lags };
+            StatusJson { store: store.describe(), now, report: &report, lag_seconds: lags };
         println!("{}", serde_json::to_string_pretty(&doc).expect("status serializes"));
         return Ok(Exit::Success);
     }
-    println!("store {} ({} bytes, schema {})", settings.store_path.display(), report.db_bytes, report.schema_version);
+    println!("store {} ({} bytes, schema {})", store.describe(), report.db_bytes, report.schema_version);
     println!("  {} records, {} turns, {} Q&A rows", report.records, report.turns, report.qa_rows);
     let counts: Vec<String> = report.keys.iter().map(|(state, n)| format!("{n} {}", state.as_str())).collect();
     println!("keys: {}", if counts.is_empty() { "none yet".to_string() } else { counts.join(", ") });

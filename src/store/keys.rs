@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, sql_error};
+use super::{Sqlite, StoreError, sql_error};
 use crate::keys::file::{Appended, Mark, read_appended};
 use crate::keys::{BadLine, QueryKey};
 
@@ -139,6 +139,14 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     })
 }
 
+/// Counts by state name, as states in their order (unknown names left out).
+pub(super) fn ordered_counts(rows: Vec<(String, i64)>) -> Vec<(KeyState, i64)> {
+    let mut counts: Vec<(KeyState, i64)> =
+        rows.into_iter().filter_map(|(s, n)| KeyState::parse(&s).ok().map(|s| (s, n))).collect();
+    counts.sort_by_key(|(s, _)| KeyState::ALL.iter().position(|x| x == s));
+    counts
+}
+
 /// Adds `key` from `source`; a key in one of `revive` states becomes active
 /// again. Returns whether the key is new or revived.
 fn upsert(
@@ -159,7 +167,7 @@ fn upsert(
     Ok(changed > 0)
 }
 
-impl Store {
+impl Sqlite {
     fn keys_tx(&mut self) -> Result<Transaction<'_>, StoreError> {
         let path = self.path.clone();
         self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| sql_error(&path, e))
@@ -405,10 +413,7 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.sql(e))?;
-        let mut counts: Vec<(KeyState, i64)> =
-            rows.into_iter().filter_map(|(s, n)| KeyState::parse(&s).ok().map(|s| (s, n))).collect();
-        counts.sort_by_key(|(s, _)| KeyState::ALL.iter().position(|x| x == s));
-        Ok(counts)
+        Ok(ordered_counts(rows))
     }
 
     /// The active stream keys with their cursors.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{Sqlite, StoreError};
 use crate::sync::Figures;
 
 #[derive(Clone, Debug, Serialize)]
@@ -42,7 +42,7 @@ fn states_as_map<S: serde::Serializer>(counts: &[(super::KeyState, i64)], s: S) 
     s.collect_map(counts.iter().map(|(state, n)| (state.as_str(), n)))
 }
 
-impl Store {
+impl Sqlite {
     /// A key's cursor, in epoch seconds.
     pub fn cursor(&self, key: &str) -> Result<Option<i64>, StoreError> {
         self.conn

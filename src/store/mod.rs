@@ -5,8 +5,9 @@ mod full_text;
 mod keys;
 mod ledger;
 mod lock;
+pub mod postgres;
 pub mod snapshot;
-mod upsert;
+pub(crate) mod upsert;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub use full_text::FullText;
 pub use keys::{KeyRow, KeyState, KeyUpdate, KeysFileRead, SkippedWindow, StreamCursor};
 pub use ledger::{RunRow, StatusReport};
 pub use lock::WriterLock;
+pub use postgres::Postgres;
 pub use upsert::PageOutcome;
 
 /// `schema.sql`: version 1, then each later version's step after a
@@ -25,8 +27,13 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// Schema steps; step `i` takes `user_version` from `i` to `i + 1`.
 fn migrations() -> Vec<&'static str> {
+    split_steps(SCHEMA)
+}
+
+/// A schema file's steps: version 1, then each `-- migration: N` section.
+fn split_steps(schema: &'static str) -> Vec<&'static str> {
     let mut steps = Vec::new();
-    let mut rest = SCHEMA;
+    let mut rest = schema;
     while let Some(at) = rest.find("\n-- migration: ") {
         steps.push(&rest[..at]);
         rest = &rest[at + 1..];
@@ -77,6 +84,13 @@ pub enum StoreError {
          Stop that process first (`systemctl stop oifde-sync` for the service)"
     )]
     Busy { path: PathBuf, holder: String },
+    #[error("database {url}: {msg}")]
+    Database { url: String, msg: String },
+    #[error(
+        "tenant {tenant} is already being synced into {url} by {holder}; one writer per tenant. \
+         Stop that process first (`systemctl stop oifde-sync@…` for the service)"
+    )]
+    TenantBusy { tenant: String, url: String, holder: String },
 }
 
 /// Names a lock held elsewhere apart from other SQLite errors.
@@ -89,7 +103,103 @@ pub(crate) fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
     }
 }
 
-pub struct Store {
+/// The mirror: a SQLite file (`store.path`) or a PostgreSQL database
+/// (`store.url`), with one contract. Every method is the same on both.
+pub enum Store {
+    Sqlite(Sqlite),
+    Postgres(Box<Postgres>),
+}
+
+/// Methods that only read, then those that write, each sent to the store at hand.
+macro_rules! dispatch {
+    (read: $( $(#[$m:meta])* fn $name:ident(&$s:ident $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*
+     write: $( $(#[$wm:meta])* fn $wname:ident(&mut $ws:ident $(, $warg:ident: $wty:ty)*) -> $wret:ty; )*) => {
+        impl Store {
+            $( $(#[$m])* pub fn $name(&$s $(, $arg: $ty)*) -> $ret {
+                match $s { Store::Sqlite(db) => db.$name($($arg),*), Store::Postgres(db) => db.$name($($arg),*) }
+            } )*
+            $( $(#[$wm])* pub fn $wname(&mut $ws $(, $warg: $wty)*) -> $wret {
+                match $ws { Store::Sqlite(db) => db.$wname($($warg),*), Store::Postgres(db) => db.$wname($($warg),*) }
+            } )*
+        }
+    };
+}
+
+dispatch! {
+read:
+    fn has_keys(&self) -> Result<bool, StoreError>;
+    fn due_keys(&self, now_ms: i64) -> Result<Vec<KeyRow>, StoreError>;
+    fn list_keys(&self, state: Option<KeyState>) -> Result<Vec<KeyRow>, StoreError>;
+    fn skipped_windows(&self) -> Result<Vec<SkippedWindow>, StoreError>;
+    fn key_counts(&self) -> Result<Vec<(KeyState, i64)>, StoreError>;
+    fn stream_cursors(&self) -> Result<Vec<StreamCursor>, StoreError>;
+    fn cursor(&self, key: &str) -> Result<Option<i64>, StoreError>;
+    fn backfill_done(&self, job: &str) -> Result<std::collections::HashMap<String, Vec<(i64, i64)>>, StoreError>;
+    fn status(&self, last_runs: usize) -> Result<StatusReport, StoreError>;
+    fn quick_check(&self, limit: Duration) -> Result<bool, StoreError>;
+    /// Where the store is, for messages: the file, or the database URL without its password.
+    fn describe(&self) -> String;
+write:
+    fn configure_keys(&mut self, configured: &[crate::keys::QueryKey], now_ms: i64) -> Result<(), StoreError>;
+    fn read_keys_file(&mut self, file: &Path, now_ms: i64) -> Result<Result<KeysFileRead, String>, StoreError>;
+    fn add_keys(&mut self, keys: &[crate::keys::QueryKey], now_ms: i64) -> Result<u64, StoreError>;
+    fn forget_keys(&mut self, keys: &[crate::keys::QueryKey]) -> Result<u64, StoreError>;
+    fn set_window_only(&mut self, on: bool, now_ms: i64) -> Result<(), StoreError>;
+    fn key_queried(&mut self, key: &str, u: KeyUpdate, now_ms: i64) -> Result<(), StoreError>;
+    fn stream_key_read(&mut self, key: &str, records: i64, now_ms: i64) -> Result<(), StoreError>;
+    fn key_failed_pass(&mut self, key: &str) -> Result<i64, StoreError>;
+    fn skip_window(&mut self, key: &str, start: i64, end: i64, reason: &str, now_ms: i64) -> Result<(), StoreError>;
+    fn clear_skipped(&mut self, key: Option<&str>, start: i64, end: i64) -> Result<(), StoreError>;
+    fn set_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError>;
+    fn pull_back_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError>;
+    fn begin_run(&mut self, kind: &str, now_ms: i64) -> Result<i64, StoreError>;
+    fn finish_run(&mut self, id: i64, status: &str, f: &crate::sync::Figures, error: Option<&str>, now_ms: i64) -> Result<(), StoreError>;
+    fn mark_backfill_window(&mut self, job: &str, key: &str, start: i64, end: i64, now_ms: i64) -> Result<(), StoreError>;
+    fn clear_backfill(&mut self, job: &str) -> Result<(), StoreError>;
+    fn apply_page(&mut self, records: &[crate::api::Record], now_ms: i64) -> Result<PageOutcome, StoreError>;
+    /// Takes the one-writer lock for `what` (a command), waiting up to `wait`
+    /// for a holder to let go; kept while the store is open.
+    fn take_writer(&mut self, what: &str, wait: Duration) -> Result<(), StoreError>;
+}
+
+impl Store {
+    /// Opens (creating if needed, mode 0600) and migrates a SQLite store, with the
+    /// default full-text index (what callers said).
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Sqlite::open(path).map(Store::Sqlite)
+    }
+
+    /// As [`Store::open`]; `full_text` builds (and fills), changes or drops the index.
+    pub fn open_with(path: &Path, full_text: FullText) -> Result<Self, StoreError> {
+        Sqlite::open_with(path, full_text).map(Store::Sqlite)
+    }
+
+    /// The configured store (`store.path` or `store.url`), created and migrated.
+    pub fn open_configured(settings: &crate::config::Settings) -> Result<Self, StoreError> {
+        match &settings.store_url {
+            Some(pg) => Postgres::open(pg, settings.store_full_text).map(|p| Store::Postgres(Box::new(p))),
+            None => Self::open_with(&settings.store_path, settings.store_full_text),
+        }
+    }
+
+    /// The configured store, read only (for `status` and `keys list`).
+    pub fn open_configured_read_only(settings: &crate::config::Settings) -> Result<Self, StoreError> {
+        match &settings.store_url {
+            Some(pg) => Postgres::open_read_only(pg).map(|p| Store::Postgres(Box::new(p))),
+            None => Sqlite::open_read_only(&settings.store_path).map(Store::Sqlite),
+        }
+    }
+
+    /// The SQLite connection, for read-only inspection (`demo`); `None` for PostgreSQL.
+    pub fn sqlite_connection(&self) -> Option<&Connection> {
+        match self {
+            Store::Sqlite(db) => Some(&db.conn),
+            Store::Postgres(_) => None,
+        }
+    }
+}
+
+pub struct Sqlite {
     /// Held while this process writes (sync, backfill, the daemon).
     writer: Option<WriterLock>,
     conn: Connection,
@@ -98,7 +208,7 @@ pub struct Store {
     full_text: FullText,
 }
 
-impl Store {
+impl Sqlite {
     /// Opens (creating if needed, mode 0600) and migrates the store, with the
     /// default full-text index (what callers said).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -127,7 +237,7 @@ impl Store {
         )
             .map_err(|e| open_err(e.to_string()))?;
         tighten_sidecars(path);
-        let mut store = Store { writer: None, conn, path: path.to_path_buf(), full_text: FullText::Off };
+        let mut store = Sqlite { writer: None, conn, path: path.to_path_buf(), full_text: FullText::Off };
         store.migrate()?;
         store.set_full_text(full_text)?;
         Ok(store)
@@ -143,7 +253,7 @@ impl Store {
         }
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| StoreError::Open { path: path.to_path_buf(), msg: e.to_string() })?;
-        let store = Store { writer: None, conn, path: path.to_path_buf(), full_text: FullText::Off };
+        let store = Sqlite { writer: None, conn, path: path.to_path_buf(), full_text: FullText::Off };
         let found = store.user_version()?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
@@ -151,18 +261,14 @@ impl Store {
         Ok(store)
     }
 
-    /// Keeps the writer lock for as long as the store is open.
-    pub fn hold(&mut self, lock: WriterLock) {
-        self.writer = Some(lock);
+    /// Takes the lock on `<store>.lock` and keeps it while the store is open.
+    pub fn take_writer(&mut self, what: &str, wait: Duration) -> Result<(), StoreError> {
+        self.writer = Some(WriterLock::acquire(&self.path, what, wait)?);
+        Ok(())
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The connection, for read-only inspection (tests, `demo`).
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    pub fn describe(&self) -> String {
+        self.path.display().to_string()
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
@@ -196,7 +302,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// Builds, changes or drops the full-text index to match `wanted`.
     /// Without it, writes are several times as fast.
     fn set_full_text(&mut self, wanted: FullText) -> Result<(), StoreError> {
@@ -231,7 +337,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// `PRAGMA quick_check`, given at most `limit` to run (on a large store it
     /// reads every page). `Ok(false)`: it did not finish in time.
     pub fn quick_check(&self, limit: Duration) -> Result<bool, StoreError> {

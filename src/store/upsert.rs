@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::{FullText, Store, StoreError};
+use super::{FullText, Sqlite, StoreError};
 use crate::api::Record;
 
 /// What one page did to the store.
@@ -27,14 +27,14 @@ impl PageOutcome {
     }
 }
 
-enum Decision {
+pub(super) enum Decision {
     Insert,
     Replace,
     Unchanged,
     Stale,
 }
 
-fn decide(incoming: &Record, stored: Option<(Option<i64>, String)>) -> Decision {
+pub(super) fn decide(incoming: &Record, stored: Option<(Option<i64>, String)>) -> Decision {
     let Some((stored_time, stored_hash)) = stored else {
         return Decision::Insert;
     };
@@ -59,7 +59,7 @@ const UPDATE_RECORD: &str = "UPDATE records SET tenant_id = ?2, call_sor_id = ?3
     flag = ?15, business_info = ?16, business_info_str = ?17, record_file_name = ?18, yugao_file_name = ?19, \
     raw_json = ?20, content_hash = ?21, synced_at = ?22 WHERE log_id = ?1";
 
-impl Store {
+impl Sqlite {
     /// Applies one page in one transaction.
     pub fn apply_page(&mut self, records: &[Record], now_ms: i64) -> Result<PageOutcome, StoreError> {
         let path = self.path.clone();
@@ -108,10 +108,10 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
 /// records written and added with one statement a key at the end of the
 /// page's transaction (a few dozen statements a page, not three a record).
 #[derive(Default)]
-struct Summary {
-    calls: HashMap<String, i64>,
-    intentions: HashMap<(String, String), i64>,
-    answers: HashMap<(String, String), i64>,
+pub(super) struct Summary {
+    pub calls: HashMap<String, i64>,
+    pub intentions: HashMap<(String, String), i64>,
+    pub answers: HashMap<(String, String), i64>,
 }
 
 /// `YYYY-MM-DD` (UTC) of epoch ms, as SQLite's `date(ms / 1000, 'unixepoch')`; '' for none.
@@ -121,7 +121,7 @@ fn day(ms: Option<i64>) -> String {
 }
 
 impl Summary {
-    fn add(&mut self, r: &Record) {
+    pub fn add(&mut self, r: &Record) {
         *self.calls.entry(day(r.start_time)).or_default() += 1;
         for t in &r.details {
             if let Some(intention) = &t.intention {

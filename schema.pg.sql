@@ -1,0 +1,250 @@
+-- oifde-sync store in PostgreSQL, schema version 1: the tables, columns and
+-- views of the SQLite store (schema.sql), each row carrying the tenant it
+-- belongs to (api.tenant_id), so that several tenants share one database.
+-- Applied by the binary in one transaction that also records the version in
+-- oifde_schema. Times from the API stay as integer milliseconds since the
+-- epoch (UTC); the v_* views add readable UTC text.
+
+CREATE TABLE oifde_schema (
+    version INTEGER NOT NULL
+);
+INSERT INTO oifde_schema (version) VALUES (0);
+
+-- One row a session record, keyed by the tenant and the API's logId.
+-- tenant_id is the configured api.tenant_id; the record's own tenantId is in raw_json.
+CREATE TABLE records (
+    tenant_id         TEXT NOT NULL,
+    log_id            TEXT NOT NULL,
+    call_sor_id       TEXT,
+    call_id           TEXT,
+    cti_call_id       TEXT,
+    calling_number    TEXT,
+    called_number     TEXT,
+    start_time        BIGINT,             -- epoch ms
+    end_time          BIGINT,             -- epoch ms
+    last_update_time  BIGINT,             -- epoch ms; decides which copy wins
+    flow_inst_id      TEXT,
+    dialog_type       TEXT,
+    call_data         TEXT,
+    location_id       BIGINT,
+    flag              TEXT,
+    business_info     TEXT,
+    business_info_str TEXT,
+    record_file_name  TEXT,
+    yugao_file_name   TEXT,
+    raw_json          TEXT NOT NULL,      -- the record as received, keys sorted, without its turn and Q&A lists
+    content_hash      TEXT NOT NULL,
+    first_seen_at     BIGINT NOT NULL,
+    synced_at         BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, log_id)
+);
+
+-- Dialogue turns (API recordDetials), in their order in the list.
+CREATE TABLE record_details (
+    tenant_id       TEXT NOT NULL,
+    log_id          TEXT NOT NULL,
+    seq             BIGINT NOT NULL,
+    inter_no        TEXT,
+    user_saying     TEXT,
+    intention       TEXT,
+    system_reply    TEXT,
+    reply_time      BIGINT,
+    request_time    BIGINT,
+    response_source BIGINT,
+    involve_mode    BIGINT,
+    extra_json      TEXT,
+    PRIMARY KEY (tenant_id, log_id, seq)
+);
+
+-- Q&A rows (API qaRecords), in their order in the list.
+CREATE TABLE qa_records (
+    tenant_id       TEXT NOT NULL,
+    log_id          TEXT NOT NULL,
+    seq             BIGINT NOT NULL,
+    inter_no        TEXT,
+    series_id       TEXT,
+    question_title  TEXT,
+    question_type   TEXT,
+    answer_intent   TEXT,
+    original_answer TEXT,
+    create_time     BIGINT,
+    extra_json      TEXT,
+    PRIMARY KEY (tenant_id, log_id, seq)
+);
+
+CREATE TABLE sync_cursors (
+    tenant_id   TEXT NOT NULL,
+    query_key   TEXT NOT NULL,
+    cursor_time BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, query_key)
+);
+
+CREATE TABLE sync_runs (
+    tenant_id        TEXT NOT NULL,
+    id               BIGSERIAL NOT NULL,
+    kind             TEXT NOT NULL,
+    started_at       BIGINT NOT NULL,
+    finished_at      BIGINT,
+    status           TEXT NOT NULL,
+    keys             BIGINT NOT NULL DEFAULT 0,
+    windows          BIGINT NOT NULL DEFAULT 0,
+    pages            BIGINT NOT NULL DEFAULT 0,
+    records_fetched  BIGINT NOT NULL DEFAULT 0,
+    inserted         BIGINT NOT NULL DEFAULT 0,
+    updated          BIGINT NOT NULL DEFAULT 0,
+    unchanged        BIGINT NOT NULL DEFAULT 0,
+    stale            BIGINT NOT NULL DEFAULT 0,
+    failed_windows   BIGINT NOT NULL DEFAULT 0,
+    rereads          BIGINT NOT NULL DEFAULT 0,
+    requests         BIGINT NOT NULL DEFAULT 0,
+    retries          BIGINT NOT NULL DEFAULT 0,
+    error            TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+
+CREATE TABLE backfill_progress (
+    tenant_id    TEXT NOT NULL,
+    job          TEXT NOT NULL,
+    query_key    TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    window_end   BIGINT NOT NULL,
+    finished_at  BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, job, query_key, window_start)
+);
+
+CREATE TABLE query_keys (
+    tenant_id     TEXT NOT NULL,
+    query_key     TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    added_at      BIGINT NOT NULL,
+    last_query_at BIGINT,
+    next_query_at BIGINT,
+    records_found BIGINT NOT NULL DEFAULT 0,
+    misses        BIGINT NOT NULL DEFAULT 0,
+    failed_passes BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, query_key)
+);
+CREATE INDEX query_keys_due ON query_keys (tenant_id, state, next_query_at);
+
+CREATE TABLE skipped_windows (
+    tenant_id    TEXT NOT NULL,
+    query_key    TEXT NOT NULL,
+    window_start BIGINT NOT NULL,
+    window_end   BIGINT NOT NULL,
+    reason       TEXT NOT NULL,
+    skipped_at   BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, query_key, window_start)
+);
+
+CREATE TABLE key_files (
+    tenant_id TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    file_id   TEXT NOT NULL,
+    "offset"  BIGINT NOT NULL,
+    lines     BIGINT NOT NULL,
+    head      TEXT NOT NULL,
+    read_at   BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, path)
+);
+
+-- Summary tables for the analysts' aggregate questions, kept exact in the
+-- same transaction as the rows they count; a NULL key is stored as ''.
+CREATE TABLE summary_calls_per_day (
+    tenant_id TEXT NOT NULL,
+    day       TEXT NOT NULL,
+    calls     BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, day)
+);
+
+CREATE TABLE summary_intentions_per_day (
+    tenant_id TEXT NOT NULL,
+    day       TEXT NOT NULL,
+    intention TEXT NOT NULL,
+    turns     BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, day, intention)
+);
+
+CREATE TABLE summary_answers (
+    tenant_id      TEXT NOT NULL,
+    question_title TEXT NOT NULL,
+    answer_intent  TEXT NOT NULL,
+    answers        BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, question_title, answer_intent)
+);
+
+-- Where `oifde-sync copy` stands, so an interrupted copy resumes.
+CREATE TABLE copy_progress (
+    tenant_id  TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    last_key   TEXT NOT NULL,             -- JSON array: the key of the last row copied
+    done       BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (tenant_id, source, table_name)
+);
+
+-- Who writes for each tenant: one writer holds the tenant's advisory lock
+-- and names itself here, so a second one can say who holds it.
+CREATE TABLE writers (
+    tenant_id TEXT PRIMARY KEY NOT NULL,
+    holder    TEXT NOT NULL,
+    since     BIGINT NOT NULL
+);
+
+CREATE INDEX records_call_id ON records (call_id);
+CREATE INDEX records_cti_call_id ON records (cti_call_id);
+CREATE INDEX records_calling_number ON records (calling_number);
+CREATE INDEX records_start_time ON records (tenant_id, start_time);
+CREATE INDEX records_last_update_time ON records (last_update_time);
+CREATE INDEX record_details_intention ON record_details (intention, request_time);
+
+CREATE VIEW v_calls AS
+SELECT r.tenant_id,
+       r.log_id,
+       r.call_id,
+       r.cti_call_id,
+       r.calling_number,
+       r.called_number,
+       to_char(to_timestamp(r.start_time / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS start_utc,
+       to_char(to_timestamp(r.end_time / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS end_utc,
+       (r.end_time - r.start_time) / 1000 AS duration_s,
+       (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id) AS turns,
+       (SELECT count(*) FROM qa_records q WHERE q.tenant_id = r.tenant_id AND q.log_id = r.log_id) AS qa_rows,
+       r.record_file_name,
+       r.dialog_type,
+       r.flow_inst_id
+FROM records r;
+
+CREATE VIEW v_turns AS
+SELECT d.tenant_id,
+       d.log_id,
+       r.call_id,
+       r.calling_number,
+       d.seq,
+       d.inter_no,
+       to_char(to_timestamp(d.request_time / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS request_utc,
+       d.user_saying,
+       d.intention,
+       to_char(to_timestamp(d.reply_time / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS reply_utc,
+       d.system_reply,
+       d.response_source,
+       d.involve_mode
+FROM record_details d
+JOIN records r ON r.tenant_id = d.tenant_id AND r.log_id = d.log_id;
+
+CREATE VIEW v_qa AS
+SELECT q.tenant_id,
+       q.log_id,
+       r.call_id,
+       r.calling_number,
+       q.seq,
+       q.series_id,
+       q.question_title,
+       q.question_type,
+       q.answer_intent,
+       q.original_answer,
+       to_char(to_timestamp(q.create_time / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS create_utc
+FROM qa_records q
+JOIN records r ON r.tenant_id = q.tenant_id AND r.log_id = q.log_id;

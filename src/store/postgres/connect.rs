@@ -1,0 +1,101 @@
+//! Connecting to PostgreSQL: TLS through rustls (the server's certificate
+//! checked against the system's roots, or `store.ca_file`), as on the API side.
+
+use tokio_postgres::Client;
+use tokio_postgres::config::SslMode;
+
+use crate::config::PgSettings;
+use crate::store::StoreError;
+
+/// The URL with its password replaced by `***`, for messages and logs.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    // `password=` may also come as a query parameter.
+    let tail: Vec<String> = tail
+        .split('&')
+        .map(|part| match part.split_once("password=") {
+            Some((before, _)) if before.is_empty() || before.ends_with('?') => format!("{before}password=***"),
+            _ => part.to_string(),
+        })
+        .collect();
+    format!("{scheme}://{authority}{}", tail.join("&"))
+}
+
+fn tls_config(settings: &PgSettings) -> Result<rustls::ClientConfig, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match &settings.ca_file {
+        Some(path) => {
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("store.ca_file {} cannot be read: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("store.ca_file {} is not PEM: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| format!("store.ca_file {}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("store.ca_file {} holds no certificate", path.display()));
+            }
+            Ok(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+        }
+        None => {
+            use rustls_platform_verifier::ConfigVerifierExt;
+            rustls::ClientConfig::with_platform_verifier().map_err(|e| format!("system certificate roots: {e}"))
+        }
+    }
+}
+
+/// Starts the connection's task on the current runtime; returns the client.
+fn drive<S, T>((client, conn): (Client, tokio_postgres::Connection<S, T>)) -> Client
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!("PostgreSQL connection closed: {e}");
+        }
+    });
+    client
+}
+
+/// Connects and starts the connection's task on the current runtime.
+pub(super) async fn connect(settings: &PgSettings) -> Result<Client, StoreError> {
+    let open_err = |msg: String| StoreError::Open { path: settings.shown.clone().into(), msg };
+    let result = if settings.config.get_ssl_mode() == SslMode::Disable {
+        settings.config.connect(tokio_postgres::NoTls).await.map(drive)
+    } else {
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(settings).map_err(open_err)?);
+        settings.config.connect(tls).await.map(drive)
+    };
+    result.map_err(|e| {
+        let mut msg = match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        };
+        if msg.contains("password authentication failed") || msg.contains("no password") {
+            msg.push_str("; give the password in store.url, store.password_file or PGPASSWORD");
+        }
+        open_err(msg)
+    })
+}
+
+#[cfg(test)]
+#[test]
+fn urls_are_shown_without_their_password() {
+    assert_eq!(without_password("postgres://u:s3cret@h:5432/db"), "postgres://u:***@h:5432/db");
+    assert_eq!(without_password("postgres://u@h/db"), "postgres://u@h/db");
+    assert_eq!(without_password("postgresql://h/db?password=s3cret&sslmode=require"), "postgresql://h/db?password=***&sslmode=require");
+    assert_eq!(without_password("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+}

@@ -1,0 +1,159 @@
+//! Cursors, the run log, backfill progress and the status report of one
+//! tenant in PostgreSQL, as `store/ledger.rs` keeps them in SQLite.
+
+use std::collections::HashMap;
+
+use super::Postgres;
+use crate::store::{RunRow, StatusReport, StoreError};
+use crate::sync::Figures;
+
+/// Moves a cursor forward only: `$1` tenant, `$2` key, `$3` epoch ms, `$4` now.
+pub(super) const SET_CURSOR: &str = "INSERT INTO sync_cursors (tenant_id, query_key, cursor_time, updated_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, query_key) DO UPDATE SET cursor_time = excluded.cursor_time, \
+     updated_at = excluded.updated_at WHERE excluded.cursor_time > sync_cursors.cursor_time";
+
+impl Postgres {
+    pub fn cursor(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        self.run(async {
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT cursor_time FROM sync_cursors WHERE tenant_id = $1 AND query_key = $2",
+                    &[&self.tenant, &key],
+                )
+                .await?;
+            Ok(row.map(|r| r.get::<_, i64>(0).div_euclid(1000)))
+        })
+    }
+
+    pub fn set_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError> {
+        self.run(self.client.execute(SET_CURSOR, &[&self.tenant, &key, &(epoch_s * 1000), &now_ms])).map(drop)
+    }
+
+    pub fn pull_back_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError> {
+        self.run(self.client.execute(
+            "UPDATE sync_cursors SET cursor_time = $3, updated_at = $4 WHERE tenant_id = $1 AND query_key = $2 \
+             AND cursor_time > $3",
+            &[&self.tenant, &key, &(epoch_s * 1000), &now_ms],
+        ))
+        .map(drop)
+    }
+
+    pub fn begin_run(&mut self, kind: &str, now_ms: i64) -> Result<i64, StoreError> {
+        self.run(async {
+            let row = self
+                .client
+                .query_one(
+                    "INSERT INTO sync_runs (tenant_id, kind, started_at, status) VALUES ($1, $2, $3, 'running') \
+                     RETURNING id",
+                    &[&self.tenant, &kind, &now_ms],
+                )
+                .await?;
+            Ok(row.get(0))
+        })
+    }
+
+    pub fn finish_run(
+        &mut self,
+        id: i64,
+        status: &str,
+        f: &Figures,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let sets: Vec<String> = Figures::COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 6)).collect();
+        let sql = format!(
+            "UPDATE sync_runs SET finished_at = $3, status = $4, error = $5, {} WHERE tenant_id = $1 AND id = $2",
+            sets.join(", ")
+        );
+        let values: Vec<i64> = f.values().into_iter().map(|v| v as i64).collect();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            vec![&self.tenant, &id, &now_ms, &status, &error];
+        params.extend(values.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)));
+        self.run(self.client.execute(&sql, &params)).map(drop)
+    }
+
+    pub fn backfill_done(&self, job: &str) -> Result<HashMap<String, Vec<(i64, i64)>>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = self.run(async {
+            let rows = self
+                .client
+                .query(
+                    "SELECT query_key, window_start, window_end FROM backfill_progress WHERE tenant_id = $1 AND job = $2",
+                    &[&self.tenant, &job],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        })?;
+        let mut done: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+        for (key, start, end) in rows {
+            done.entry(key).or_default().push((start, end));
+        }
+        Ok(done)
+    }
+
+    pub fn mark_backfill_window(
+        &mut self,
+        job: &str,
+        key: &str,
+        start: i64,
+        end: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.run(self.client.execute(
+            "INSERT INTO backfill_progress (tenant_id, job, query_key, window_start, window_end, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, job, query_key, window_start) DO UPDATE SET \
+             window_end = excluded.window_end, finished_at = excluded.finished_at",
+            &[&self.tenant, &job, &key, &start, &end, &now_ms],
+        ))
+        .map(drop)
+    }
+
+    pub fn clear_backfill(&mut self, job: &str) -> Result<(), StoreError> {
+        self.run(self.client.execute("DELETE FROM backfill_progress WHERE tenant_id = $1 AND job = $2", &[&self.tenant, &job]))
+            .map(drop)
+    }
+
+    pub fn status(&self, last_runs: usize) -> Result<StatusReport, StoreError> {
+        let sql = format!(
+            "SELECT id, kind, started_at, finished_at, status, error, {} FROM sync_runs WHERE tenant_id = $1 \
+             ORDER BY id DESC LIMIT $2",
+            Figures::COLUMNS.join(", ")
+        );
+        let (records, turns, qa_rows, db_bytes, runs) = self.run(async {
+            let count = |table: &'static str| async move {
+                let sql = format!("SELECT count(*) FROM {table} WHERE tenant_id = $1");
+                self.client.query_one(&sql, &[&self.tenant]).await.map(|r| r.get::<_, i64>(0))
+            };
+            let (records, turns, qa_rows) = (count("records").await?, count("record_details").await?, count("qa_records").await?);
+            let bytes: i64 = self.client.query_one("SELECT pg_database_size(current_database())", &[]).await?.get(0);
+            let rows = self.client.query(&sql, &[&self.tenant, &(last_runs as i64)]).await?;
+            let runs: Vec<RunRow> = rows
+                .iter()
+                .map(|r| {
+                    let values: Vec<u64> = (0..Figures::COLUMNS.len()).map(|i| r.get::<_, i64>(i + 6) as u64).collect();
+                    RunRow {
+                        id: r.get(0),
+                        kind: r.get(1),
+                        started_at: r.get(2),
+                        finished_at: r.get(3),
+                        status: r.get(4),
+                        error: r.get(5),
+                        figures: Figures::from_values(&values),
+                    }
+                })
+                .collect();
+            Ok((records, turns, qa_rows, bytes as u64, runs))
+        })?;
+        Ok(StatusReport {
+            records,
+            turns,
+            qa_rows,
+            schema_version: self.schema_version()?,
+            db_bytes,
+            keys: self.key_counts()?,
+            cursors: self.stream_cursors()?,
+            skipped_windows: self.skipped_windows()?,
+            runs,
+        })
+    }
+}
