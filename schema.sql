@@ -288,3 +288,14 @@ SELECT coalesce(date(request_time / 1000, 'unixepoch'), ''), intention, count(*)
 FROM record_details WHERE intention IS NOT NULL GROUP BY 1, 2;
 INSERT INTO summary_answers (question_title, answer_intent, answers)
 SELECT coalesce(question_title, ''), coalesce(answer_intent, ''), count(*) FROM qa_records GROUP BY 1, 2;
+
+-- migration: 5
+-- Version 5: where `oifde-sync copy` stands when this store is its target,
+-- so an interrupted copy resumes.
+CREATE TABLE copy_progress (
+    source     TEXT NOT NULL,                -- the store copied from: its file or its URL without password
+    table_name TEXT NOT NULL,
+    last_key   TEXT NOT NULL,                -- JSON array: the key of the last row copied
+    done       INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (source, table_name)
+) STRICT;

@@ -673,27 +673,40 @@ fn postgres(s: &RawStore, tenant: &str, o: &Origins) -> Result<Option<PgSettings
     if o.file_keys.contains("store.path") || o.env.contains("store.path") {
         return Err(o.invalid("store.url", "set either store.path (SQLite) or store.url (PostgreSQL), not both"));
     }
-    let shown = crate::store::postgres::without_password(url);
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(o.invalid("store.url", format!("{shown:?} is not a URL like \"postgres://user@host:5432/db\"")));
-    }
-    let mut config: tokio_postgres::Config =
-        url.parse().map_err(|e| o.invalid("store.url", format!("{shown:?} cannot be read: {e}")))?;
-    if config.get_dbname().is_none() {
-        return Err(o.invalid("store.url", format!("{shown:?} names no database; end it with /DBNAME")));
-    }
-    if config.get_password().is_none() {
+    let mut pg = PgSettings::parse(url, tenant).map_err(|m| o.invalid("store.url", m))?;
+    pg.ca_file = optional_path(&s.ca_file);
+    let config = &mut pg.config;
+    let in_url = url.parse::<tokio_postgres::Config>().is_ok_and(|c| c.get_password().is_some());
+    if !in_url {
         if let Some(file) = optional_path(&s.password_file) {
             let (path, looked) = credential_path(&file.to_string_lossy(), &o.file);
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 o.invalid("store.password_file", format!("{} ({looked}) cannot be read: {}", path.display(), io_reason(&e)))
             })?;
             config.password(text.trim_end_matches(['\r', '\n']));
-        } else if let Ok(password) = std::env::var("PGPASSWORD") {
-            config.password(password);
         }
     }
-    Ok(Some(PgSettings { config, shown, ca_file: optional_path(&s.ca_file), tenant: tenant.to_string() }))
+    Ok(Some(pg))
+}
+
+impl PgSettings {
+    /// A `postgres://` URL for `tenant`; the password from the URL, else `PGPASSWORD`.
+    pub fn parse(url: &str, tenant: &str) -> Result<Self, String> {
+        let shown = crate::store::postgres::without_password(url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(format!("{shown:?} is not a URL like \"postgres://user@host:5432/db\""));
+        }
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("{shown:?} cannot be read: {e}"))?;
+        if config.get_dbname().is_none() {
+            return Err(format!("{shown:?} names no database; end it with /DBNAME"));
+        }
+        if config.get_password().is_none() {
+            if let Ok(password) = std::env::var("PGPASSWORD") {
+                config.password(password);
+            }
+        }
+        Ok(Self { config, shown, ca_file: None, tenant: tenant.to_string() })
+    }
 }
 
 fn credential(a: &RawApi, o: &Origins) -> Result<Credential, ConfigError> {

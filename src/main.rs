@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use oifde_sync::commands::{self, CommandError, Exit, keys::KeysCommand, simulate::SimulateArgs};
 
-/// Mirrors Huawei OIFDE intelligent-IVR session records into a local SQLite file.
+/// Mirrors Huawei OIFDE intelligent-IVR session records into SQLite or PostgreSQL.
 #[derive(Parser)]
 #[command(name = "oifde-sync", version)]
 struct Cli {
@@ -60,6 +60,12 @@ enum Command {
         #[arg(long)]
         group: Option<String>,
     },
+    /// Copies the store, exactly and resumably, into PostgreSQL or a SQLite file.
+    Copy {
+        /// postgres://user@host:5432/db (rows take api.tenant_id; password from PGPASSWORD) or a SQLite file.
+        #[arg(long)]
+        to: String,
+    },
     /// Validates the config, opens the store, gets a token, makes one small query.
     Check,
     /// A local stand-in for the OIFDE server, for trying the tool.
@@ -85,6 +91,7 @@ fn main() -> ExitCode {
             Command::Keys(cmd) => commands::keys::keys(&config, cmd),
             Command::Backfill { from, to, key } => commands::sync::backfill(&config, &from, &to, key.as_deref()).await,
             Command::Status { json } => commands::status::status(&config, json),
+            Command::Copy { to } => commands::copy::copy(&config, &to),
             Command::Check => commands::check::check(&config).await,
             Command::Snapshot { to, mode, group } => commands::snapshot::snapshot(&config, to, mode.as_deref(), group),
             Command::Simulate(args) => commands::simulate::simulate(args).await,

@@ -2,6 +2,7 @@
 //! [`CommandError`]; `main` prints the error and exits with its code.
 
 pub mod check;
+pub mod copy;
 pub mod demo;
 pub mod keys;
 pub mod run;
@@ -86,7 +87,7 @@ pub fn secret_file_warning(settings: &Settings) -> Option<String> {
 }
 
 /// How long a second writer waits for the first to finish.
-const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long the store's quick check may take at start.
 const QUICK_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 

@@ -1,6 +1,8 @@
 //! The SQLite store: one file in WAL mode, created readable by its owner only,
 //! migrated by `PRAGMA user_version`. One writer; analysts read beside it.
 
+pub mod copy;
+mod copy_rows;
 mod full_text;
 mod keys;
 mod ledger;
@@ -43,7 +45,7 @@ fn split_steps(schema: &'static str) -> Vec<&'static str> {
 }
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 #[cfg(test)]
 #[test]
@@ -137,6 +139,9 @@ read:
     fn backfill_done(&self, job: &str) -> Result<std::collections::HashMap<String, Vec<(i64, i64)>>, StoreError>;
     fn status(&self, last_runs: usize) -> Result<StatusReport, StoreError>;
     fn quick_check(&self, limit: Duration) -> Result<bool, StoreError>;
+    fn count_rows(&self, table: &str) -> Result<i64, StoreError>;
+    fn read_rows(&self, t: &copy::Table, after: Option<&[copy::Cell]>, limit: usize) -> Result<Vec<Vec<copy::Cell>>, StoreError>;
+    fn copy_position(&self, source: &str, t: &copy::Table) -> Result<Option<(Vec<copy::Cell>, bool)>, StoreError>;
     /// Where the store is, for messages: the file, or the database URL without its password.
     fn describe(&self) -> String;
 write:
@@ -160,6 +165,8 @@ write:
     /// Takes the one-writer lock for `what` (a command), waiting up to `wait`
     /// for a holder to let go; kept while the store is open.
     fn take_writer(&mut self, what: &str, wait: Duration) -> Result<(), StoreError>;
+    fn write_rows(&mut self, t: &copy::Table, rows: &[Vec<copy::Cell>], source: &str, key: &str, done: bool) -> Result<(), StoreError>;
+    fn finish_copy(&mut self) -> Result<(), StoreError>;
 }
 
 impl Store {

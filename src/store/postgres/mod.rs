@@ -8,6 +8,7 @@
 //! works from any context, async or not.
 
 mod connect;
+mod copy_rows;
 mod keys;
 mod ledger;
 mod upsert;
