@@ -681,7 +681,10 @@ fn postgres(s: &RawStore, tenant: &str, o: &Origins) -> Result<Option<PgSettings
         if let Some(file) = optional_path(&s.password_file) {
             let (path, looked) = credential_path(&file.to_string_lossy(), &o.file);
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                o.invalid("store.password_file", format!("{} ({looked}) cannot be read: {}", path.display(), io_reason(&e)))
+                o.invalid(
+                    "store.password_file",
+                    format!("{} ({looked}) cannot be read: {}", path.display(), io_reason(&e)),
+                )
             })?;
             config.password(text.trim_end_matches(['\r', '\n']));
         }

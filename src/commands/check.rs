@@ -68,7 +68,9 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
     if let Ok(store) = store.as_mut() {
         match store.take_writer("oifde-sync check", std::time::Duration::ZERO) {
             Ok(()) => ok("writer", "no other process is writing the store"),
-            Err(crate::store::StoreError::Busy { holder, .. } | crate::store::StoreError::TenantBusy { holder, .. }) => {
+            Err(
+                crate::store::StoreError::Busy { holder, .. } | crate::store::StoreError::TenantBusy { holder, .. },
+            ) => {
                 println!("info    writer: the store is being written by {holder}")
             }
             Err(_) => {}

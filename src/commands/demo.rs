@@ -89,7 +89,8 @@ pub async fn demo() -> Result<Exit, CommandError> {
     println!("\nThe mirror is {}; open it with `sqlite3 {}` and try:", path.display(), path.display());
     for (title, sql) in crate::queries::CANONICAL {
         println!("\n-- {title}\n{sql}");
-        print_query(store.sqlite_connection().expect("the demo writes SQLite"), sql).map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
+        print_query(store.sqlite_connection().expect("the demo writes SQLite"), sql)
+            .map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
     }
     Ok(super::pass_exit(&report))
 }

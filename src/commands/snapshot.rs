@@ -15,7 +15,8 @@ pub fn snapshot(
     let settings = load_settings(config)?;
     if settings.store_url.is_some() {
         return Err(CommandError::Usage(
-            "snapshot copies a SQLite store; with PostgreSQL, `oifde-sync copy --to FILE.db` writes a SQLite copy".into(),
+            "snapshot copies a SQLite store; with PostgreSQL, `oifde-sync copy --to FILE.db` writes a SQLite copy"
+                .into(),
         ));
     }
     let configured = settings.snapshot.clone();

@@ -37,8 +37,7 @@ pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
         .map(|c| KeyLag { query_key: c.query_key.clone(), lag_seconds: c.cursor_time.map(|t| (now - t) / 1000) })
         .collect();
     if json {
-        let doc =
-            StatusJson { store: store.describe(), now, report: &report, lag_seconds: lags };
+        let doc = StatusJson { store: store.describe(), now, report: &report, lag_seconds: lags };
         println!("{}", serde_json::to_string_pretty(&doc).expect("status serializes"));
         return Ok(Exit::Success);
     }

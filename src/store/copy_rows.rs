@@ -25,12 +25,8 @@ impl Sqlite {
             Some(_) => format!("WHERE ({}) > ({placeholders})", t.key_list()),
             None => String::new(),
         };
-        let sql = format!(
-            "SELECT {} FROM \"{}\" {filter} ORDER BY {} LIMIT {limit}",
-            t.column_list(),
-            t.name,
-            t.key_list()
-        );
+        let sql =
+            format!("SELECT {} FROM \"{}\" {filter} ORDER BY {} LIMIT {limit}", t.column_list(), t.name, t.key_list());
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
         let params: Vec<Value> = after.unwrap_or(&[]).iter().map(to_value).collect();
         stmt.query_map(params_from_iter(params), |r| {

@@ -34,7 +34,7 @@ pub fn settings(sim: &Simulator, db: &Path) -> Settings {
 
 pub fn engine(settings: Settings) -> Engine {
     let client = Arc::new(ApiClient::new(&settings.api).expect("client builds"));
-    let store = Store::open_with(&settings.store_path, settings.store_full_text).expect("store opens");
+    let store = Store::open_configured(&settings).expect("store opens");
     Engine::new(Arc::new(settings), client, store)
 }
 
@@ -287,3 +287,207 @@ pub fn use_keys_file(config: &Path, keys_file: &Path) {
         .replace("user_mobiles = [", &format!("keys_file = \"{}\"\nuser_mobiles = [] # ", keys_file.display()));
     std::fs::write(config, text).unwrap();
 }
+
+/// Which store a test writes: the same test runs on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// The test PostgreSQL server's URL: `OIFDE_TEST_PG_URL`, else one that
+/// `.ci/postgres` starts (Debian's `postgresql` package). `None`, said on
+/// stderr, when there is none; with `OIFDE_TEST_REQUIRE_PG` set (CI) that fails.
+pub fn pg_server() -> Option<String> {
+    static URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let url = std::env::var("OIFDE_TEST_PG_URL").ok().filter(|u| !u.is_empty()).or_else(|| {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/postgres");
+            let out = std::process::Command::new(script).output().ok()?;
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        });
+        if url.is_none() {
+            assert!(
+                std::env::var_os("OIFDE_TEST_REQUIRE_PG").is_none(),
+                "OIFDE_TEST_REQUIRE_PG is set but no PostgreSQL server could be started (.ci/postgres)"
+            );
+        }
+        url
+    })
+    .clone()
+}
+
+/// Runs `sql` (simple protocol, text results) on the database at `url`.
+pub fn pg_rows(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("test database");
+            tokio::spawn(conn);
+            let mut rows = Vec::new();
+            for m in client.simple_query(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")) {
+                if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                    rows.push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect());
+                }
+            }
+            rows
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// A new, empty database on the test server; databases of earlier runs are dropped first.
+pub fn pg_database() -> Option<String> {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    static CLEANED: std::sync::Once = std::sync::Once::new();
+    let server = pg_server()?;
+    let pid = std::process::id();
+    CLEANED.call_once(|| {
+        let mine = format!("oifde_{pid}_");
+        for row in pg_rows(&server, "SELECT datname FROM pg_database WHERE datname LIKE 'oifde\\_%'") {
+            let name = row[0].clone().unwrap();
+            if !name.starts_with(&mine) {
+                pg_rows(&server, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+            }
+        }
+    });
+    let name = format!("oifde_{pid}_{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    pg_rows(&server, &format!("CREATE DATABASE \"{name}\""));
+    let (base, query) = server.split_once('?').unwrap_or((&server, ""));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    Some(if query.is_empty() { format!("{base}/{name}") } else { format!("{base}/{name}?{query}") })
+}
+
+/// A store for one test: a SQLite file, or a database of its own on the test server.
+pub struct TestStore {
+    pub kind: Kind,
+    pub dir: tempfile::TempDir,
+    /// The SQLite file (for PostgreSQL, where copies for inspection go).
+    pub db: PathBuf,
+    pub url: Option<String>,
+    /// The tenant the simulators of the tests serve.
+    pub tenant: String,
+}
+
+struct Quiet;
+impl oifde_sync::sync::ProgressSink for Quiet {}
+
+impl TestStore {
+    /// `None` (said on stderr) when PostgreSQL is wanted and absent.
+    pub fn new(kind: Kind) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("mirror.db");
+        let url = match kind {
+            Kind::Sqlite => None,
+            Kind::Postgres => match pg_database() {
+                Some(url) => Some(url),
+                None => {
+                    eprintln!("SKIPPED: no PostgreSQL server (install Debian's postgresql, or set OIFDE_TEST_PG_URL)");
+                    return None;
+                }
+            },
+        };
+        Some(Self { kind, dir, db, url, tenant: SimOptions::default().tenant_id })
+    }
+
+    pub fn pg(&self) -> Option<oifde_sync::config::PgSettings> {
+        self.url.as_ref().map(|u| oifde_sync::config::PgSettings::parse(u, &self.tenant).unwrap())
+    }
+
+    /// Settings for syncing `sim` into this store.
+    pub fn settings(&self, sim: &Simulator) -> Settings {
+        let mut s = settings(sim, &self.db);
+        assert_eq!(sim.options().tenant_id, self.tenant);
+        s.store_url = self.pg();
+        s
+    }
+
+    /// Points a config written by `cli::write_config` at this store.
+    pub fn configure(&self, config: &Path) {
+        if let Some(url) = &self.url {
+            let text = std::fs::read_to_string(config).unwrap();
+            let line = format!("path = \"{}\"", self.dir.path().join("mirror.db").display());
+            let text = if text.contains(&line) {
+                text.replace(&line, &format!("url = \"{url}\""))
+            } else {
+                // A config written into another directory.
+                let start = text.find("\npath = \"").expect("the config names store.path") + 1;
+                let end = start + text[start..].find('\n').unwrap();
+                format!("{}url = \"{url}\"{}", &text[..start], &text[end..])
+            };
+            std::fs::write(config, text).unwrap();
+        }
+    }
+
+    /// Rows of `sql`, as text, from the store (SQL both stores understand).
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match &self.url {
+            Some(url) => pg_rows(url, sql),
+            None => {
+                let Ok(conn) = Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+                    return Vec::new();
+                };
+                let Ok(mut stmt) = conn.prepare(sql) else { return Vec::new() };
+                let n = stmt.column_count();
+                stmt.query_map([], |row| {
+                    Ok((0..n)
+                        .map(|i| match row.get_ref(i).unwrap() {
+                            rusqlite::types::ValueRef::Null => None,
+                            rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                            rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
+                            rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                                Some(String::from_utf8_lossy(t).into_owned())
+                            }
+                        })
+                        .collect())
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+            }
+        }
+    }
+
+    /// One number from `sql` (0 when the store or table is not there yet).
+    pub fn count(&self, sql: &str) -> i64 {
+        self.rows(sql).first().and_then(|r| r[0].as_deref()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// A SQLite file with what the store holds, for the SQLite-based checks:
+    /// the file itself, or a fresh copy of the PostgreSQL tenant.
+    pub fn local(&self) -> PathBuf {
+        let Some(pg) = self.pg() else { return self.db.clone() };
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let path = self.dir.path().join(format!("copy-{}.db", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        let from = Store::Postgres(Box::new(oifde_sync::store::Postgres::open_read_only(&pg).unwrap()));
+        let mut to = Store::open(&path).unwrap();
+        oifde_sync::store::copy::copy(&from, &mut to, &Quiet).unwrap();
+        path
+    }
+}
+
+/// Each test in it runs twice: `NAME::sqlite` on a SQLite file and
+/// `NAME::postgres` on a PostgreSQL database (said skipped when there is none).
+macro_rules! on_both_stores {
+    ($( $(#[$m:meta])* async fn $name:ident($kind:ident: Kind) $body:block )*) => {
+        $(
+            $(#[$m])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                async fn body($kind: Kind) $body
+                #[tokio::test(flavor = "multi_thread")]
+                async fn sqlite() {
+                    body(Kind::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread")]
+                async fn postgres() {
+                    body(Kind::Postgres).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_stores;

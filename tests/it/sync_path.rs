@@ -9,8 +9,9 @@ use oifde_sync::tz::ServerZone;
 
 use crate::helpers::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn backfill_mirrors_every_record_field_by_field() {
+on_both_stores! {
+
+async fn backfill_mirrors_every_record_field_by_field(kind: Kind) {
     let sim = simulator(options(1500)).await;
     let records = sim.records();
     // The dataset carries every documented quirk, so the comparison covers them.
@@ -28,33 +29,31 @@ async fn backfill_mirrors_every_record_field_by_field() {
         records.iter().any(|r| r.details.iter().any(|t| t.user_saying.as_deref().is_some_and(|s| s.contains('🙏'))))
     );
 
-    let (_dir, db) = temp_db();
-    let engine = engine(settings(&sim, &db));
+    let Some(store) = TestStore::new(kind) else { return };
+    let engine = engine(store.settings(&sim));
     let report = backfill(&engine).await;
     assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
     assert_eq!(report.figures.inserted, 1500);
-    assert_mirrors(&db, &records);
+    assert_mirrors(&store.local(), &records);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn reading_the_same_period_twice_writes_nothing() {
+async fn reading_the_same_period_twice_writes_nothing(kind: Kind) {
     let sim = simulator(options(800)).await;
-    let (_dir, db) = temp_db();
-    let engine = engine(settings(&sim, &db));
+    let Some(store) = TestStore::new(kind) else { return };
+    let engine = engine(store.settings(&sim));
     assert_eq!(backfill(&engine).await.status, PassStatus::Ok);
-    let before = dump_data(&db);
+    let before = dump_data(&store.local());
     let again = backfill(&engine).await;
     assert_eq!(again.status, PassStatus::Ok);
     assert_eq!(again.figures.records_fetched, 800, "the finished backfill was read again");
     assert_eq!((again.figures.inserted, again.figures.updated, again.figures.unchanged), (0, 0, 800));
-    assert_eq!(dump_data(&db), before);
+    assert_eq!(dump_data(&store.local()), before);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn newer_records_replace_equal_times_are_ignored_older_are_stale() {
+async fn newer_records_replace_equal_times_are_ignored_older_are_stale(kind: Kind) {
     let sim = simulator(options(400)).await;
-    let (_dir, db) = temp_db();
-    let engine = engine(settings(&sim, &db));
+    let Some(store) = TestStore::new(kind) else { return };
+    let engine = engine(store.settings(&sim));
     assert_eq!(backfill(&engine).await.status, PassStatus::Ok);
 
     let original = sim.records();
@@ -91,21 +90,20 @@ async fn newer_records_replace_equal_times_are_ignored_older_are_stale() {
             }
         })
         .collect();
-    assert_mirrors(&db, &expected);
+    assert_mirrors(&store.local(), &expected);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn late_records_inside_the_overlap_are_picked_up() {
+async fn late_records_inside_the_overlap_are_picked_up(kind: Kind) {
     let sim = simulator(options(300)).await;
-    let (_dir, db) = temp_db();
-    let mut s = settings(&sim, &db);
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut s = store.settings(&sim);
     s.sync.start = oifde_sync::config::Start::At(FROM);
     s.sync.lag = std::time::Duration::ZERO;
     s.sync.overlap = std::time::Duration::from_secs(15 * 60);
     let engine = engine(s);
     let now = TO + 3600;
     assert_eq!(incremental(&engine, now).await.status, PassStatus::Ok);
-    assert_mirrors(&db, &sim.records());
+    assert_mirrors(&store.local(), &sim.records());
 
     let template = sim.records()[0].clone();
     let late = |suffix: &str, start_s: i64| {
@@ -122,106 +120,93 @@ async fn late_records_inside_the_overlap_are_picked_up() {
     let report = incremental(&engine, now + 60).await;
     assert_eq!(report.status, PassStatus::Ok);
     assert_eq!(report.figures.inserted, 1);
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let ids: Vec<String> = conn
-        .prepare("SELECT log_id FROM records WHERE log_id LIKE 'late-%'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(ids, vec!["late-inside".to_string()]);
-    let cursor: i64 = conn.query_row("SELECT min(cursor_time) FROM sync_cursors", [], |r| r.get(0)).unwrap();
+    let ids = store.rows("SELECT log_id FROM records WHERE log_id LIKE 'late-%'");
+    assert_eq!(ids, vec![vec![Some("late-inside".to_string())]]);
+    let cursor = store.count("SELECT min(cursor_time) FROM sync_cursors");
     assert_eq!(cursor, (now + 60) * 1000, "cursors reach now less the lag");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn token_expiry_mid_pass_renews_the_token_and_loses_nothing() {
+async fn token_expiry_mid_pass_renews_the_token_and_loses_nothing(kind: Kind) {
     let faults = Faults { token_expires_after_queries: Some(5), ..Faults::default() };
     let sim = simulator(SimOptions { faults, ..options(600) }).await;
-    let (_dir, db) = temp_db();
-    let mut s = settings(&sim, &db);
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut s = store.settings(&sim);
     s.api.page_size = 20;
     let engine = engine(s);
     let report = backfill(&engine).await;
     assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
     assert!(sim.token_calls() >= 4, "the token was renewed ({} gettoken calls)", sim.token_calls());
-    assert_mirrors(&db, &sim.records());
+    assert_mirrors(&store.local(), &sim.records());
 
     sim.expire_tokens();
     let again = backfill(&engine).await;
     assert_eq!(again.status, PassStatus::Ok, "{:?}", again.errors);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn filter_times_follow_the_server_timezone_on_both_sides_of_utc() {
+async fn filter_times_follow_the_server_timezone_on_both_sides_of_utc(kind: Kind) {
     for zone in ["+08:00", "-05:00", "Asia/Shanghai"] {
         let timezone = ServerZone::parse(zone).unwrap();
         let sim = simulator(SimOptions { timezone: timezone.clone(), ..options(300) }).await;
-        let (_dir, db) = temp_db();
-        let engine = engine(settings(&sim, &db));
+        let Some(store) = TestStore::new(kind) else { return };
+        let engine = engine(store.settings(&sim));
         assert_eq!(backfill(&engine).await.status, PassStatus::Ok, "{zone}");
-        assert_mirrors(&db, &sim.records());
+        assert_mirrors(&store.local(), &sim.records());
     }
     // The zone matters: a server on +08:00 read as if it were UTC misses records.
     let sim = simulator(SimOptions { timezone: ServerZone::parse("+08:00").unwrap(), ..options(300) }).await;
-    let (_dir, db) = temp_db();
-    let mut s = settings(&sim, &db);
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut s = store.settings(&sim);
     s.api.server_timezone = ServerZone::utc();
     let report = backfill(&engine(s)).await;
     assert!(report.figures.records_fetched < 300, "fetched {}", report.figures.records_fetched);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_page_is_read_with_the_smallest_page_size() {
+async fn every_page_is_read_with_the_smallest_page_size(kind: Kind) {
     let sim = simulator(SimOptions { users: 2, ..options(300) }).await;
-    let (_dir, db) = temp_db();
-    let mut s = settings(&sim, &db);
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut s = store.settings(&sim);
     s.api.page_size = 5;
     let report = backfill(&engine(s)).await;
     assert_eq!(report.status, PassStatus::Ok);
     assert!(report.figures.pages >= 60, "{} pages", report.figures.pages);
-    assert_mirrors(&db, &sim.records());
+    assert_mirrors(&store.local(), &sim.records());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_window_above_split_above_is_halved_until_it_fits() {
+async fn a_window_above_split_above_is_halved_until_it_fits(kind: Kind) {
     let sim = simulator(SimOptions { users: 1, ..options(600) }).await;
-    let (_dir, db) = temp_db();
-    let mut s = settings(&sim, &db);
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut s = store.settings(&sim);
     s.sync.split_above = 40;
     s.api.page_size = 20;
     let report = backfill(&engine(s)).await;
     assert_eq!(report.status, PassStatus::Ok);
-    assert_mirrors(&db, &sim.records());
+    assert_mirrors(&store.local(), &sim.records());
     // 600 records in leaves of at most 40: at least 15 leaves were read.
     assert!(report.figures.pages >= 15, "{} pages", report.figures.pages);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn window_only_queries_work_where_the_server_allows_them() {
+async fn window_only_queries_work_where_the_server_allows_them(kind: Kind) {
     let strict = simulator(options(100)).await;
-    let (_dir, db) = temp_db();
-    let mut s = settings(&strict, &db);
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut s = store.settings(&strict);
     s.query.user_mobiles.clear();
     let report = backfill(&engine(s)).await;
     assert_eq!(report.status, PassStatus::Failed);
     assert!(report.fatal.as_deref().unwrap_or("").contains("configure query keys"), "{:?}", report.fatal);
 
     let lenient = simulator(SimOptions { lenient_keys: true, ..options(100) }).await;
-    let (_dir2, db2) = temp_db();
-    let mut s = settings(&lenient, &db2);
+    let Some(store2) = TestStore::new(kind) else { return };
+    let mut s = store2.settings(&lenient);
     s.query.user_mobiles.clear();
     let report = backfill(&engine(s)).await;
     assert_eq!(report.status, PassStatus::Ok);
-    assert_mirrors(&db2, &lenient.records());
+    assert_mirrors(&store2.local(), &lenient.records());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_backfill_for_one_key_reads_only_that_key() {
+async fn a_backfill_for_one_key_reads_only_that_key(kind: Kind) {
     let sim = simulator(options(400)).await;
-    let (_dir, db) = temp_db();
-    let engine = engine(settings(&sim, &db));
+    let Some(store) = TestStore::new(kind) else { return };
+    let engine = engine(store.settings(&sim));
     let mobile = sim.mobiles()[0].clone();
     let key = QueryKey::parse(&format!("mobile:{mobile}")).unwrap();
     let kind = oifde_sync::sync::PassKind::Backfill { from: FROM, to: TO - 1, key: Some(key) };
@@ -229,5 +214,6 @@ async fn a_backfill_for_one_key_reads_only_that_key() {
     assert_eq!(report.status, PassStatus::Ok);
     let expected: Vec<_> = sim.records().into_iter().filter(|r| r.call_sor_id == mobile).collect();
     assert!(!expected.is_empty());
-    assert_mirrors(&db, &expected);
+    assert_mirrors(&store.local(), &expected);
+}
 }

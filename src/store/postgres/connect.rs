@@ -96,6 +96,9 @@ pub(super) async fn connect(settings: &PgSettings) -> Result<Client, StoreError>
 fn urls_are_shown_without_their_password() {
     assert_eq!(without_password("postgres://u:s3cret@h:5432/db"), "postgres://u:***@h:5432/db");
     assert_eq!(without_password("postgres://u@h/db"), "postgres://u@h/db");
-    assert_eq!(without_password("postgresql://h/db?password=s3cret&sslmode=require"), "postgresql://h/db?password=***&sslmode=require");
+    assert_eq!(
+        without_password("postgresql://h/db?password=s3cret&sslmode=require"),
+        "postgresql://h/db?password=***&sslmode=require"
+    );
     assert_eq!(without_password("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
 }

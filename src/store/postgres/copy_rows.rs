@@ -66,8 +66,13 @@ impl Postgres {
         done: bool,
     ) -> Result<(), StoreError> {
         // tenant_id is this store's, whatever the source says.
-        let columns: Vec<(usize, &str, Ty)> =
-            t.columns.iter().enumerate().filter(|(_, (c, _))| *c != "tenant_id").map(|(i, (c, ty))| (i, *c, *ty)).collect();
+        let columns: Vec<(usize, &str, Ty)> = t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, (c, _))| *c != "tenant_id")
+            .map(|(i, (c, ty))| (i, *c, *ty))
+            .collect();
         let names: Vec<String> = columns.iter().map(|(_, c, _)| format!("\"{c}\"")).collect();
         let arrays: Vec<String> = columns
             .iter()

@@ -121,7 +121,8 @@ impl Postgres {
         })?;
         let mut new_keys = 0u64;
         let read = read_appended(file, prev.as_ref(), &mut |keys: &[QueryKey]| {
-            new_keys += self.run(upsert(&self.client, &self.tenant, keys, "keys_file", &[KeyState::Removed], now_ms))?;
+            new_keys +=
+                self.run(upsert(&self.client, &self.tenant, keys, "keys_file", &[KeyState::Removed], now_ms))?;
             Ok::<(), StoreError>(())
         });
         let appended: Appended = match read {
@@ -194,7 +195,11 @@ impl Postgres {
         }
     }
 
-    fn select_keys(&self, filter: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<KeyRow>, StoreError> {
+    fn select_keys(
+        &self,
+        filter: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<KeyRow>, StoreError> {
         let sql = format!("{SELECT_KEY} {filter}");
         self.run(async {
             let rows = self.client.query(&sql, params).await?;
@@ -247,7 +252,14 @@ impl Postgres {
         })
     }
 
-    pub fn skip_window(&mut self, key: &str, start: i64, end: i64, reason: &str, now_ms: i64) -> Result<(), StoreError> {
+    pub fn skip_window(
+        &mut self,
+        key: &str,
+        start: i64,
+        end: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let tenant = self.tenant.clone();
         let client = &mut self.client;
         super::run_on(self.rt.as_ref(), &self.shown, async move {
@@ -259,8 +271,11 @@ impl Postgres {
                 &[&tenant, &key, &start, &end, &reason, &now_ms],
             )
             .await?;
-            tx.execute("UPDATE query_keys SET failed_passes = 0 WHERE tenant_id = $1 AND query_key = $2", &[&tenant, &key])
-                .await?;
+            tx.execute(
+                "UPDATE query_keys SET failed_passes = 0 WHERE tenant_id = $1 AND query_key = $2",
+                &[&tenant, &key],
+            )
+            .await?;
             tx.execute(super::ledger::SET_CURSOR, &[&tenant, &key, &(end * 1000), &now_ms]).await?;
             tx.commit().await
         })
@@ -304,10 +319,8 @@ impl Postgres {
     }
 
     pub fn stream_cursors(&self) -> Result<Vec<StreamCursor>, StoreError> {
-        let rows = self.select_keys(
-            "AND k.state = 'active' AND k.kind = 'stream' ORDER BY k.query_key",
-            &[&self.tenant],
-        )?;
+        let rows =
+            self.select_keys("AND k.state = 'active' AND k.kind = 'stream' ORDER BY k.query_key", &[&self.tenant])?;
         Ok(rows.into_iter().map(|k| StreamCursor { query_key: k.query_key, cursor_time: k.cursor_time }).collect())
     }
 }

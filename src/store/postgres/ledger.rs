@@ -109,8 +109,11 @@ impl Postgres {
     }
 
     pub fn clear_backfill(&mut self, job: &str) -> Result<(), StoreError> {
-        self.run(self.client.execute("DELETE FROM backfill_progress WHERE tenant_id = $1 AND job = $2", &[&self.tenant, &job]))
-            .map(drop)
+        self.run(
+            self.client
+                .execute("DELETE FROM backfill_progress WHERE tenant_id = $1 AND job = $2", &[&self.tenant, &job]),
+        )
+        .map(drop)
     }
 
     pub fn status(&self, last_runs: usize) -> Result<StatusReport, StoreError> {
@@ -124,7 +127,8 @@ impl Postgres {
                 let sql = format!("SELECT count(*) FROM {table} WHERE tenant_id = $1");
                 self.client.query_one(&sql, &[&self.tenant]).await.map(|r| r.get::<_, i64>(0))
             };
-            let (records, turns, qa_rows) = (count("records").await?, count("record_details").await?, count("qa_records").await?);
+            let (records, turns, qa_rows) =
+                (count("records").await?, count("record_details").await?, count("qa_records").await?);
             let bytes: i64 = self.client.query_one("SELECT pg_database_size(current_database())", &[]).await?.get(0);
             let rows = self.client.query(&sql, &[&self.tenant, &(last_runs as i64)]).await?;
             let runs: Vec<RunRow> = rows

@@ -175,7 +175,9 @@ impl Postgres {
             .expect("store thread panicked")
         })
         .map_err(|e| match pg_error(&shown, &e) {
-            StoreError::Database { url, msg } => StoreError::Database { url, msg: format!("cannot migrate the schema: {msg}") },
+            StoreError::Database { url, msg } => {
+                StoreError::Database { url, msg: format!("cannot migrate the schema: {msg}") }
+            }
             other => other,
         })?;
         match applied {

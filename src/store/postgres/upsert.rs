@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::Postgres;
 use crate::api::Record;
-use crate::store::upsert::{Decision, PageOutcome, Summary, decide};
 use crate::store::StoreError;
+use crate::store::upsert::{Decision, PageOutcome, Summary, decide};
 
 /// The day (UTC) of epoch ms in a column, as the summaries count it.
 fn day_of(column: &str) -> String {
@@ -56,8 +56,11 @@ impl Postgres {
             let replaced: Vec<&str> = written.keys().copied().filter(|id| stored_before.contains(*id)).collect();
             if !replaced.is_empty() {
                 uncount(&tx, &tenant, &replaced).await?;
-                tx.execute("DELETE FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2)", &[&tenant, &replaced])
-                    .await?;
+                tx.execute(
+                    "DELETE FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2)",
+                    &[&tenant, &replaced],
+                )
+                .await?;
                 tx.execute("DELETE FROM qa_records WHERE tenant_id = $1 AND log_id = ANY ($2)", &[&tenant, &replaced])
                     .await?;
             }
@@ -76,7 +79,11 @@ impl Postgres {
 }
 
 /// Takes the stored rows of `log_ids` out of the summary tables, before they are replaced.
-async fn uncount(tx: &tokio_postgres::Transaction<'_>, tenant: &str, log_ids: &[&str]) -> Result<(), tokio_postgres::Error> {
+async fn uncount(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: &str,
+    log_ids: &[&str],
+) -> Result<(), tokio_postgres::Error> {
     let statements = [
         format!(
             "INSERT INTO summary_calls_per_day (tenant_id, day, calls) SELECT $1, {}, -count(*) FROM records \
