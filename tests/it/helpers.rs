@@ -273,13 +273,6 @@ pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)], stderr
     Spawned(cmd.spawn().expect("the binary starts"))
 }
 
-/// The log ids a store holds.
-pub fn stored_log_ids(db: &Path) -> std::collections::HashSet<String> {
-    let conn = Connection::open(db).unwrap();
-    let mut stmt = conn.prepare("SELECT log_id FROM records").unwrap();
-    stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-}
-
 /// Points a config written by `cli::write_config` at `keys_file` instead of its mobiles.
 pub fn use_keys_file(config: &Path, keys_file: &Path) {
     let text = std::fs::read_to_string(config)
@@ -319,6 +312,11 @@ pub fn pg_server() -> Option<String> {
 
 /// Runs `sql` (simple protocol, text results) on the database at `url`.
 pub fn pg_rows(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    try_pg_rows(url, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// As [`pg_rows`], the server's error returned.
+pub fn try_pg_rows(url: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
     let (url, sql) = (url.to_string(), sql.to_string());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -326,12 +324,16 @@ pub fn pg_rows(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
             let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("test database");
             tokio::spawn(conn);
             let mut rows = Vec::new();
-            for m in client.simple_query(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")) {
+            for m in client
+                .simple_query(&sql)
+                .await
+                .map_err(|e| e.as_db_error().map_or(e.to_string(), |d| d.message().to_string()))?
+            {
                 if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
                     rows.push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect());
                 }
             }
-            rows
+            Ok(rows)
         })
     })
     .join()
@@ -421,10 +423,15 @@ impl TestStore {
         }
     }
 
-    /// Rows of `sql`, as text, from the store (SQL both stores understand).
+    /// Rows of `sql`, as text, from the store (SQL both stores understand);
+    /// none while the store or its tables are not there yet.
     pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         match &self.url {
-            Some(url) => pg_rows(url, sql),
+            Some(url) => match try_pg_rows(url, sql) {
+                Ok(rows) => rows,
+                Err(e) if e.contains("does not exist") => Vec::new(),
+                Err(e) => panic!("{sql}: {e}"),
+            },
             None => {
                 let Ok(conn) = Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
                     return Vec::new();
@@ -448,6 +455,11 @@ impl TestStore {
                 .collect()
             }
         }
+    }
+
+    /// The first column of `sql`'s rows.
+    pub fn column(&self, sql: &str) -> Vec<String> {
+        self.rows(sql).into_iter().map(|r| r[0].clone().unwrap_or_default()).collect()
     }
 
     /// One number from `sql` (0 when the store or table is not there yet).
