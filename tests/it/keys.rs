@@ -8,20 +8,23 @@ use std::time::Duration;
 
 use oifde_sync::simulator::{SimOptions, SimRecord};
 use oifde_sync::sync::{PassKind, PassStatus};
-use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{run, text, write_config};
 use crate::helpers::*;
 
-fn states(db: &std::path::Path) -> Vec<(String, String)> {
-    let conn = Connection::open(db).unwrap();
-    let mut stmt = conn.prepare("SELECT query_key, state FROM query_keys ORDER BY query_key").unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+fn states(store: &TestStore) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = store
+        .rows("SELECT query_key, state FROM query_keys")
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
+    rows.sort();
+    rows
 }
 
-fn state_of(db: &std::path::Path, key: &str) -> String {
-    states(db).into_iter().find(|(k, _)| k == key).map(|(_, s)| s).unwrap_or_else(|| panic!("{key} is not stored"))
+fn state_of(store: &TestStore, key: &str) -> String {
+    states(store).into_iter().find(|(k, _)| k == key).map(|(_, s)| s).unwrap_or_else(|| panic!("{key} is not stored"))
 }
 
 fn append(path: &std::path::Path, lines: &[String]) {
@@ -31,13 +34,14 @@ fn append(path: &std::path::Path, lines: &[String]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_call_id_feed_costs_at_most_two_queries_a_key_and_nothing_once_done() {
+on_both_stores! {
+async fn a_call_id_feed_costs_at_most_two_queries_a_key_and_nothing_once_done(kind: Kind) {
     let sim = simulator(options(1500)).await;
-    let (dir, db) = temp_db();
+    let Some(store) = TestStore::new(kind) else { return };
+    let dir = &store.dir;
     let keys_file = dir.path().join("calls.txt");
     std::fs::write(&keys_file, "").unwrap();
-    let mut s = settings(&sim, &db);
+    let mut s = store.settings(&sim);
     s.query.user_mobiles.clear();
     s.query.keys_file = Some(keys_file.clone());
     let engine = engine(s);
@@ -64,7 +68,7 @@ async fn a_call_id_feed_costs_at_most_two_queries_a_key_and_nothing_once_done() 
         let wanted: HashSet<&str> = keys[..fed].iter().filter_map(|k| k.strip_prefix("call:")).collect();
         let expected: Vec<SimRecord> =
             records.iter().filter(|r| wanted.contains(r.call_id.as_str())).cloned().collect();
-        assert_mirrors(&db, &expected);
+        assert_mirrors(&store.local(), &expected);
     }
     assert!(
         records.iter().filter(|r| keys.contains(&format!("call:{}", r.call_id))).count() > 230,
@@ -75,17 +79,17 @@ async fn a_call_id_feed_costs_at_most_two_queries_a_key_and_nothing_once_done() 
     let idle = incremental(&engine, now + 40).await;
     assert_eq!((idle.figures.keys, idle.figures.requests), (0, 0), "{:?}", idle.figures);
     // The calls that were never found wait, are asked again later, and are given up.
-    assert_eq!(state_of(&db, "call:no-such-call-0"), "waiting");
+    assert_eq!(state_of(&store, "call:no-such-call-0"), "waiting");
     let next_day = incremental(&engine, now + 25 * 3600).await;
     assert_eq!(next_day.figures.keys, 20);
-    assert_eq!(state_of(&db, "call:no-such-call-0"), "given_up");
+    assert_eq!(state_of(&store, "call:no-such-call-0"), "given_up");
     assert_eq!(incremental(&engine, now + 30 * 3600).await.figures.requests, 0);
     for key in &keys {
         let queries = sim.queries_for(key);
         let most = if key.contains("no-such") { 2 } else { 1 };
         assert!((1..=most).contains(&queries), "{key} cost {queries} queries");
     }
-    let done = states(&db).iter().filter(|(_, s)| s == "done").count();
+    let done = states(&store).iter().filter(|(_, s)| s == "done").count();
     assert_eq!(done, 230);
     assert!(
         sim.request_log()
@@ -95,10 +99,9 @@ async fn a_call_id_feed_costs_at_most_two_queries_a_key_and_nothing_once_done() 
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_call_still_in_progress_is_read_again_until_it_settles() {
+async fn a_call_still_in_progress_is_read_again_until_it_settles(kind: Kind) {
     let sim = simulator(options(50)).await;
-    let (_dir, db) = temp_db();
+    let Some(store) = TestStore::new(kind) else { return };
     let mut live = sim.records()[0].clone();
     let now = TO + 3600;
     live.log_id = "live-call".into();
@@ -107,42 +110,41 @@ async fn a_call_still_in_progress_is_read_again_until_it_settles() {
     live.end_time = Some((now - 300) * 1000);
     live.last_update_time = Some((now - 300) * 1000);
     sim.insert(live.clone());
-    let mut s = settings(&sim, &db);
+    let mut s = store.settings(&sim);
     s.query.user_mobiles.clear();
     s.query.call_ids = vec!["live-call-id".into()];
     let engine = engine(s);
     assert_eq!(incremental(&engine, now).await.status, PassStatus::Ok);
-    assert_eq!(state_of(&db, "call:live-call-id"), "settling", "ended 5 minutes ago: may still change");
+    assert_eq!(state_of(&store, "call:live-call-id"), "settling", "ended 5 minutes ago: may still change");
     // The call gains a Q&A row a minute later; the next pass sees it.
     sim.update("live-call", |r| {
         r.last_update_time = r.last_update_time.map(|t| t + 60_000);
         r.qa.clear();
     });
     assert_eq!(incremental(&engine, now + 300).await.figures.updated, 1);
-    assert_eq!(state_of(&db, "call:live-call-id"), "settling");
+    assert_eq!(state_of(&store, "call:live-call-id"), "settling");
     assert_eq!(incremental(&engine, now + 1200).await.figures.keys, 1);
-    assert_eq!(state_of(&db, "call:live-call-id"), "done", "ended 15 minutes ago: settled");
+    assert_eq!(state_of(&store, "call:live-call-id"), "done", "ended 15 minutes ago: settled");
     assert_eq!(incremental(&engine, now + 1500).await.figures.requests, 0);
     assert_eq!(sim.queries_for("call:live-call-id"), 3);
-    assert_mirrors(&db, &sim.records().into_iter().filter(|r| r.log_id == "live-call").collect::<Vec<_>>());
+    assert_mirrors(&store.local(), &sim.records().into_iter().filter(|r| r.log_id == "live-call").collect::<Vec<_>>());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn where_the_server_refuses_key_only_queries_point_keys_are_read_in_windows() {
+async fn where_the_server_refuses_key_only_queries_point_keys_are_read_in_windows(kind: Kind) {
     let sim = simulator(SimOptions { require_window: true, ..options(300) }).await;
-    let (_dir, db) = temp_db();
+    let Some(store) = TestStore::new(kind) else { return };
     let records = sim.records();
     let calls: Vec<String> = records.iter().take(5).map(|r| r.call_id.clone()).collect();
-    let mut s = settings(&sim, &db);
+    let mut s = store.settings(&sim);
     s.query.user_mobiles.clear();
     s.query.call_ids = calls.clone();
     let engine = engine(s);
     let report = incremental(&engine, TO + 3600).await;
     assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
     let expected: Vec<SimRecord> = records.iter().filter(|r| calls.contains(&r.call_id)).cloned().collect();
-    assert_mirrors(&db, &expected);
+    assert_mirrors(&store.local(), &expected);
     for c in &calls {
-        assert_eq!(state_of(&db, &format!("call:{c}")), "done");
+        assert_eq!(state_of(&store, &format!("call:{c}")), "done");
     }
     // Key-only queries already in flight when the first refusal came (at most
     // api.concurrency) are refused too; every later one is windowed.
@@ -150,12 +152,11 @@ async fn where_the_server_refuses_key_only_queries_point_keys_are_read_in_window
     assert!((1..=4).contains(&refused), "{refused} refused key-only queries, then windows");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sparse_mobile_keys_cost_a_handful_of_queries_and_one_when_idle() {
+async fn sparse_mobile_keys_cost_a_handful_of_queries_and_one_when_idle(kind: Kind) {
     let month = 30 * 86_400;
     let sim = simulator(SimOptions { records: 120, users: 40, from: TO - month, to: TO, ..options(0) }).await;
-    let (_dir, db) = temp_db();
-    let mut s = settings(&sim, &db);
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut s = store.settings(&sim);
     let mut mobiles = sim.mobiles();
     mobiles.extend((0..5).map(|i| format!("1990000000{i}")));
     s.query.user_mobiles = mobiles.clone();
@@ -164,7 +165,7 @@ async fn sparse_mobile_keys_cost_a_handful_of_queries_and_one_when_idle() {
     let engine = engine(s);
     let first = incremental(&engine, TO + 60).await;
     assert_eq!(first.status, PassStatus::Ok, "{:?}", first.errors);
-    assert_mirrors(&db, &sim.records());
+    assert_mirrors(&store.local(), &sim.records());
     for m in &mobiles {
         let n = sim.queries_for(&format!("mobile:{m}"));
         assert!(n <= 8, "mobile:{m}: {n} queries for 30 days of history");
@@ -175,11 +176,10 @@ async fn sparse_mobile_keys_cost_a_handful_of_queries_and_one_when_idle() {
     assert!(sim.query_calls() - before <= mobiles.len() as u64, "idle pass: {} queries", sim.query_calls() - before);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_resweep_finds_an_update_older_than_the_overlap() {
+async fn the_resweep_finds_an_update_older_than_the_overlap(kind: Kind) {
     let sim = simulator(options(300)).await;
-    let (_dir, db) = temp_db();
-    let mut s = settings(&sim, &db);
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut s = store.settings(&sim);
     s.sync.resweep = Some(Duration::from_secs(3 * 86_400));
     let engine = engine(s);
     assert_eq!(incremental(&engine, TO + 60).await.status, PassStatus::Ok);
@@ -192,17 +192,17 @@ async fn the_resweep_finds_an_update_older_than_the_overlap() {
     assert_eq!(incremental(&engine, TO + 120).await.figures.updated, 0, "outside the overlap");
     let resweep = engine.pass(PassKind::Resweep { now: TO + 180 }, &CancellationToken::new()).await.unwrap();
     assert_eq!((resweep.status, resweep.figures.updated), (PassStatus::Ok, 1));
-    assert_mirrors(&db, &sim.records());
+    assert_mirrors(&store.local(), &sim.records());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_keys_file_is_read_once_and_then_only_what_is_appended() {
+async fn a_keys_file_is_read_once_and_then_only_what_is_appended(kind: Kind) {
     let sim = simulator(options(100)).await;
-    let (dir, db) = temp_db();
+    let Some(store) = TestStore::new(kind) else { return };
+    let dir = &store.dir;
     let keys_file = dir.path().join("calls.txt");
     let lines: Vec<String> = (0..5_000).map(|i| format!("call:old-{i:08}")).collect();
     std::fs::write(&keys_file, format!("\u{feff}{}\r\n", lines.join("\r\n"))).unwrap();
-    let mut s = settings(&sim, &db);
+    let mut s = store.settings(&sim);
     s.query.user_mobiles.clear();
     s.query.keys_file = Some(keys_file.clone());
     s.api.max_requests_per_second = 100_000;
@@ -211,7 +211,7 @@ async fn a_keys_file_is_read_once_and_then_only_what_is_appended() {
     let first = incremental(&engine, TO + 30 * 3600).await;
     assert!(first.warnings.is_empty(), "{:?}", first.warnings);
     assert_eq!(first.figures.keys, 5_000);
-    assert_eq!(state_of(&db, "call:old-00000000"), "waiting", "the BOM is not part of the first key");
+    assert_eq!(state_of(&store, "call:old-00000000"), "waiting", "the BOM is not part of the first key");
     // A line far past the file's start is damaged in place; a reader that
     // read the whole file again would report it.
     let mut text = std::fs::read(&keys_file).unwrap();
@@ -227,14 +227,15 @@ async fn a_keys_file_is_read_once_and_then_only_what_is_appended() {
     std::fs::write(&keys_file, "call:replaced\n").unwrap();
     let third = incremental(&engine, TO + 30 * 3600 + 20).await;
     assert_eq!(third.figures.keys, 1);
-    assert_eq!(state_of(&db, "call:replaced"), "waiting");
+    assert_eq!(state_of(&store, "call:replaced"), "waiting");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_empty_keys_file_skips_the_pass_with_a_warning() {
+async fn an_empty_keys_file_skips_the_pass_with_a_warning(kind: Kind) {
     let sim = simulator(options(100)).await;
-    let dir = tempfile::tempdir().unwrap();
+    let Some(store) = TestStore::new(kind) else { return };
+    let dir = &store.dir;
     let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    store.configure(&config);
     let keys_file = dir.path().join("keys.txt");
     std::fs::write(&keys_file, "").unwrap();
     use_keys_file(&config, &keys_file);
@@ -245,12 +246,12 @@ async fn an_empty_keys_file_skips_the_pass_with_a_warning() {
     assert_eq!(sim.query_calls(), 0, "no window-only query");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn keys_add_list_forget_and_a_key_removed_from_the_config() {
+async fn keys_add_list_forget_and_a_key_removed_from_the_config(kind: Kind) {
     let sim = simulator(options(200)).await;
-    let dir = tempfile::tempdir().unwrap();
+    let Some(store) = TestStore::new(kind) else { return };
+    let dir = &store.dir;
     let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
-    let db = dir.path().join("mirror.db");
+    store.configure(&config);
     let out = run(dir.path(), &["sync"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let call = sim.records()[0].call_id.clone();
@@ -269,7 +270,7 @@ async fn keys_add_list_forget_and_a_key_removed_from_the_config() {
     assert!(added.status.success());
     assert!(String::from_utf8_lossy(&added.stdout).contains("2 keys read, 2 added"), "{}", text(&added));
     assert_eq!(run(dir.path(), &["sync"], &[]).await.status.code(), Some(0));
-    assert_eq!(state_of(&db, &format!("call:{call}")), "done");
+    assert_eq!(state_of(&store, &format!("call:{call}")), "done");
 
     let list = run(dir.path(), &["keys", "list", "--json", "--state", "done"], &[]).await;
     let rows: Vec<serde_json::Value> =
@@ -283,17 +284,17 @@ async fn keys_add_list_forget_and_a_key_removed_from_the_config() {
 
     // Adding a done key again makes it active.
     assert_eq!(run(dir.path(), &["keys", "add", &format!("call:{call}")], &[]).await.status.code(), Some(0));
-    assert_eq!(state_of(&db, &format!("call:{call}")), "active");
+    assert_eq!(state_of(&store, &format!("call:{call}")), "active");
     let out = run(dir.path(), &["keys", "forget", "cti:424242"], &[]).await;
     assert!(text(&out).contains("1 of 1 keys forgotten"), "{}", text(&out));
-    assert!(!states(&db).iter().any(|(k, _)| k == "cti:424242"));
+    assert!(!states(&store).iter().any(|(k, _)| k == "cti:424242"));
 
     // A mobile removed from the config leaves status's active keys.
     let gone = sim.mobiles()[0].clone();
     let cfg = std::fs::read_to_string(&config).unwrap().replace(&format!("\"{gone}\", "), "");
     std::fs::write(&config, cfg).unwrap();
     assert_eq!(run(dir.path(), &["sync"], &[]).await.status.code(), Some(0));
-    assert_eq!(state_of(&db, &format!("mobile:{gone}")), "removed");
+    assert_eq!(state_of(&store, &format!("mobile:{gone}")), "removed");
     let status = run(dir.path(), &["status", "--json"], &[]).await;
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let active: Vec<&str> =
@@ -315,4 +316,5 @@ async fn keys_add_list_forget_and_a_key_removed_from_the_config() {
     let body = oifde_sync::metrics::Metrics::new(&engine.client.stats).render(&engine, &view);
     assert!(body.contains("oifde_sync_keys{state=\"removed\"} 1"), "{body}");
     assert!(!body.contains(&gone), "{body}");
+}
 }
