@@ -64,7 +64,11 @@ impl Postgres {
                 tx.execute("DELETE FROM qa_records WHERE tenant_id = $1 AND log_id = ANY ($2)", &[&tenant, &replaced])
                     .await?;
             }
-            let page: Vec<&Record> = records.iter().filter(|r| written.get(r.log_id.as_str()) == Some(r)).collect();
+            // In page order, each record once (a page may repeat a record).
+            let page: Vec<&Record> = records
+                .iter()
+                .filter(|r| written.get(r.log_id.as_str()).is_some_and(|w| std::ptr::eq(*w, *r)))
+                .collect();
             write_records(&tx, &tenant, &page, now_ms).await?;
             write_children(&tx, &tenant, &page).await?;
             let mut summary = Summary::default();
