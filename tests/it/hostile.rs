@@ -111,8 +111,8 @@ async fn a_credentials_refusal_inside_401_or_403_is_not_retried() {
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn server_text_that_echoes_the_secret_or_the_token_is_redacted_everywhere() {
+on_both_stores! {
+async fn server_text_that_echoes_the_secret_or_the_token_is_redacted_everywhere(kind: Kind) {
     let (base, _seen, _stop) = scripted(|path, body| {
         if path.ends_with("gettoken") {
             return token_answer();
@@ -124,21 +124,21 @@ async fn server_text_that_echoes_the_secret_or_the_token_is_redacted_everywhere(
         )
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    config_for(dir.path(), &base, SECRET, 2, "");
+    let Some(store) = TestStore::new(kind) else { return };
+    let dir = &store.dir;
+    store.configure(&config_for(dir.path(), &base, SECRET, 2, ""));
     let out = run(dir.path(), &["sync"], &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let status = run(dir.path(), &["status"], &[]).await;
     let check = run(dir.path(), &["check"], &[]).await;
-    let conn = Connection::open(dir.path().join("mirror.db")).unwrap();
-    let stored: String =
-        conn.query_row("SELECT error FROM sync_runs WHERE error IS NOT NULL", [], |r| r.get(0)).unwrap();
+    let stored = store.column("SELECT error FROM sync_runs WHERE error IS NOT NULL").remove(0);
     for shown in [text(&out), text(&status), text(&check), stored.clone()] {
         assert!(!shown.contains("tok-ABCDEFGH12345678"), "the token leaked: {shown}");
         assert!(!shown.contains(SECRET), "the secret leaked: {shown}");
         assert!(!shown.contains(&"x".repeat(400)), "server text is cut");
     }
     assert!(stored.contains("[redacted]"), "{stored}");
+}
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,11 +197,11 @@ async fn a_total_the_pages_contradict_is_not_believed() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_cursor_left_in_the_future_by_a_clock_that_ran_ahead_is_pulled_back() {
+on_both_stores! {
+async fn a_cursor_left_in_the_future_by_a_clock_that_ran_ahead_is_pulled_back(kind: Kind) {
     let sim = simulator(options(200)).await;
-    let (_dir, db) = temp_db();
-    let engine = engine(settings(&sim, &db));
+    let Some(store) = TestStore::new(kind) else { return };
+    let engine = engine(store.settings(&sim));
     // One pass with the clock a day fast.
     assert_eq!(incremental(&engine, TO + 86_400).await.status, PassStatus::Ok);
     // A record arrives; the clock is right again.
@@ -211,7 +211,8 @@ async fn a_cursor_left_in_the_future_by_a_clock_that_ran_ahead_is_pulled_back() 
     sim.insert(late);
     let report = incremental(&engine, TO + 60).await;
     assert_eq!(report.figures.inserted, 1, "{:?}", report.figures);
-    assert_mirrors(&db, &sim.records());
+    assert_mirrors(&store.local(), &sim.records());
+}
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -373,8 +374,8 @@ async fn a_damaged_store_is_named_by_check_and_never_written() {
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing was written");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_record_sent_twice_and_a_lone_surrogate_do_not_block_a_key() {
+on_both_stores! {
+async fn a_record_sent_twice_and_a_lone_surrogate_do_not_block_a_key(kind: Kind) {
     let now_ms = oifde_sync::tz::now_ms();
     let rec = |id: &str, updated: i64, saying: &str| {
         format!(
@@ -395,32 +396,28 @@ async fn a_record_sent_twice_and_a_lone_surrogate_do_not_block_a_key() {
             move |path, _| if path.ends_with("gettoken") { token_answer() } else { json(StatusCode::OK, page.clone()) },
         )
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    config_for(dir.path(), &base, SECRET, 1, "");
+    let Some(store) = TestStore::new(kind) else { return };
+    let dir = &store.dir;
+    store.configure(&config_for(dir.path(), &base, SECRET, 1, ""));
     let out = run(dir.path(), &["sync"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("sends some records twice"), "{}", text(&out));
-    let conn = Connection::open(dir.path().join("mirror.db")).unwrap();
-    let n: i64 = conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).unwrap();
-    assert_eq!(n, 3);
-    let kept: String =
-        conn.query_row("SELECT user_saying FROM record_details WHERE log_id = 'dup'", [], |r| r.get(0)).unwrap();
-    assert_eq!(kept, "new", "the newer copy wins");
-    let odd: String =
-        conn.query_row("SELECT user_saying FROM record_details WHERE log_id = 'odd'", [], |r| r.get(0)).unwrap();
-    assert_eq!(odd, "broken \u{fffd} text");
+    assert_eq!(store.count("SELECT count(*) FROM records"), 3);
+    let kept = store.column("SELECT user_saying FROM record_details WHERE log_id = 'dup'");
+    assert_eq!(kept, ["new"], "the newer copy wins");
+    let odd = store.column("SELECT user_saying FROM record_details WHERE log_id = 'odd'");
+    assert_eq!(odd, ["broken \u{fffd} text"]);
+}
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_window_that_never_completes_is_set_aside_after_three_passes() {
+on_both_stores! {
+async fn a_window_that_never_completes_is_set_aside_after_three_passes(kind: Kind) {
     let faults = oifde_sync::simulator::Faults { inflate_total: 3, ..Default::default() };
     let sim = simulator(SimOptions { faults, users: 1, ..options(100) }).await;
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
-    let db = dir.path().join("mirror.db");
-    let cursor = || -> Option<i64> {
-        Connection::open(&db).unwrap().query_row("SELECT max(cursor_time) FROM sync_cursors", [], |r| r.get(0)).unwrap()
-    };
+    let Some(store) = TestStore::new(kind) else { return };
+    let dir = &store.dir;
+    store.configure(&write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", ""));
+    let cursor = || store.rows("SELECT max(cursor_time) FROM sync_cursors").first().and_then(|r| r[0].clone());
     for pass in 1..=2 {
         let out = run(dir.path(), &["sync"], &[]).await;
         assert_eq!(out.status.code(), Some(1), "pass {pass}: {}", text(&out));
@@ -453,19 +450,21 @@ async fn a_window_that_never_completes_is_set_aside_after_three_passes() {
     let out = run(dir.path(), &args, &[]).await;
     assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
     assert!(!text(&run(dir.path(), &["status"], &[]).await).contains("never completed"));
-    assert_mirrors(&db, &sim.records());
+    assert_mirrors(&store.local(), &sim.records());
+}
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_total_that_ignores_the_window_stops_the_cutting() {
+on_both_stores! {
+async fn a_total_that_ignores_the_window_stops_the_cutting(kind: Kind) {
     let faults = oifde_sync::simulator::Faults { report_total: Some(6000), ..Default::default() };
     let sim = simulator(SimOptions { faults, users: 1, ..options(300) }).await;
-    let (_dir, db) = temp_db();
-    let engine = engine(settings(&sim, &db));
+    let Some(store) = TestStore::new(kind) else { return };
+    let engine = engine(store.settings(&sim));
     let report = incremental(&engine, TO + 60).await;
     assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
-    assert_mirrors(&db, &sim.records());
+    assert_mirrors(&store.local(), &sim.records());
     assert!(sim.query_calls() < 20, "{} queries: no cutting down to seconds", sim.query_calls());
+}
 }
 
 #[tokio::test(flavor = "multi_thread")]
