@@ -180,7 +180,7 @@ async fn million_done_keys(dir: &Path, rows: &mut Vec<Row>) {
     let mut store = store;
     store.read_keys_file(&keys_file, now * 1000).unwrap().unwrap();
     let read_secs = t.elapsed().as_secs_f64();
-    store.connection().execute("UPDATE query_keys SET state = 'done'", []).unwrap();
+    store.sqlite_connection().unwrap().execute("UPDATE query_keys SET state = 'done'", []).unwrap();
     drop(store);
     rows.push(Row {
         scenario: "keys file of 1,000,000 lines, first read".into(),

@@ -141,14 +141,18 @@ fn store_only(records: usize, dir: &Path, full_text: FullText) -> (u64, f64) {
 }
 
 fn write_config(dir: &Path, sim: &Sim, db: &Path, schedule: &str, start: i64, full_text: FullText) -> PathBuf {
-    let path = dir.join(format!("bench-{full_text}.toml"));
+    write_config_for(dir, sim, &format!("path = \"{}\"", db.display()), schedule, start, full_text)
+}
+
+/// A config whose `[store]` section starts with `store` (`path = …` or `url = …`).
+fn write_config_for(dir: &Path, sim: &Sim, store: &str, schedule: &str, start: i64, full_text: FullText) -> PathBuf {
+    let path = dir.join(format!("bench-{full_text}-{}.toml", if store.starts_with("url") { "pg" } else { "lite" }));
     let text = format!(
         "[api]\nbase_url = \"{}\"\ntenant_id = \"tenant001\"\napp_secret = \"demo-secret\"\n\
          max_requests_per_second = 100000\nconcurrency = 4\n\n[sync]\nstart = \"{}\"\nwindow = \"1h\"\n\
-         split_above = 1000000\nschedule = \"{schedule}\"\nlag = \"0s\"\n\n[store]\npath = \"{}\"\nfull_text = \"{full_text}\"\n\n[log]\nlevel = \"warn\"\n",
+         split_above = 1000000\nschedule = \"{schedule}\"\nlag = \"0s\"\n\n[store]\n{store}\nfull_text = \"{full_text}\"\n\n[log]\nlevel = \"warn\"\n",
         sim.base_url,
         ServerZone::utc().format(start),
-        db.display()
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -229,6 +233,7 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
     let mut queries: Vec<(usize, Vec<(&str, f64)>)> = Vec::new();
     let has_python = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    let pg_server = pg_server();
     for &n in &sizes {
         eprintln!("== {n} records: starting the simulator");
         let sim = start_sim(n);
@@ -283,6 +288,38 @@ fn main() {
             }
         }
 
+        if let Some(server) = &pg_server {
+            let url = pg_database(server, &format!("oifde_bench_{n}"));
+            let config = write_config_for(
+                dir.path(),
+                &sim,
+                &format!("url = \"{url}\""),
+                "0 */5 * * * *",
+                sim.from,
+                FullText::Callers,
+            );
+            let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
+            assert!(out.contains(&format!("{n} inserted")), "{out}");
+            rows.push(Row {
+                scenario: format!("end-to-end backfill into PostgreSQL {n}"),
+                records: n as u64,
+                seconds: secs,
+                peak_rss_mb: Some(rss),
+                bytes_per_record: Some(pg_bytes(&url) / n as f64),
+                note: "local server, fsync on".into(),
+            });
+            let (secs, rss, out) = timed(&mut backfill_cmd(&config, &sim));
+            assert!(out.contains(" 0 inserted, 0 updated,"), "{out}");
+            rows.push(Row {
+                scenario: format!("second pass into PostgreSQL {n}"),
+                records: n as u64,
+                seconds: secs,
+                peak_rss_mb: Some(rss),
+                bytes_per_record: None,
+                note: "0 rows written".into(),
+            });
+        }
+
         if has_python {
             let py_db = dir.path().join(format!("baseline-{n}.db"));
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/baseline.py");
@@ -318,6 +355,43 @@ fn main() {
     }
     print_table(&rows);
     print_queries(&queries);
+}
+
+/// A PostgreSQL server for the PostgreSQL rows: `OIFDE_BENCH_PG_URL`, else a
+/// durable (fsync on) throwaway one that `.ci/postgres` starts on port 55433.
+fn pg_server() -> Option<String> {
+    if let Ok(url) = std::env::var("OIFDE_BENCH_PG_URL") {
+        return Some(url);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/postgres");
+    let out = Command::new(script).env("OIFDE_TEST_PG_PORT", "55433").env("OIFDE_PG_DURABLE", "1").output().ok()?;
+    if !out.status.success() {
+        eprintln!("no PostgreSQL server: the PostgreSQL rows are left out");
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql").args([url, "-XAtqc", sql]).output().expect("psql runs");
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A new, empty database `name` on `server`; its URL.
+fn pg_database(server: &str, name: &str) -> String {
+    psql(server, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(server, &format!("CREATE DATABASE {name}"));
+    let (base, query) = server.split_once('?').unwrap_or((server, ""));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    format!("{base}/{name}?{query}")
+}
+
+/// Bytes of the store's tables, their indexes and TOAST.
+fn pg_bytes(url: &str) -> f64 {
+    psql(url, "SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")
+        .parse()
+        .unwrap()
 }
 
 /// The analysts' five questions on a synced store: milliseconds each, the

@@ -677,17 +677,12 @@ fn postgres(s: &RawStore, tenant: &str, o: &Origins) -> Result<Option<PgSettings
     pg.ca_file = optional_path(&s.ca_file);
     let config = &mut pg.config;
     let in_url = url.parse::<tokio_postgres::Config>().is_ok_and(|c| c.get_password().is_some());
-    if !in_url {
-        if let Some(file) = optional_path(&s.password_file) {
-            let (path, looked) = credential_path(&file.to_string_lossy(), &o.file);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                o.invalid(
-                    "store.password_file",
-                    format!("{} ({looked}) cannot be read: {}", path.display(), io_reason(&e)),
-                )
-            })?;
-            config.password(text.trim_end_matches(['\r', '\n']));
-        }
+    if !in_url && let Some(file) = optional_path(&s.password_file) {
+        let (path, looked) = credential_path(&file.to_string_lossy(), &o.file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            o.invalid("store.password_file", format!("{} ({looked}) cannot be read: {}", path.display(), io_reason(&e)))
+        })?;
+        config.password(text.trim_end_matches(['\r', '\n']));
     }
     Ok(Some(pg))
 }
@@ -703,10 +698,10 @@ impl PgSettings {
         if config.get_dbname().is_none() {
             return Err(format!("{shown:?} names no database; end it with /DBNAME"));
         }
-        if config.get_password().is_none() {
-            if let Ok(password) = std::env::var("PGPASSWORD") {
-                config.password(password);
-            }
+        if config.get_password().is_none()
+            && let Ok(password) = std::env::var("PGPASSWORD")
+        {
+            config.password(password);
         }
         Ok(Self { config, shown, ca_file: None, tenant: tenant.to_string() })
     }

@@ -31,6 +31,9 @@ pub enum Ended {
     Stopped,
     /// The server refused the credentials; running on would only repeat it.
     CredentialsRefused,
+    /// The database connection (and with it the tenant's writer lock) was
+    /// lost: a restart connects and takes the lock again.
+    StoreLost,
 }
 
 /// How long a shutdown waits for the pass in flight.
@@ -48,6 +51,7 @@ struct Shared {
     gate: Arc<tokio::sync::Mutex<()>>,
     cancel: CancellationToken,
     refused: AtomicBool,
+    lost: AtomicBool,
 }
 
 impl Shared {
@@ -104,6 +108,13 @@ impl Shared {
                     self.cancel.cancel();
                 }
             }
+            Err(crate::sync::PassError::Store(e @ crate::store::StoreError::Disconnected { .. })) => {
+                tracing::error!(
+                    "{e}; exiting, so that the service manager restarts the daemon (which takes the tenant's lock again)"
+                );
+                self.lost.store(true, Ordering::Relaxed);
+                self.cancel.cancel();
+            }
             Err(e) => {
                 tracing::error!("pass failed: {e}");
                 notify(&[NotifyState::Status(&format!("last pass failed: {e}"))]);
@@ -152,6 +163,7 @@ pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, Dae
         gate: Arc::new(tokio::sync::Mutex::new(())),
         cancel: cancel.clone(),
         refused: AtomicBool::new(false),
+        lost: AtomicBool::new(false),
     });
     notify(&[NotifyState::Ready, NotifyState::Status("first pass running")]);
     let watchdog = sd_notify::watchdog_enabled().map(|period| {
@@ -190,5 +202,11 @@ pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, Dae
     if let Some(w) = watchdog {
         w.abort();
     }
-    Ok(if shared.refused.load(Ordering::Relaxed) { Ended::CredentialsRefused } else { Ended::Stopped })
+    Ok(if shared.refused.load(Ordering::Relaxed) {
+        Ended::CredentialsRefused
+    } else if shared.lost.load(Ordering::Relaxed) {
+        Ended::StoreLost
+    } else {
+        Ended::Stopped
+    })
 }

@@ -14,6 +14,7 @@ pub async fn run(config: &Path) -> Result<Exit, CommandError> {
     match daemon::run(engine, cancel).await {
         Ok(Ended::Stopped) => Ok(Exit::Success),
         Ok(Ended::CredentialsRefused) => Ok(Exit::Config),
+        Ok(Ended::StoreLost) => Ok(Exit::Partial),
         Err(e @ DaemonError::Metrics { .. }) => Err(CommandError::Usage(e.to_string())),
         Err(e) => Err(CommandError::Failed(e.to_string())),
     }

@@ -88,6 +88,8 @@ pub enum StoreError {
     Busy { path: PathBuf, holder: String },
     #[error("database {url}: {msg}")]
     Database { url: String, msg: String },
+    #[error("lost the connection to the database {url}")]
+    Disconnected { url: String },
     #[error(
         "tenant {tenant} is already being synced into {url} by {holder}; one writer per tenant. \
          Stop that process first (`systemctl stop oifde-sync@…` for the service)"

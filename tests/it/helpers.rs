@@ -470,7 +470,13 @@ impl TestStore {
     /// A SQLite file with what the store holds, for the SQLite-based checks:
     /// the file itself, or a fresh copy of the PostgreSQL tenant.
     pub fn local(&self) -> PathBuf {
-        let Some(pg) = self.pg() else { return self.db.clone() };
+        self.local_for(&self.tenant)
+    }
+
+    /// As [`TestStore::local`], for another tenant of the same database.
+    pub fn local_for(&self, tenant: &str) -> PathBuf {
+        let Some(url) = &self.url else { return self.db.clone() };
+        let pg = oifde_sync::config::PgSettings::parse(url, tenant).unwrap();
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let path = self.dir.path().join(format!("copy-{}.db", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
         let from = Store::Postgres(Box::new(oifde_sync::store::Postgres::open_read_only(&pg).unwrap()));

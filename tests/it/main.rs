@@ -11,6 +11,7 @@ mod keys;
 mod migration;
 mod network;
 mod parser;
+mod postgres;
 mod service;
 mod soak;
 mod store_faults;

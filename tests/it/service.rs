@@ -150,18 +150,32 @@ async fn check_names_the_failing_step() {
 }
 
 #[test]
-fn the_unit_file_is_hardened() {
-    let Ok(out) = Command::new("systemd-analyze")
-        .args(["security", "--offline=yes", "--threshold=20", "systemd/oifde-sync.service"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-    else {
-        eprintln!("systemd-analyze is not installed; skipping");
-        return;
-    };
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "exposure above 2.0:\n{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(report.contains("Overall exposure level"), "{report}");
+fn the_unit_files_are_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    // The template as systemd instantiates it for a tenant called north.
+    let instance = dir.path().join("oifde-sync@north.service");
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/oifde-sync@.service");
+    std::fs::copy(&template, &instance).unwrap();
+    let text = std::fs::read_to_string(&template).unwrap();
+    assert!(text.contains("--config /etc/oifde-sync/%i.toml run"), "each tenant its own config");
+    assert!(!text.contains("RestartPreventExitStatus=2 3"), "a database down at start is worth a restart");
+    let single = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/oifde-sync.service");
+    for unit in [single, instance] {
+        let Ok(out) =
+            Command::new("systemd-analyze").args(["security", "--offline=yes", "--threshold=20"]).arg(&unit).output()
+        else {
+            eprintln!("systemd-analyze is not installed; skipping");
+            return;
+        };
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: exposure above 2.0:\n{report}{}",
+            unit.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(report.contains("Overall exposure level"), "{report}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

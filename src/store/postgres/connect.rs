@@ -73,13 +73,18 @@ where
 /// Connects and starts the connection's task on the current runtime.
 pub(super) async fn connect(settings: &PgSettings) -> Result<Client, StoreError> {
     let open_err = |msg: String| StoreError::Open { path: settings.shown.clone().into(), msg };
-    let result = if settings.config.get_ssl_mode() == SslMode::Disable {
-        settings.config.connect(tokio_postgres::NoTls).await.map(drive)
+    let mut config = settings.config.clone();
+    if config.get_application_name().is_none() {
+        // What a DBA sees in pg_stat_activity.
+        config.application_name(format!("oifde-sync {}", settings.tenant));
+    }
+    let result = if config.get_ssl_mode() == SslMode::Disable {
+        config.connect(tokio_postgres::NoTls).await.map(drive)
     } else {
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(settings).map_err(open_err)?);
-        settings.config.connect(tls).await.map(drive)
+        config.connect(tls).await.map(drive)
     };
-    result.map_err(|e| {
+    let client = result.map_err(|e| {
         let mut msg = match e.as_db_error() {
             Some(db) => db.message().to_string(),
             None => e.to_string(),
@@ -88,7 +93,13 @@ pub(super) async fn connect(settings: &PgSettings) -> Result<Client, StoreError>
             msg.push_str("; give the password in store.url, store.password_file or PGPASSWORD");
         }
         open_err(msg)
-    })
+    })?;
+    // A commit returns before its WAL reaches the disk: a crash of the server
+    // may lose the last commits, in order (a cursor never survives without
+    // the records it covers), as SQLite's synchronous = NORMAL may. Not the
+    // daemon's own crash: that loses nothing either way.
+    client.batch_execute("SET synchronous_commit = off").await.map_err(|e| open_err(e.to_string()))?;
+    Ok(client)
 }
 
 #[cfg(test)]

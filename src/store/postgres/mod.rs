@@ -52,6 +52,11 @@ impl Drop for Postgres {
 
 /// A PostgreSQL error with the server's own words and the database named.
 pub(crate) fn pg_error(shown: &str, e: &tokio_postgres::Error) -> StoreError {
+    // Closed, a connection failure (class 08) or the server shutting the session (57P0x).
+    let lost = e.code().is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P0"));
+    if e.is_closed() || lost {
+        return StoreError::Disconnected { url: shown.to_string() };
+    }
     let msg = match e.as_db_error() {
         Some(db) => match db.hint() {
             Some(hint) => format!("{} ({hint})", db.message()),
@@ -107,7 +112,15 @@ impl Postgres {
             .map_err(|e| StoreError::Open { path: settings.shown.clone().into(), msg: e.to_string() })?;
         let client = std::thread::scope(|s| {
             s.spawn(|| rt.block_on(connect::connect(settings))).join().expect("connect thread panicked")
-        })?;
+        });
+        let client = match client {
+            Ok(client) => client,
+            Err(e) => {
+                // A runtime cannot be dropped (blocking) inside another one.
+                rt.shutdown_background();
+                return Err(e);
+            }
+        };
         Ok(Self {
             rt: Some(rt),
             client,
@@ -217,11 +230,17 @@ impl Postgres {
         }
         for column in missing {
             sql.push_str(&format!(
-                "CREATE INDEX IF NOT EXISTS {} ON record_details USING gin ({column} gin_trgm_ops);\n",
+                "CREATE INDEX {} ON record_details USING gin ({column} gin_trgm_ops);\n",
                 index(column)
             ));
         }
         if !sql.is_empty() {
+            // Daemons of several tenants may start together: one changes the indexes at a time.
+            let sql = format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); {}COMMIT;",
+                sql.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ")
+                    .replace("DROP INDEX ", "DROP INDEX IF EXISTS ")
+            );
             self.run(self.client.batch_execute(&sql)).map_err(|e| match e {
                 StoreError::Database { url, msg } if msg.contains("pg_trgm") || msg.contains("extension") => {
                     StoreError::Database {

@@ -1,0 +1,254 @@
+//! What PostgreSQL adds to the common suite (which runs every store test on
+//! both stores): tenants side by side in one database, one writer per
+//! tenant, `copy` both ways, the README's PostgreSQL queries, and the
+//! config's and `check`'s words for it.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use oifde_sync::simulator::SimOptions;
+
+use crate::cli::{run, text, write_config};
+use crate::helpers::*;
+
+/// A config for `sim` in a directory of its own, writing into `store`'s database.
+fn tenant_dir(store: &TestStore, sim: &oifde_sync::simulator::Simulator) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), sim, &sim.options().app_secret.clone(), "", "[log]\nlevel = \"warn\"\n");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = text.lines().find(|l| l.starts_with("path = ")).unwrap();
+    std::fs::write(&config, text.replace(line, &format!("url = \"{}\"", store.url.as_ref().unwrap()))).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_tenants_share_one_database_and_stay_apart() {
+    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let north = simulator(SimOptions { tenant_id: "north".into(), seed: 11, ..options(700) }).await;
+    let south = simulator(SimOptions { tenant_id: "south".into(), seed: 12, ..options(500) }).await;
+    let (dn, ds) = (tenant_dir(&store, &north), tenant_dir(&store, &south));
+    // Both at once, as two daemons of the template unit would.
+    let (a, b) = tokio::join!(run(dn.path(), &["sync"], &[]), run(ds.path(), &["sync"], &[]));
+    assert_eq!(a.status.code(), Some(0), "{}", text(&a));
+    assert_eq!(b.status.code(), Some(0), "{}", text(&b));
+    let per_tenant = store.rows("SELECT tenant_id, count(*) FROM records GROUP BY tenant_id ORDER BY tenant_id");
+    assert_eq!(
+        per_tenant,
+        vec![vec![Some("north".into()), Some("700".into())], vec![Some("south".into()), Some("500".into())]]
+    );
+    assert_mirrors(&store.local_for("north"), &north.records());
+    assert_mirrors(&store.local_for("south"), &south.records());
+    // Each tenant's status, keys and runs are its own.
+    let status = run(ds.path(), &["status", "--json"], &[]).await;
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["records"], 500);
+    assert_eq!(doc["cursors"].as_array().unwrap().len(), south.mobiles().len());
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 1);
+    // A second pass of one tenant writes nothing and leaves the other alone.
+    let again = run(dn.path(), &["sync"], &[]).await;
+    assert!(text(&again).contains(" 0 inserted, 0 updated"), "{}", text(&again));
+    assert_eq!(store.count("SELECT count(*) FROM records WHERE tenant_id = 'south'"), 500);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_writer_for_the_same_tenant_is_refused_naming_the_first() {
+    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let north = simulator(SimOptions { tenant_id: "north".into(), ..options(100) }).await;
+    let south = simulator(SimOptions { tenant_id: "south".into(), ..options(100) }).await;
+    let (dn, ds) = (tenant_dir(&store, &north), tenant_dir(&store, &south));
+    let mut daemon = spawn(dn.path(), &["run"], &[], Stdio::null());
+    let mut held = false;
+    for _ in 0..200 {
+        if store.column("SELECT holder FROM writers WHERE tenant_id = 'north'").iter().any(|h| h.contains("run")) {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(held, "the daemon took the tenant's lock");
+    let out = run(dn.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let pid = daemon.0.id().to_string();
+    assert!(text(&out).contains("tenant north is already being synced"), "{}", text(&out));
+    assert!(text(&out).contains(&format!("pid {pid}")) && text(&out).contains("oifde-sync run"), "{}", text(&out));
+    let check = run(dn.path(), &["check"], &[]).await;
+    assert!(text(&check).contains("being written by"), "{}", text(&check));
+    // Another tenant in the same database is not held up.
+    let other = run(ds.path(), &["sync"], &[]).await;
+    assert_eq!(other.status.code(), Some(0), "{}", text(&other));
+    // The lock goes with its holder's connection, however it ends.
+    let _ = daemon.0.kill();
+    let _ = daemon.0.wait();
+    let after = run(dn.path(), &["sync"], &[]).await;
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_that_loses_its_database_exits_for_a_restart() {
+    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let sim = simulator(options(100)).await;
+    let dir = tenant_dir(&store, &sim);
+    let config = dir.path().join("oifde-sync.toml");
+    let every_second =
+        std::fs::read_to_string(&config).unwrap().replace("[sync]\n", "[sync]\nschedule = \"* * * * * *\"\n");
+    std::fs::write(&config, every_second).unwrap();
+    let mut daemon = spawn(dir.path(), &["run"], &[], Stdio::piped());
+    while store.count("SELECT count(*) FROM sync_runs WHERE status = 'ok'") == 0 {
+        assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon ended early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The server ends the daemon's session (a restart or failover looks the same).
+    pg_rows(
+        store.url.as_ref().unwrap(),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'oifde-sync tenant001'",
+    );
+    let mut child = daemon;
+    let status = tokio::task::spawn_blocking(move || {
+        for _ in 0..200 {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+                return Some((status, err));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    })
+    .await
+    .unwrap();
+    let (status, err) = status.expect("the daemon exits once its connection is gone");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("lost the connection to the database"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_moves_a_sqlite_mirror_exactly_and_resumes_after_a_kill() {
+    let Some(pg) = TestStore::new(Kind::Postgres) else { return };
+    let sim = simulator(SimOptions { users: 6, ..options(6000) }).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "[log]\nlevel = \"warn\"\n");
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Keys of every state and skipped windows travel too.
+    assert_eq!(run(dir.path(), &["keys", "add", "call:no-such-call"], &[]).await.status.code(), Some(0));
+    let db = dir.path().join("mirror.db");
+    let url = pg.url.clone().unwrap();
+
+    // Killed part way, then run again: it resumes.
+    let mut child = spawn(dir.path(), &["copy", "--to", &url], &[], Stdio::null());
+    loop {
+        if pg.count("SELECT count(*) FROM record_details") > 0 {
+            break;
+        }
+        assert!(child.0.try_wait().unwrap().is_none(), "the copy ended before it could be interrupted");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    let out = run(dir.path(), &["copy", "--to", &url], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("(resumed)") && text(&out).contains("row counts equal"), "{}", text(&out));
+    // The PostgreSQL mirror, copied back into SQLite, is the original row for row.
+    let back = pg.local();
+    assert_eq!(dump_tables(&back), dump_tables(&db));
+    assert_mirrors(&back, &sim.records());
+    // Not into the store itself, nor into one that already holds records.
+    let out = run(dir.path(), &["copy", "--to", &format!("{}", db.display())], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "the store itself: {}", text(&out));
+    let taken = tempfile::tempdir().unwrap();
+    let other_db = taken.path().join("other.db");
+    std::fs::copy(&db, &other_db).unwrap();
+    let out = run(dir.path(), &["copy", "--to", &format!("{}", other_db.display())], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("already holds records"), "{}", text(&out));
+}
+
+/// Every table's rows but the run log's timing-free columns, as text, in key order.
+fn dump_tables(db: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut out = Vec::new();
+    for t in oifde_sync::store::copy::tables() {
+        let sql = format!("SELECT {} FROM \"{}\" ORDER BY {}", t.column_list(), t.name, t.key_list());
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |row| {
+                Ok(format!(
+                    "{}: {}",
+                    t.name,
+                    (0..n).map(|i| format!("{:?}", row.get_ref(i).unwrap())).collect::<Vec<_>>().join(", ")
+                ))
+            })
+            .unwrap();
+        out.extend(rows.map(Result::unwrap));
+    }
+    assert!(out.len() > 1000);
+    out
+}
+
+/// Every ```sql postgres block of the README.
+fn readme_postgres_sql() -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    readme.split("```sql postgres\n").skip(1).map(|rest| rest.split("```").next().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readmes_postgres_queries_run_and_answer() {
+    let blocks = readme_postgres_sql();
+    for (title, sql) in oifde_sync::queries::CANONICAL_POSTGRES {
+        assert!(blocks.iter().any(|b| b.trim() == sql.trim()), "the README shows {title:?} as the code has it");
+    }
+    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    // Recent records, so "the last 7 days" holds data.
+    let sim = simulator(SimOptions { records: 600, users: 4, ..SimOptions::default() }).await;
+    let engine = engine(store.settings(&sim));
+    let (from, to) = (sim.options().from, sim.options().to - 1);
+    let kind = oifde_sync::sync::PassKind::Backfill { from, to, key: None };
+    let report = engine.pass(kind, &tokio_util::sync::CancellationToken::new()).await.unwrap();
+    assert_eq!(report.status, oifde_sync::sync::PassStatus::Ok);
+    for sql in &blocks {
+        assert!(!store.rows(sql).is_empty(), "no rows from:\n{sql}");
+    }
+    // The substring search is served by the trigram index.
+    let plan = store.column(
+        "SET enable_seqscan = off; EXPLAIN SELECT log_id FROM record_details WHERE user_saying LIKE '%转人工%'",
+    );
+    assert!(plan.iter().any(|l| l.contains("record_details_user_saying_trgm")), "{plan:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_and_check_speak_of_the_database_without_its_password() {
+    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let sim = simulator(options(50)).await;
+    let dir = tenant_dir(&store, &sim);
+    let config = dir.path().join("oifde-sync.toml");
+    let check = run(dir.path(), &["check"], &[]).await;
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    assert!(text(&check).contains("postgres://") && text(&check).contains("schema 1"), "{}", text(&check));
+
+    // Both store.path and store.url: a config error naming the keys.
+    let both = std::fs::read_to_string(&config).unwrap().replace("[store]\n", "[store]\npath = \"x.db\"\n");
+    std::fs::write(&config, &both).unwrap();
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("store.path") && text(&out).contains("store.url"), "{}", text(&out));
+
+    // A wrong password: exit 3, the URL shown without it.
+    let url = store.url.clone().unwrap().replace("postgres@", "nobody:hunter2-pw@");
+    let text_cfg = both.replace("[store]\npath = \"x.db\"\n", "[store]\n");
+    let line = text_cfg.lines().find(|l| l.starts_with("url = ")).unwrap().to_string();
+    std::fs::write(&config, text_cfg.replace(&line, &format!("url = \"{url}\""))).unwrap();
+    for args in [&["sync"][..], &["check"][..], &["status"][..]] {
+        let out = run(dir.path(), args, &[]).await;
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("hunter2-pw"), "the password leaked: {}", text(&out));
+        assert!(text(&out).contains("nobody:***@"), "{}", text(&out));
+    }
+
+    // A store written by a newer oifde-sync is refused, as with SQLite.
+    pg_rows(store.url.as_ref().unwrap(), "UPDATE oifde_schema SET version = 99");
+    std::fs::write(&config, text_cfg).unwrap();
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("newer than this oifde-sync"), "{}", text(&out));
+}
