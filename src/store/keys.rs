@@ -118,6 +118,20 @@ pub struct KeysFileRead {
     pub empty: bool,
 }
 
+impl KeysFileRead {
+    /// What reading `file` found: `appended`, of which `new_keys` were new.
+    pub(super) fn of(file: &Path, appended: Appended, new_keys: u64) -> Self {
+        Self {
+            new_keys,
+            keys: appended.keys,
+            bad: appended.bad,
+            bad_count: appended.bad_count,
+            from_start: appended.from_start,
+            empty: std::fs::metadata(file).is_ok_and(|m| m.len() == 0),
+        }
+    }
+}
+
 const SELECT_KEY: &str = "SELECT k.query_key, k.kind, k.source, k.state, k.added_at, k.last_query_at, \
      k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes FROM query_keys k \
      LEFT JOIN sync_cursors c ON c.query_key = k.query_key";
@@ -230,15 +244,7 @@ impl Sqlite {
         )
         .map_err(sql)?;
         tx.commit().map_err(sql)?;
-        let empty = std::fs::metadata(file).map(|m| m.len() == 0).unwrap_or(false);
-        Ok(Ok(KeysFileRead {
-            new_keys,
-            keys: appended.keys,
-            bad: appended.bad,
-            bad_count: appended.bad_count,
-            from_start: appended.from_start,
-            empty,
-        }))
+        Ok(Ok(KeysFileRead::of(file, appended, new_keys)))
     }
 
     /// `keys add`: new keys, and done, given-up or removed ones made active

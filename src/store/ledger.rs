@@ -42,6 +42,15 @@ fn states_as_map<S: serde::Serializer>(counts: &[(super::KeyState, i64)], s: S) 
     s.collect_map(counts.iter().map(|(state, n)| (state.as_str(), n)))
 }
 
+/// Finished backfill windows `(key, start, end)` as spans by key.
+pub(super) fn spans_by_key(rows: Vec<(String, i64, i64)>) -> HashMap<String, Vec<(i64, i64)>> {
+    let mut done: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    for (key, start, end) in rows {
+        done.entry(key).or_default().push((start, end));
+    }
+    done
+}
+
 impl Sqlite {
     /// A key's cursor, in epoch seconds.
     pub fn cursor(&self, key: &str) -> Result<Option<i64>, StoreError> {
@@ -116,11 +125,7 @@ impl Sqlite {
             .query_map([job], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.sql(e))?;
-        let mut done: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
-        for (key, start, end) in rows {
-            done.entry(key).or_default().push((start, end));
-        }
-        Ok(done)
+        Ok(spans_by_key(rows))
     }
 
     pub fn mark_backfill_window(

@@ -4,8 +4,8 @@
 pub mod copy;
 mod copy_rows;
 mod full_text;
-mod keys;
-mod ledger;
+pub(crate) mod keys;
+pub(crate) mod ledger;
 mod lock;
 pub mod postgres;
 pub mod snapshot;

@@ -10,7 +10,7 @@ use oifde_sync::sync::PassStatus;
 use crate::helpers::*;
 
 /// A throwaway CA and a server certificate for 127.0.0.1 signed by it.
-fn private_ca() -> (String, TlsIdentity) {
+pub fn private_ca() -> (String, TlsIdentity) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

@@ -100,7 +100,8 @@ async fn a_daemon_that_loses_its_database_exits_for_a_restart() {
     // The server ends the daemon's session (a restart or failover looks the same).
     pg_rows(
         store.url.as_ref().unwrap(),
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'oifde-sync tenant001'",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'oifde-sync tenant001' \
+         AND datname = current_database()",
     );
     let mut child = daemon;
     let status = tokio::task::spawn_blocking(move || {
@@ -251,4 +252,71 @@ async fn config_and_check_speak_of_the_database_without_its_password() {
     let out = run(dir.path(), &["sync"], &[]).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("newer than this oifde-sync"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_to_the_database_checks_its_certificate_against_the_ca_file() {
+    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let url = store.url.clone().unwrap();
+    // The server's own files: only the throwaway server of .ci/postgres can be given a certificate.
+    let port = url.rsplit_once(':').unwrap().1.split('/').next().unwrap().to_string();
+    let data = std::path::PathBuf::from(format!("/tmp/oifde-sync-pg-{port}"));
+    if !data.join("PG_VERSION").exists() {
+        eprintln!("SKIPPED: the test server is not one .ci/postgres started; its TLS cannot be set up here");
+        return;
+    }
+    let (ca_pem, identity) = crate::network::private_ca();
+    let tls = data.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::write(tls.join("server.crt"), &identity.cert_chain_pem).unwrap();
+    std::fs::write(tls.join("server.key"), &identity.key_pem).unwrap();
+    std::fs::set_permissions(tls.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(data.join("PG_VERSION")).unwrap());
+    for f in ["", "server.crt", "server.key"] {
+        std::os::unix::fs::chown(tls.join(f), Some(owner), None).unwrap();
+    }
+    for sql in [
+        format!("ALTER SYSTEM SET ssl_cert_file = '{}/server.crt'", tls.display()),
+        format!("ALTER SYSTEM SET ssl_key_file = '{}/server.key'", tls.display()),
+        "ALTER SYSTEM SET ssl = on".into(),
+        "SELECT pg_reload_conf()".into(),
+    ] {
+        pg_rows(&url, &sql);
+    }
+    // The postmaster reloads its configuration a moment later; new sessions then offer TLS.
+    for _ in 0..100 {
+        if pg_rows(&url, "SHOW ssl")[0][0].as_deref() == Some("on") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sim = simulator(options(100)).await;
+    let dir = tenant_dir(&store, &sim);
+    let config = dir.path().join("oifde-sync.toml");
+    let ca_file = dir.path().join("db-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let base = std::fs::read_to_string(&config).unwrap();
+    let with = |url: &str, ca: bool| {
+        let line = base.lines().find(|l| l.starts_with("url = ")).unwrap();
+        let mut text = base.replace(line, &format!("url = \"{url}\""));
+        if ca {
+            text = text.replace("[store]\n", &format!("[store]\nca_file = \"{}\"\n", ca_file.display()));
+        }
+        std::fs::write(&config, text).unwrap();
+    };
+    let tls_url = url.replace("sslmode=disable", "sslmode=verify-full");
+    // The CA file: TLS, and the pass runs.
+    with(&tls_url, true);
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The server's certificate from an unknown CA is refused.
+    with(&tls_url, false);
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).to_lowercase().contains("certificate"), "{}", text(&out));
+    // So is a certificate for another host name (it names 127.0.0.1 only).
+    with(&tls_url.replace("127.0.0.1", "localhost"), true);
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).to_lowercase().contains("certificate"), "{}", text(&out));
 }

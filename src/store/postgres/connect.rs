@@ -56,6 +56,21 @@ fn tls_config(settings: &PgSettings) -> Result<rustls::ClientConfig, String> {
     }
 }
 
+/// An error with its causes: "error performing TLS handshake: invalid peer certificate: UnknownIssuer".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Starts the connection's task on the current runtime; returns the client.
 fn drive<S, T>((client, conn): (Client, tokio_postgres::Connection<S, T>)) -> Client
 where
@@ -87,7 +102,7 @@ pub(super) async fn connect(settings: &PgSettings) -> Result<Client, StoreError>
     let client = result.map_err(|e| {
         let mut msg = match e.as_db_error() {
             Some(db) => db.message().to_string(),
-            None => e.to_string(),
+            None => with_causes(&e),
         };
         if msg.contains("password authentication failed") || msg.contains("no password") {
             msg.push_str("; give the password in store.url, store.password_file or PGPASSWORD");

@@ -136,15 +136,7 @@ impl Postgres {
              \"offset\" = excluded.\"offset\", lines = excluded.lines, head = excluded.head, read_at = excluded.read_at",
             &[&self.tenant, &name, &m.file_id, &(m.offset as i64), &(m.lines as i64), &m.head, &now_ms],
         ))?;
-        let empty = std::fs::metadata(file).map(|m| m.len() == 0).unwrap_or(false);
-        Ok(Ok(KeysFileRead {
-            new_keys,
-            keys: appended.keys,
-            bad: appended.bad,
-            bad_count: appended.bad_count,
-            from_start: appended.from_start,
-            empty,
-        }))
+        Ok(Ok(KeysFileRead::of(file, appended, new_keys)))
     }
 
     pub fn add_keys(&mut self, keys: &[QueryKey], now_ms: i64) -> Result<u64, StoreError> {

@@ -84,11 +84,7 @@ impl Postgres {
                 .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
         })?;
-        let mut done: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
-        for (key, start, end) in rows {
-            done.entry(key).or_default().push((start, end));
-        }
-        Ok(done)
+        Ok(crate::store::ledger::spans_by_key(rows))
     }
 
     pub fn mark_backfill_window(

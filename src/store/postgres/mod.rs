@@ -39,6 +39,8 @@ pub struct Postgres {
     tenant: String,
     shown: String,
     full_text: FullText,
+    /// The page statements, prepared on first use.
+    prepared: Option<upsert::Prepared>,
 }
 
 impl Drop for Postgres {
@@ -127,6 +129,7 @@ impl Postgres {
             tenant: settings.tenant.clone(),
             shown: settings.shown.clone(),
             full_text: FullText::Off,
+            prepared: None,
         })
     }
 

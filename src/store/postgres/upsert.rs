@@ -4,8 +4,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
+
 use super::Postgres;
-use crate::api::Record;
+use crate::api::{Qa, Record, Turn};
 use crate::store::StoreError;
 use crate::store::upsert::{Decision, PageOutcome, Summary, decide};
 
@@ -14,19 +17,56 @@ fn day_of(column: &str) -> String {
     format!("coalesce(to_char(to_timestamp({column} / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '')")
 }
 
+/// The statements of a page, prepared once a connection.
+pub(super) struct Prepared {
+    lookup: Statement,
+    uncount: [Statement; 3],
+    delete_turns: Statement,
+    delete_qa: Statement,
+    records: Statement,
+    turns: Statement,
+    qa: Statement,
+    summary: [Statement; 3],
+}
+
+impl Prepared {
+    async fn new(c: &Client) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            lookup: c
+                .prepare(
+                    "SELECT log_id, last_update_time, content_hash FROM records WHERE tenant_id = $1 AND log_id = ANY ($2)",
+                )
+                .await?,
+            uncount: [
+                c.prepare(&UNCOUNT[0].replace("{day}", &day_of("start_time"))).await?,
+                c.prepare(&UNCOUNT[1].replace("{day}", &day_of("request_time"))).await?,
+                c.prepare(UNCOUNT[2]).await?,
+            ],
+            delete_turns: c.prepare("DELETE FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
+            delete_qa: c.prepare("DELETE FROM qa_records WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
+            records: c.prepare(INSERT_RECORDS).await?,
+            turns: c.prepare(INSERT_TURNS).await?,
+            qa: c.prepare(INSERT_QA).await?,
+            summary: [c.prepare(SUMMARY[0]).await?, c.prepare(SUMMARY[1]).await?, c.prepare(SUMMARY[2]).await?],
+        })
+    }
+}
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
 impl Postgres {
     pub fn apply_page(&mut self, records: &[Record], now_ms: i64) -> Result<PageOutcome, StoreError> {
         let tenant = self.tenant.clone();
         let client = &mut self.client;
+        let prepared = &mut self.prepared;
         super::run_on(self.rt.as_ref(), &self.shown, async move {
+            if prepared.is_none() {
+                *prepared = Some(Prepared::new(client).await?);
+            }
+            let p = prepared.as_ref().expect("prepared above");
             let tx = client.transaction().await?;
             let ids: Vec<&str> = records.iter().map(|r| r.log_id.as_str()).collect();
-            let rows = tx
-                .query(
-                    "SELECT log_id, last_update_time, content_hash FROM records WHERE tenant_id = $1 AND log_id = ANY ($2)",
-                    &[&tenant, &ids],
-                )
-                .await?;
+            let rows = tx.query(&p.lookup, &[&tenant, &ids]).await?;
             let mut current: HashMap<String, (Option<i64>, String)> =
                 rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect();
             let stored_before: HashSet<String> = current.keys().cloned().collect();
@@ -54,221 +94,243 @@ impl Postgres {
                 return Ok(outcome);
             }
             let replaced: Vec<&str> = written.keys().copied().filter(|id| stored_before.contains(*id)).collect();
-            if !replaced.is_empty() {
-                uncount(&tx, &tenant, &replaced).await?;
-                tx.execute(
-                    "DELETE FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2)",
-                    &[&tenant, &replaced],
-                )
-                .await?;
-                tx.execute("DELETE FROM qa_records WHERE tenant_id = $1 AND log_id = ANY ($2)", &[&tenant, &replaced])
-                    .await?;
-            }
             // In page order, each record once (a page may repeat a record).
             let page: Vec<&Record> = records
                 .iter()
                 .filter(|r| written.get(r.log_id.as_str()).is_some_and(|w| std::ptr::eq(*w, *r)))
                 .collect();
-            write_records(&tx, &tenant, &page, now_ms).await?;
-            write_children(&tx, &tenant, &page).await?;
+            let arrays = PageArrays::new(&page);
             let mut summary = Summary::default();
             for r in &page {
                 summary.add(r);
             }
-            write_summary(&tx, &tenant, summary).await?;
+            let summary = SummaryArrays::new(summary);
+            // Every statement at once, executed in this order by the server:
+            // one round trip for the page instead of one a statement.
+            let replaced_params: [Param<'_>; 2] = [&tenant, &replaced];
+            let mut steps: Vec<(&Statement, Vec<Param<'_>>)> = Vec::new();
+            if !replaced.is_empty() {
+                for stmt in &p.uncount {
+                    steps.push((stmt, replaced_params.to_vec()));
+                }
+                steps.push((&p.delete_turns, replaced_params.to_vec()));
+                steps.push((&p.delete_qa, replaced_params.to_vec()));
+            }
+            steps.push((&p.records, arrays.records(&tenant, &now_ms)));
+            steps.push((&p.turns, arrays.turns(&tenant)));
+            steps.push((&p.qa, arrays.qa(&tenant)));
+            for (stmt, params) in p.summary.iter().zip(summary.params(&tenant)) {
+                steps.push((stmt, params));
+            }
+            let tx_ref = &tx;
+            futures_util::future::try_join_all(steps.iter().map(|(stmt, params)| tx_ref.execute(*stmt, params)))
+                .await?;
             tx.commit().await?;
             Ok(outcome)
         })
     }
 }
 
-/// Takes the stored rows of `log_ids` out of the summary tables, before they are replaced.
-async fn uncount(
-    tx: &tokio_postgres::Transaction<'_>,
-    tenant: &str,
-    log_ids: &[&str],
-) -> Result<(), tokio_postgres::Error> {
-    let statements = [
-        format!(
-            "INSERT INTO summary_calls_per_day (tenant_id, day, calls) SELECT $1, {}, -count(*) FROM records \
-             WHERE tenant_id = $1 AND log_id = ANY ($2) GROUP BY 2 \
-             ON CONFLICT (tenant_id, day) DO UPDATE SET calls = summary_calls_per_day.calls + excluded.calls",
-            day_of("start_time")
-        ),
-        format!(
-            "INSERT INTO summary_intentions_per_day (tenant_id, day, intention, turns) SELECT $1, {}, intention, -count(*) \
-             FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2) AND intention IS NOT NULL GROUP BY 2, 3 \
-             ON CONFLICT (tenant_id, day, intention) DO UPDATE SET turns = summary_intentions_per_day.turns + excluded.turns",
-            day_of("request_time")
-        ),
-        "INSERT INTO summary_answers (tenant_id, question_title, answer_intent, answers) \
-         SELECT $1, coalesce(question_title, ''), coalesce(answer_intent, ''), -count(*) FROM qa_records \
-         WHERE tenant_id = $1 AND log_id = ANY ($2) GROUP BY 2, 3 \
-         ON CONFLICT (tenant_id, question_title, answer_intent) DO UPDATE SET answers = summary_answers.answers + excluded.answers"
-            .to_string(),
-    ];
-    for sql in &statements {
-        tx.execute(sql, &[&tenant, &log_ids]).await?;
-    }
-    Ok(())
+/// Takes the stored rows of `$2` (log ids) out of the summary tables,
+/// before they are replaced; `{day}` is the day of the row's time.
+const UNCOUNT: [&str; 3] = [
+    "INSERT INTO summary_calls_per_day (tenant_id, day, calls) SELECT $1, {day}, -count(*) FROM records \
+     WHERE tenant_id = $1 AND log_id = ANY ($2) GROUP BY 2 \
+     ON CONFLICT (tenant_id, day) DO UPDATE SET calls = summary_calls_per_day.calls + excluded.calls",
+    "INSERT INTO summary_intentions_per_day (tenant_id, day, intention, turns) SELECT $1, {day}, intention, -count(*) \
+     FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2) AND intention IS NOT NULL GROUP BY 2, 3 \
+     ON CONFLICT (tenant_id, day, intention) DO UPDATE SET turns = summary_intentions_per_day.turns + excluded.turns",
+    "INSERT INTO summary_answers (tenant_id, question_title, answer_intent, answers) \
+     SELECT $1, coalesce(question_title, ''), coalesce(answer_intent, ''), -count(*) FROM qa_records \
+     WHERE tenant_id = $1 AND log_id = ANY ($2) GROUP BY 2, 3 \
+     ON CONFLICT (tenant_id, question_title, answer_intent) DO UPDATE SET answers = summary_answers.answers + excluded.answers",
+];
+
+const INSERT_RECORDS: &str = "INSERT INTO records (tenant_id, log_id, call_sor_id, call_id, cti_call_id, \
+     calling_number, called_number, start_time, end_time, last_update_time, flow_inst_id, dialog_type, call_data, \
+     location_id, flag, business_info, business_info_str, record_file_name, yugao_file_name, raw_json, content_hash, \
+     first_seen_at, synced_at) \
+     SELECT $1, t.*, $20, $20 FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
+     $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::BIGINT[], $15::TEXT[], \
+     $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $21::TEXT[], $22::TEXT[]) AS t \
+     ON CONFLICT (tenant_id, log_id) DO UPDATE SET call_sor_id = excluded.call_sor_id, call_id = excluded.call_id, \
+     cti_call_id = excluded.cti_call_id, calling_number = excluded.calling_number, \
+     called_number = excluded.called_number, start_time = excluded.start_time, end_time = excluded.end_time, \
+     last_update_time = excluded.last_update_time, flow_inst_id = excluded.flow_inst_id, \
+     dialog_type = excluded.dialog_type, call_data = excluded.call_data, location_id = excluded.location_id, \
+     flag = excluded.flag, business_info = excluded.business_info, business_info_str = excluded.business_info_str, \
+     record_file_name = excluded.record_file_name, yugao_file_name = excluded.yugao_file_name, \
+     raw_json = excluded.raw_json, content_hash = excluded.content_hash, synced_at = excluded.synced_at";
+
+const INSERT_TURNS: &str = "INSERT INTO record_details (tenant_id, log_id, seq, inter_no, user_saying, intention, \
+     system_reply, reply_time, request_time, response_source, involve_mode, extra_json) \
+     SELECT $1, t.* FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
+     $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::TEXT[]) AS t";
+
+const INSERT_QA: &str = "INSERT INTO qa_records (tenant_id, log_id, seq, inter_no, series_id, question_title, \
+     question_type, answer_intent, original_answer, create_time, extra_json) \
+     SELECT $1, t.* FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
+     $8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::TEXT[]) AS t";
+
+/// A page's counts added to the summary tables: one statement a table.
+const SUMMARY: [&str; 3] = [
+    "INSERT INTO summary_calls_per_day (tenant_id, day, calls) SELECT $1, * FROM unnest($2::TEXT[], $3::BIGINT[]) \
+     ON CONFLICT (tenant_id, day) DO UPDATE SET calls = summary_calls_per_day.calls + excluded.calls",
+    "INSERT INTO summary_intentions_per_day (tenant_id, day, intention, turns) \
+     SELECT $1, * FROM unnest($2::TEXT[], $3::TEXT[], $4::BIGINT[]) \
+     ON CONFLICT (tenant_id, day, intention) DO UPDATE SET turns = summary_intentions_per_day.turns + excluded.turns",
+    "INSERT INTO summary_answers (tenant_id, question_title, answer_intent, answers) \
+     SELECT $1, * FROM unnest($2::TEXT[], $3::TEXT[], $4::BIGINT[]) \
+     ON CONFLICT (tenant_id, question_title, answer_intent) DO UPDATE SET answers = summary_answers.answers + excluded.answers",
+];
+
+type Texts<'a> = Vec<Option<&'a str>>;
+type Ints = Vec<Option<i64>>;
+
+/// A page's records, turns and Q&A rows as one array a column.
+struct PageArrays<'a> {
+    texts: Vec<Texts<'a>>,
+    ints: Vec<Ints>,
+    turn_texts: Vec<Texts<'a>>,
+    turn_ints: Vec<Ints>,
+    turn_keys: (Texts<'a>, Vec<i64>),
+    qa_texts: Vec<Texts<'a>>,
+    qa_create: Ints,
+    qa_keys: (Texts<'a>, Vec<i64>),
 }
 
-async fn write_records(
-    tx: &tokio_postgres::Transaction<'_>,
-    tenant: &str,
-    page: &[&Record],
-    now_ms: i64,
-) -> Result<(), tokio_postgres::Error> {
-    let text = |f: fn(&Record) -> Option<&str>| page.iter().map(|r| f(r)).collect::<Vec<Option<&str>>>();
-    let int = |f: fn(&Record) -> Option<i64>| page.iter().map(|r| f(r)).collect::<Vec<Option<i64>>>();
-    tx.execute(
-        "INSERT INTO records (tenant_id, log_id, call_sor_id, call_id, cti_call_id, calling_number, called_number, \
-         start_time, end_time, last_update_time, flow_inst_id, dialog_type, call_data, location_id, flag, \
-         business_info, business_info_str, record_file_name, yugao_file_name, raw_json, content_hash, \
-         first_seen_at, synced_at) \
-         SELECT $1, t.*, $20, $20 FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
-         $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::BIGINT[], $15::TEXT[], \
-         $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $21::TEXT[], $22::TEXT[]) AS t \
-         ON CONFLICT (tenant_id, log_id) DO UPDATE SET call_sor_id = excluded.call_sor_id, call_id = excluded.call_id, \
-         cti_call_id = excluded.cti_call_id, calling_number = excluded.calling_number, \
-         called_number = excluded.called_number, start_time = excluded.start_time, end_time = excluded.end_time, \
-         last_update_time = excluded.last_update_time, flow_inst_id = excluded.flow_inst_id, \
-         dialog_type = excluded.dialog_type, call_data = excluded.call_data, location_id = excluded.location_id, \
-         flag = excluded.flag, business_info = excluded.business_info, business_info_str = excluded.business_info_str, \
-         record_file_name = excluded.record_file_name, yugao_file_name = excluded.yugao_file_name, \
-         raw_json = excluded.raw_json, content_hash = excluded.content_hash, synced_at = excluded.synced_at",
-        &[
-            &tenant,
-            &text(|r| Some(&r.log_id)),
-            &text(|r| r.call_sor_id.as_deref()),
-            &text(|r| r.call_id.as_deref()),
-            &text(|r| r.cti_call_id.as_deref()),
-            &text(|r| r.calling_number.as_deref()),
-            &text(|r| r.called_number.as_deref()),
-            &int(|r| r.start_time),
-            &int(|r| r.end_time),
-            &int(|r| r.last_update_time),
-            &text(|r| r.flow_inst_id.as_deref()),
-            &text(|r| r.dialog_type.as_deref()),
-            &text(|r| r.call_data.as_deref()),
-            &int(|r| r.location_id),
-            &text(|r| r.flag.as_deref()),
-            &text(|r| r.business_info.as_deref()),
-            &text(|r| r.business_info_str.as_deref()),
-            &text(|r| r.record_file_name.as_deref()),
-            &text(|r| r.yugao_file_name.as_deref()),
-            &now_ms,
-            &text(|r| Some(&r.raw_json)),
-            &text(|r| Some(&r.content_hash)),
-        ],
-    )
-    .await
-    .map(drop)
-}
-
-async fn write_children(
-    tx: &tokio_postgres::Transaction<'_>,
-    tenant: &str,
-    page: &[&Record],
-) -> Result<(), tokio_postgres::Error> {
-    let turns: Vec<(&str, i64, &crate::api::Turn)> =
-        page.iter().flat_map(|r| r.details.iter().enumerate().map(|(i, t)| (r.log_id.as_str(), i as i64, t))).collect();
-    if !turns.is_empty() {
-        let text = |f: fn(&crate::api::Turn) -> Option<&str>| turns.iter().map(|(_, _, t)| f(t)).collect::<Vec<_>>();
-        let int = |f: fn(&crate::api::Turn) -> Option<i64>| turns.iter().map(|(_, _, t)| f(t)).collect::<Vec<_>>();
-        let ids: Vec<&str> = turns.iter().map(|(id, _, _)| *id).collect();
-        let seqs: Vec<i64> = turns.iter().map(|(_, seq, _)| *seq).collect();
-        tx.execute(
-            "INSERT INTO record_details (tenant_id, log_id, seq, inter_no, user_saying, intention, system_reply, \
-             reply_time, request_time, response_source, involve_mode, extra_json) \
-             SELECT $1, t.* FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
-             $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::TEXT[]) AS t",
-            &[
-                &tenant,
-                &ids,
-                &seqs,
-                &text(|t| t.inter_no.as_deref()),
-                &text(|t| t.user_saying.as_deref()),
-                &text(|t| t.intention.as_deref()),
-                &text(|t| t.system_reply.as_deref()),
-                &int(|t| t.reply_time),
-                &int(|t| t.request_time),
-                &int(|t| t.response_source),
-                &int(|t| t.involve_mode),
-                &text(|t| t.extra_json.as_deref()),
+impl<'a> PageArrays<'a> {
+    fn new(page: &[&'a Record]) -> Self {
+        let text = |f: fn(&'a Record) -> Option<&'a str>| page.iter().map(|r| f(r)).collect::<Texts<'a>>();
+        let int = |f: fn(&Record) -> Option<i64>| page.iter().map(|r| f(r)).collect::<Ints>();
+        let texts = vec![
+            text(|r| Some(&r.log_id)),
+            text(|r| r.call_sor_id.as_deref()),
+            text(|r| r.call_id.as_deref()),
+            text(|r| r.cti_call_id.as_deref()),
+            text(|r| r.calling_number.as_deref()),
+            text(|r| r.called_number.as_deref()),
+            text(|r| r.flow_inst_id.as_deref()),
+            text(|r| r.dialog_type.as_deref()),
+            text(|r| r.call_data.as_deref()),
+            text(|r| r.flag.as_deref()),
+            text(|r| r.business_info.as_deref()),
+            text(|r| r.business_info_str.as_deref()),
+            text(|r| r.record_file_name.as_deref()),
+            text(|r| r.yugao_file_name.as_deref()),
+            text(|r| Some(&r.raw_json)),
+            text(|r| Some(&r.content_hash)),
+        ];
+        let ints =
+            vec![int(|r| r.start_time), int(|r| r.end_time), int(|r| r.last_update_time), int(|r| r.location_id)];
+        let turns: Vec<(&'a str, i64, &'a Turn)> = page
+            .iter()
+            .flat_map(|r| r.details.iter().enumerate().map(|(i, t)| (r.log_id.as_str(), i as i64, t)))
+            .collect();
+        let turn_text = |f: fn(&'a Turn) -> Option<&'a str>| turns.iter().map(|(_, _, t)| f(t)).collect::<Texts<'a>>();
+        let turn_int = |f: fn(&Turn) -> Option<i64>| turns.iter().map(|(_, _, t)| f(t)).collect::<Ints>();
+        let qas: Vec<(&'a str, i64, &'a Qa)> =
+            page.iter().flat_map(|r| r.qa.iter().enumerate().map(|(i, q)| (r.log_id.as_str(), i as i64, q))).collect();
+        let qa_text = |f: fn(&'a Qa) -> Option<&'a str>| qas.iter().map(|(_, _, q)| f(q)).collect::<Texts<'a>>();
+        Self {
+            texts,
+            ints,
+            turn_texts: vec![
+                turn_text(|t| t.inter_no.as_deref()),
+                turn_text(|t| t.user_saying.as_deref()),
+                turn_text(|t| t.intention.as_deref()),
+                turn_text(|t| t.system_reply.as_deref()),
+                turn_text(|t| t.extra_json.as_deref()),
             ],
-        )
-        .await?;
-    }
-    let qas: Vec<(&str, i64, &crate::api::Qa)> =
-        page.iter().flat_map(|r| r.qa.iter().enumerate().map(|(i, q)| (r.log_id.as_str(), i as i64, q))).collect();
-    if !qas.is_empty() {
-        let text = |f: fn(&crate::api::Qa) -> Option<&str>| qas.iter().map(|(_, _, q)| f(q)).collect::<Vec<_>>();
-        let ids: Vec<&str> = qas.iter().map(|(id, _, _)| *id).collect();
-        let seqs: Vec<i64> = qas.iter().map(|(_, seq, _)| *seq).collect();
-        let create: Vec<Option<i64>> = qas.iter().map(|(_, _, q)| q.create_time).collect();
-        tx.execute(
-            "INSERT INTO qa_records (tenant_id, log_id, seq, inter_no, series_id, question_title, question_type, \
-             answer_intent, original_answer, create_time, extra_json) \
-             SELECT $1, t.* FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
-             $8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::TEXT[]) AS t",
-            &[
-                &tenant,
-                &ids,
-                &seqs,
-                &text(|q| q.inter_no.as_deref()),
-                &text(|q| q.series_id.as_deref()),
-                &text(|q| q.question_title.as_deref()),
-                &text(|q| q.question_type.as_deref()),
-                &text(|q| q.answer_intent.as_deref()),
-                &text(|q| q.original_answer.as_deref()),
-                &create,
-                &text(|q| q.extra_json.as_deref()),
+            turn_ints: vec![
+                turn_int(|t| t.reply_time),
+                turn_int(|t| t.request_time),
+                turn_int(|t| t.response_source),
+                turn_int(|t| t.involve_mode),
             ],
-        )
-        .await?;
+            turn_keys: (turns.iter().map(|(id, _, _)| Some(*id)).collect(), turns.iter().map(|(_, s, _)| *s).collect()),
+            qa_texts: vec![
+                qa_text(|q| q.inter_no.as_deref()),
+                qa_text(|q| q.series_id.as_deref()),
+                qa_text(|q| q.question_title.as_deref()),
+                qa_text(|q| q.question_type.as_deref()),
+                qa_text(|q| q.answer_intent.as_deref()),
+                qa_text(|q| q.original_answer.as_deref()),
+                qa_text(|q| q.extra_json.as_deref()),
+            ],
+            qa_create: qas.iter().map(|(_, _, q)| q.create_time).collect(),
+            qa_keys: (qas.iter().map(|(id, _, _)| Some(*id)).collect(), qas.iter().map(|(_, s, _)| *s).collect()),
+        }
     }
-    Ok(())
+
+    /// The parameters of [`INSERT_RECORDS`].
+    fn records<'p>(&'p self, tenant: &'p String, now_ms: &'p i64) -> Vec<Param<'p>> {
+        let (t, i) = (&self.texts, &self.ints);
+        vec![
+            tenant, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &i[0], &i[1], &i[2], &t[6], &t[7], &t[8], &i[3], &t[9],
+            &t[10], &t[11], &t[12], &t[13], now_ms, &t[14], &t[15],
+        ]
+    }
+
+    /// The parameters of [`INSERT_TURNS`].
+    fn turns<'p>(&'p self, tenant: &'p String) -> Vec<Param<'p>> {
+        let (t, i) = (&self.turn_texts, &self.turn_ints);
+        vec![
+            tenant,
+            &self.turn_keys.0,
+            &self.turn_keys.1,
+            &t[0],
+            &t[1],
+            &t[2],
+            &t[3],
+            &i[0],
+            &i[1],
+            &i[2],
+            &i[3],
+            &t[4],
+        ]
+    }
+
+    /// The parameters of [`INSERT_QA`].
+    fn qa<'p>(&'p self, tenant: &'p String) -> Vec<Param<'p>> {
+        let t = &self.qa_texts;
+        vec![tenant, &self.qa_keys.0, &self.qa_keys.1, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &self.qa_create, &t[6]]
+    }
 }
 
-/// Adds a page's counts to the summary tables: one statement a table.
-async fn write_summary(
-    tx: &tokio_postgres::Transaction<'_>,
-    tenant: &str,
-    s: Summary,
-) -> Result<(), tokio_postgres::Error> {
-    let (days, calls): (Vec<String>, Vec<i64>) = s.calls.into_iter().unzip();
-    tx.execute(
-        "INSERT INTO summary_calls_per_day (tenant_id, day, calls) SELECT $1, * FROM unnest($2::TEXT[], $3::BIGINT[]) \
-         ON CONFLICT (tenant_id, day) DO UPDATE SET calls = summary_calls_per_day.calls + excluded.calls",
-        &[&tenant, &days, &calls],
-    )
-    .await?;
-    let (mut days, mut intentions, mut turns) = (Vec::new(), Vec::new(), Vec::new());
-    for ((day, intention), n) in s.intentions {
-        days.push(day);
-        intentions.push(intention);
-        turns.push(n);
+/// A page's summary counts as arrays, for [`SUMMARY`].
+struct SummaryArrays {
+    days: Vec<String>,
+    calls: Vec<i64>,
+    intention_keys: (Vec<String>, Vec<String>),
+    turns: Vec<i64>,
+    answer_keys: (Vec<String>, Vec<String>),
+    answers: Vec<i64>,
+}
+
+impl SummaryArrays {
+    fn new(s: Summary) -> Self {
+        let (days, calls) = s.calls.into_iter().unzip();
+        let (mut intention_keys, mut turns) = ((Vec::new(), Vec::new()), Vec::new());
+        for ((day, intention), n) in s.intentions {
+            intention_keys.0.push(day);
+            intention_keys.1.push(intention);
+            turns.push(n);
+        }
+        let (mut answer_keys, mut answers) = ((Vec::new(), Vec::new()), Vec::new());
+        for ((question, answer), n) in s.answers {
+            answer_keys.0.push(question);
+            answer_keys.1.push(answer);
+            answers.push(n);
+        }
+        Self { days, calls, intention_keys, turns, answer_keys, answers }
     }
-    tx.execute(
-        "INSERT INTO summary_intentions_per_day (tenant_id, day, intention, turns) \
-         SELECT $1, * FROM unnest($2::TEXT[], $3::TEXT[], $4::BIGINT[]) \
-         ON CONFLICT (tenant_id, day, intention) DO UPDATE SET turns = summary_intentions_per_day.turns + excluded.turns",
-        &[&tenant, &days, &intentions, &turns],
-    )
-    .await?;
-    let (mut questions, mut answers, mut counts) = (Vec::new(), Vec::new(), Vec::new());
-    for ((question, answer), n) in s.answers {
-        questions.push(question);
-        answers.push(answer);
-        counts.push(n);
+
+    fn params<'p>(&'p self, tenant: &'p String) -> [Vec<Param<'p>>; 3] {
+        [
+            vec![tenant, &self.days, &self.calls],
+            vec![tenant, &self.intention_keys.0, &self.intention_keys.1, &self.turns],
+            vec![tenant, &self.answer_keys.0, &self.answer_keys.1, &self.answers],
+        ]
     }
-    tx.execute(
-        "INSERT INTO summary_answers (tenant_id, question_title, answer_intent, answers) \
-         SELECT $1, * FROM unnest($2::TEXT[], $3::TEXT[], $4::BIGINT[]) \
-         ON CONFLICT (tenant_id, question_title, answer_intent) DO UPDATE SET answers = summary_answers.answers + excluded.answers",
-        &[&tenant, &questions, &answers, &counts],
-    )
-    .await?;
-    Ok(())
 }
