@@ -10,11 +10,12 @@ CREATE TABLE oifde_schema (
 );
 INSERT INTO oifde_schema (version) VALUES (0);
 
--- One row a session record, keyed by the tenant and the API's logId.
+-- One row a session record, keyed by the tenant and the API's logId. Keys
+-- compare byte by byte (COLLATE "C"): fast, and the same in every database.
 -- tenant_id is the configured api.tenant_id; the record's own tenantId is in raw_json.
 CREATE TABLE records (
-    tenant_id         TEXT NOT NULL,
-    log_id            TEXT NOT NULL,
+    tenant_id         TEXT COLLATE "C" NOT NULL,
+    log_id            TEXT COLLATE "C" NOT NULL,
     call_sor_id       TEXT,
     call_id           TEXT,
     cti_call_id       TEXT,
@@ -41,8 +42,8 @@ CREATE TABLE records (
 
 -- Dialogue turns (API recordDetials), in their order in the list.
 CREATE TABLE record_details (
-    tenant_id       TEXT NOT NULL,
-    log_id          TEXT NOT NULL,
+    tenant_id       TEXT COLLATE "C" NOT NULL,
+    log_id          TEXT COLLATE "C" NOT NULL,
     seq             BIGINT NOT NULL,
     inter_no        TEXT,
     user_saying     TEXT,
@@ -58,8 +59,8 @@ CREATE TABLE record_details (
 
 -- Q&A rows (API qaRecords), in their order in the list.
 CREATE TABLE qa_records (
-    tenant_id       TEXT NOT NULL,
-    log_id          TEXT NOT NULL,
+    tenant_id       TEXT COLLATE "C" NOT NULL,
+    log_id          TEXT COLLATE "C" NOT NULL,
     seq             BIGINT NOT NULL,
     inter_no        TEXT,
     series_id       TEXT,
@@ -197,7 +198,6 @@ CREATE INDEX records_call_id ON records (call_id);
 CREATE INDEX records_cti_call_id ON records (cti_call_id);
 CREATE INDEX records_calling_number ON records (calling_number);
 CREATE INDEX records_start_time ON records (tenant_id, start_time);
-CREATE INDEX records_last_update_time ON records (last_update_time);
 CREATE INDEX record_details_intention ON record_details (intention, request_time);
 
 CREATE VIEW v_calls AS

@@ -113,7 +113,13 @@ pub(super) async fn connect(settings: &PgSettings) -> Result<Client, StoreError>
     // may lose the last commits, in order (a cursor never survives without
     // the records it covers), as SQLite's synchronous = NORMAL may. Not the
     // daemon's own crash: that loses nothing either way.
-    client.batch_execute("SET synchronous_commit = off").await.map_err(|e| open_err(e.to_string()))?;
+    // Each execution of a prepared statement is planned for its arguments:
+    // a plan made while the tables were empty (a scan) would otherwise stay
+    // as they grow, and a page's lookup would read the whole table.
+    client
+        .batch_execute("SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan")
+        .await
+        .map_err(|e| open_err(e.to_string()))?;
     Ok(client)
 }
 
