@@ -60,6 +60,8 @@ async fn newer_records_replace_equal_times_are_ignored_older_are_stale(kind: Kin
     let timed: Vec<_> = original.iter().filter(|r| r.last_update_time.is_some() && r.details.len() > 1).collect();
     let (newer, same_time, older) = (timed[0].clone(), timed[1].clone(), timed[2].clone());
     let untimed = original.iter().find(|r| r.last_update_time.is_none()).unwrap().clone();
+    let seen_sql = format!("SELECT first_seen_at, synced_at FROM records WHERE log_id = '{}'", newer.log_id);
+    let before = store.rows(&seen_sql);
     sim.update(&newer.log_id, |r| {
         r.last_update_time = r.last_update_time.map(|t| t + 60_000);
         r.details[0].user_saying = Some("我要改套餐 (changed)".into());
@@ -76,6 +78,9 @@ async fn newer_records_replace_equal_times_are_ignored_older_are_stale(kind: Kin
     let report = backfill(&engine).await;
     assert_eq!(report.status, PassStatus::Ok);
     assert_eq!((report.figures.updated, report.figures.stale, report.figures.inserted), (2, 1, 0));
+    let after = store.rows(&seen_sql);
+    assert_eq!(after[0][0], before[0][0], "a replaced record keeps when it was first seen");
+    assert_ne!(after[0][1], before[0][1], "and says when it last changed");
     // Expected: the server's data, except where the store rightly kept its copy.
     let expected: Vec<_> = sim
         .records()

@@ -2,7 +2,7 @@
 //! record by record against what is stored, then written in a few
 //! statements of arrays (`unnest`), one transaction a page.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
@@ -23,6 +23,7 @@ pub(super) struct Prepared {
     uncount: [Statement; 3],
     delete_turns: Statement,
     delete_qa: Statement,
+    delete_records: Statement,
     records: Statement,
     turns: Statement,
     qa: Statement,
@@ -37,8 +38,8 @@ impl Prepared {
                     // One index probe a record, whatever the planner thinks of
                     // a table that was empty a minute ago (OFFSET 0 keeps the
                     // probe from being turned into a join over the whole table).
-                    "SELECT r.log_id, r.last_update_time, r.content_hash FROM unnest($2::TEXT[]) AS k (id), \
-                     LATERAL (SELECT log_id, last_update_time, content_hash FROM records \
+                    "SELECT r.log_id, r.last_update_time, r.content_hash, r.first_seen_at FROM unnest($2::TEXT[]) AS k (id), \
+                     LATERAL (SELECT log_id, last_update_time, content_hash, first_seen_at FROM records \
                               WHERE tenant_id = $1 AND log_id = k.id OFFSET 0) AS r",
                 )
                 .await?,
@@ -49,6 +50,7 @@ impl Prepared {
             ],
             delete_turns: c.prepare("DELETE FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
             delete_qa: c.prepare("DELETE FROM qa_records WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
+            delete_records: c.prepare("DELETE FROM records WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
             records: c.prepare(INSERT_RECORDS).await?,
             turns: c.prepare(INSERT_TURNS).await?,
             qa: c.prepare(INSERT_QA).await?,
@@ -74,7 +76,8 @@ impl Postgres {
             let rows = tx.query(&p.lookup, &[&tenant, &ids]).await?;
             let mut current: HashMap<String, (Option<i64>, String)> =
                 rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect();
-            let stored_before: HashSet<String> = current.keys().cloned().collect();
+            // When each stored record was first seen: a replaced record keeps it.
+            let first_seen: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(3))).collect();
             // The last version of each record this page writes, by log_id.
             let mut written: HashMap<&str, &Record> = HashMap::new();
             let mut outcome = PageOutcome::default();
@@ -98,13 +101,13 @@ impl Postgres {
                 tx.commit().await?;
                 return Ok(outcome);
             }
-            let replaced: Vec<&str> = written.keys().copied().filter(|id| stored_before.contains(*id)).collect();
+            let replaced: Vec<&str> = written.keys().copied().filter(|id| first_seen.contains_key(*id)).collect();
             // In page order, each record once (a page may repeat a record).
             let page: Vec<&Record> = records
                 .iter()
                 .filter(|r| written.get(r.log_id.as_str()).is_some_and(|w| std::ptr::eq(*w, *r)))
                 .collect();
-            let arrays = PageArrays::new(&page);
+            let arrays = PageArrays::new(&page, |id| first_seen.get(id).copied().unwrap_or(now_ms));
             let mut summary = Summary::default();
             for r in &page {
                 summary.add(r);
@@ -120,7 +123,10 @@ impl Postgres {
                 }
                 steps.push((&p.delete_turns, replaced_params.to_vec()));
                 steps.push((&p.delete_qa, replaced_params.to_vec()));
+                steps.push((&p.delete_records, replaced_params.to_vec()));
             }
+            // New and replaced records alike are plain inserts: no arbiter
+            // probe a row, and a replaced record keeps its first_seen_at.
             steps.push((&p.records, arrays.records(&tenant, &now_ms)));
             steps.push((&p.turns, arrays.turns(&tenant)));
             steps.push((&p.qa, arrays.qa(&tenant)));
@@ -155,17 +161,9 @@ const INSERT_RECORDS: &str = "INSERT INTO records (tenant_id, log_id, call_sor_i
      calling_number, called_number, start_time, end_time, last_update_time, flow_inst_id, dialog_type, call_data, \
      location_id, flag, business_info, business_info_str, record_file_name, yugao_file_name, raw_json, content_hash, \
      first_seen_at, synced_at) \
-     SELECT $1, t.*, $20, $20 FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
+     SELECT $1, t.*, $20 FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
      $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::BIGINT[], $15::TEXT[], \
-     $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $21::TEXT[], $22::TEXT[]) AS t \
-     ON CONFLICT (tenant_id, log_id) DO UPDATE SET call_sor_id = excluded.call_sor_id, call_id = excluded.call_id, \
-     cti_call_id = excluded.cti_call_id, calling_number = excluded.calling_number, \
-     called_number = excluded.called_number, start_time = excluded.start_time, end_time = excluded.end_time, \
-     last_update_time = excluded.last_update_time, flow_inst_id = excluded.flow_inst_id, \
-     dialog_type = excluded.dialog_type, call_data = excluded.call_data, location_id = excluded.location_id, \
-     flag = excluded.flag, business_info = excluded.business_info, business_info_str = excluded.business_info_str, \
-     record_file_name = excluded.record_file_name, yugao_file_name = excluded.yugao_file_name, \
-     raw_json = excluded.raw_json, content_hash = excluded.content_hash, synced_at = excluded.synced_at";
+     $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $21::TEXT[], $22::TEXT[], $23::BIGINT[]) AS t";
 
 const INSERT_TURNS: &str = "INSERT INTO record_details (tenant_id, log_id, seq, inter_no, user_saying, intention, \
      system_reply, reply_time, request_time, response_source, involve_mode, extra_json) \
@@ -205,7 +203,7 @@ struct PageArrays<'a> {
 }
 
 impl<'a> PageArrays<'a> {
-    fn new(page: &[&'a Record]) -> Self {
+    fn new(page: &[&'a Record], first_seen: impl Fn(&str) -> i64) -> Self {
         let text = |f: fn(&'a Record) -> Option<&'a str>| page.iter().map(|r| f(r)).collect::<Texts<'a>>();
         let int = |f: fn(&Record) -> Option<i64>| page.iter().map(|r| f(r)).collect::<Ints>();
         let texts = vec![
@@ -226,8 +224,13 @@ impl<'a> PageArrays<'a> {
             text(|r| Some(&r.raw_json)),
             text(|r| Some(&r.content_hash)),
         ];
-        let ints =
-            vec![int(|r| r.start_time), int(|r| r.end_time), int(|r| r.last_update_time), int(|r| r.location_id)];
+        let ints = vec![
+            int(|r| r.start_time),
+            int(|r| r.end_time),
+            int(|r| r.last_update_time),
+            int(|r| r.location_id),
+            page.iter().map(|r| Some(first_seen(&r.log_id))).collect(),
+        ];
         let turns: Vec<(&'a str, i64, &'a Turn)> = page
             .iter()
             .flat_map(|r| r.details.iter().enumerate().map(|(i, t)| (r.log_id.as_str(), i as i64, t)))
@@ -273,7 +276,7 @@ impl<'a> PageArrays<'a> {
         let (t, i) = (&self.texts, &self.ints);
         vec![
             tenant, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &i[0], &i[1], &i[2], &t[6], &t[7], &t[8], &i[3], &t[9],
-            &t[10], &t[11], &t[12], &t[13], now_ms, &t[14], &t[15],
+            &t[10], &t[11], &t[12], &t[13], now_ms, &t[14], &t[15], &i[4],
         ]
     }
 
