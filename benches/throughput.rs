@@ -220,7 +220,49 @@ fn idle_daemon(sim: &Sim, dir: &Path) -> (f64, f64) {
     (rss_kb / 1024.0, used / 5.0 * 100.0)
 }
 
+/// `--store-only N`: N records (5,000,000 say) written through the store in
+/// pages of 100, generated 100,000 at a time (the simulator would hold the
+/// whole tenant in memory: about 6.5 KB a record); the rate of each million,
+/// the bytes a record, and the five questions on the result.
+fn store_only_large(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("large.db");
+    let mut store = Store::open(&db).unwrap();
+    let mobiles = dataset::mobiles(SEED, USERS);
+    let now = tz::now_ms() / 1000;
+    let to = now - now.rem_euclid(3600);
+    let chunk = 100_000;
+    let (mut written, mut spent) = (0usize, Duration::ZERO);
+    let mut million = (0usize, Duration::ZERO);
+    println!("{:>10} {:>14} {:>16}", "records", "records/s", "this million /s");
+    while written < n {
+        let this = chunk.min(n - written);
+        let data = dataset::generate(SEED + written as u64, this, to - DAYS * 86_400, to, "tenant001", &mobiles);
+        for page in data.chunks(100) {
+            let page: Vec<Record> =
+                page.iter().enumerate().map(|(i, r)| Record::from_value(i, &r.to_wire()).unwrap()).collect();
+            let t = Instant::now();
+            store.apply_page(&page, tz::now_ms()).unwrap();
+            spent += t.elapsed();
+        }
+        written += this;
+        if written % 1_000_000 == 0 || written == n {
+            let (n0, t0) = million;
+            let rate = (written - n0) as f64 / (spent - t0).as_secs_f64();
+            println!("{written:>10} {:>14.0} {rate:>16.0}", written as f64 / spent.as_secs_f64());
+            million = (written, spent);
+        }
+    }
+    drop(store);
+    println!("bytes a record: {:.0}", bytes_per_record(&db, n).unwrap_or(0.0));
+    print_queries(&[(n, time_queries(&db))], "bench/queries-store-only.csv");
+}
+
 fn main() {
+    if let Some(n) = std::env::args().skip_while(|a| a != "--store-only").nth(1) {
+        store_only_large(n.parse().expect("--store-only takes a number"));
+        return;
+    }
     let sizes: Vec<usize> = std::env::args()
         .skip_while(|a| a != "--records")
         .nth(1)
@@ -354,7 +396,7 @@ fn main() {
         }
     }
     print_table(&rows);
-    print_queries(&queries);
+    print_queries(&queries, "bench/queries.csv");
 }
 
 /// A PostgreSQL server for the PostgreSQL rows: `OIFDE_BENCH_PG_URL`, else a
@@ -415,7 +457,7 @@ fn time_queries(db: &Path) -> Vec<(&'static str, f64)> {
         .collect()
 }
 
-fn print_queries(queries: &[(usize, Vec<(&str, f64)>)]) {
+fn print_queries(queries: &[(usize, Vec<(&str, f64)>)], file: &str) {
     let mut csv = String::from("records,question,ms\n");
     println!("\n{:<40} {:>10} {:>12}", "question (best of 3)", "records", "ms");
     for (n, timings) in queries {
@@ -424,7 +466,7 @@ fn print_queries(queries: &[(usize, Vec<(&str, f64)>)]) {
             csv.push_str(&format!("{n},{title},{ms:.1}\n"));
         }
     }
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/queries.csv");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     std::fs::write(&out, csv).unwrap();
 }
 
