@@ -1,12 +1,12 @@
 //! oifde-sync mirrors the intelligent-IVR session records of a Huawei OIFDE
-//! tenant into a local SQLite file.
+//! tenant into a local SQLite file, or a PostgreSQL database shared by tenants.
 //!
 //! # Layout
 //! - [`config`]: typed settings from TOML and the environment.
 //! - [`api`]: the REST client (token, rate limit, retries) and record parsing.
 //! - [`keys`]: query keys (stream and point) and the keys file, read as it grows.
 //! - [`queries`]: the analysts' canonical questions as SQL.
-//! - [`store`]: the SQLite store: schema, dedup upserts, keys, cursors, run log.
+//! - [`store`]: SQLite or PostgreSQL: schema, dedup upserts, keys, cursors, run log, copy.
 //! - [`sync`]: one pass over the due keys in adaptive windows, shared by every command.
 //! - [`simulator`]: a local stand-in for the OIFDE server.
 //! - [`daemon`]: the scheduled daemon ([`schedule`]: its cron); [`metrics`]: its Prometheus endpoint.

@@ -1,5 +1,8 @@
-//! The SQLite store: one file in WAL mode, created readable by its owner only,
-//! migrated by `PRAGMA user_version`. One writer; analysts read beside it.
+//! The store: a SQLite file (this module: WAL mode, created readable by its
+//! owner only, migrated by `PRAGMA user_version`) or a PostgreSQL database
+//! shared by tenants ([`postgres`]), behind one [`Store`]. One writer a store
+//! (a tenant, in PostgreSQL); analysts read beside it. [`copy`] moves a
+//! mirror from one to the other.
 
 pub mod copy;
 mod copy_rows;
