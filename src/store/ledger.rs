@@ -42,6 +42,14 @@ fn states_as_map<S: serde::Serializer>(counts: &[(super::KeyState, i64)], s: S) 
     s.collect_map(counts.iter().map(|(state, n)| (state.as_str(), n)))
 }
 
+/// `keys = ?5, windows = ?6, …`: the figures' columns set from parameters
+/// numbered from `first`, with `mark` (`?` for SQLite, `$` for PostgreSQL).
+pub(super) fn figure_sets(mark: char, first: usize) -> String {
+    let sets: Vec<String> =
+        Figures::COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = {mark}{}", i + first)).collect();
+    sets.join(", ")
+}
+
 /// Finished backfill windows `(key, start, end)` as spans by key.
 pub(super) fn spans_by_key(rows: Vec<(String, i64, i64)>) -> HashMap<String, Vec<(i64, i64)>> {
     let mut done: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
@@ -104,10 +112,9 @@ impl Sqlite {
         error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let sets: Vec<String> = Figures::COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 5)).collect();
         let sql = format!(
             "UPDATE sync_runs SET finished_at = ?2, status = ?3, error = ?4, {} WHERE id = ?1",
-            sets.join(", ")
+            figure_sets('?', 5)
         );
         let mut values: Vec<rusqlite::types::Value> =
             vec![id.into(), now_ms.into(), status.to_string().into(), error.map(str::to_string).into()];

@@ -10,8 +10,7 @@ use crate::helpers::*;
 
 /// Every ```sql block of the README.
 fn readme_sql() -> Vec<String> {
-    let readme = include_str!("../../README.md");
-    readme.split("```sql\n").skip(1).map(|rest| rest.split("```").next().unwrap().to_string()).collect()
+    readme_blocks("sql")
 }
 
 #[tokio::test(flavor = "multi_thread")]

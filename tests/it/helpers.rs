@@ -281,6 +281,12 @@ pub fn use_keys_file(config: &Path, keys_file: &Path) {
     std::fs::write(config, text).unwrap();
 }
 
+/// Every block of the README fenced as ```` ```INFO ````, e.g. `sql`.
+pub fn readme_blocks(info: &str) -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    readme.split(&format!("```{info}\n")).skip(1).map(|rest| rest.split("```").next().unwrap().to_string()).collect()
+}
+
 /// Which store a test writes: the same test runs on both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

@@ -187,15 +187,9 @@ fn dump_tables(db: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// Every ```sql postgres block of the README.
-fn readme_postgres_sql() -> Vec<String> {
-    let readme = include_str!("../../README.md");
-    readme.split("```sql postgres\n").skip(1).map(|rest| rest.split("```").next().unwrap().to_string()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readmes_postgres_queries_run_and_answer() {
-    let blocks = readme_postgres_sql();
+    let blocks = readme_blocks("sql postgres");
     for (title, sql) in oifde_sync::queries::CANONICAL_POSTGRES {
         assert!(blocks.iter().any(|b| b.trim() == sql.trim()), "the README shows {title:?} as the code has it");
     }

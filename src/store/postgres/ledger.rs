@@ -61,10 +61,9 @@ impl Postgres {
         error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let sets: Vec<String> = Figures::COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 6)).collect();
         let sql = format!(
             "UPDATE sync_runs SET finished_at = $3, status = $4, error = $5, {} WHERE tenant_id = $1 AND id = $2",
-            sets.join(", ")
+            crate::store::ledger::figure_sets('$', 6)
         );
         let values: Vec<i64> = f.values().into_iter().map(|v| v as i64).collect();
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
