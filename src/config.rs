@@ -675,20 +675,20 @@ fn postgres(s: &RawStore, tenant: &str, o: &Origins) -> Result<Option<PgSettings
     }
     let mut pg = PgSettings::parse(url, tenant).map_err(|m| o.invalid("store.url", m))?;
     pg.ca_file = optional_path(&s.ca_file);
-    let config = &mut pg.config;
-    let in_url = url.parse::<tokio_postgres::Config>().is_ok_and(|c| c.get_password().is_some());
-    if !in_url && let Some(file) = optional_path(&s.password_file) {
+    if pg.config.get_password().is_none()
+        && let Some(file) = optional_path(&s.password_file)
+    {
         let (path, looked) = credential_path(&file.to_string_lossy(), &o.file);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             o.invalid("store.password_file", format!("{} ({looked}) cannot be read: {}", path.display(), io_reason(&e)))
         })?;
-        config.password(text.trim_end_matches(['\r', '\n']));
+        pg.config.password(text.trim_end_matches(['\r', '\n']));
     }
-    Ok(Some(pg))
+    Ok(Some(pg.with_env_password()))
 }
 
 impl PgSettings {
-    /// A `postgres://` URL for `tenant`; the password from the URL, else `PGPASSWORD`.
+    /// A `postgres://` URL for `tenant`, with the URL's password if it has one.
     pub fn parse(url: &str, tenant: &str) -> Result<Self, String> {
         let shown = crate::store::postgres::without_password(url);
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -696,16 +696,21 @@ impl PgSettings {
         }
         // libpq's stricter modes: rustls always checks the chain and the host name.
         let url = url.replace("sslmode=verify-full", "sslmode=require").replace("sslmode=verify-ca", "sslmode=require");
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("{shown:?} cannot be read: {e}"))?;
+        let config: tokio_postgres::Config = url.parse().map_err(|e| format!("{shown:?} cannot be read: {e}"))?;
         if config.get_dbname().is_none() {
             return Err(format!("{shown:?} names no database; end it with /DBNAME"));
         }
-        if config.get_password().is_none()
+        Ok(Self { config, shown, ca_file: None, tenant: tenant.to_string() })
+    }
+
+    /// `PGPASSWORD`, where no password was given otherwise.
+    pub fn with_env_password(mut self) -> Self {
+        if self.config.get_password().is_none()
             && let Ok(password) = std::env::var("PGPASSWORD")
         {
-            config.password(password);
+            self.config.password(password);
         }
-        Ok(Self { config, shown, ca_file: None, tenant: tenant.to_string() })
+        self
     }
 }
 

@@ -15,8 +15,9 @@ pub fn copy(config: &Path, to: &str) -> Result<Exit, CommandError> {
     let mut from = Store::open_configured_read_only(&settings)?;
     from.take_writer("oifde-sync copy (source)", WRITER_WAIT)?;
     let mut target = if to.starts_with("postgres://") || to.starts_with("postgresql://") {
-        let mut pg =
-            PgSettings::parse(to, &settings.api.tenant_id).map_err(|m| CommandError::Usage(format!("--to: {m}")))?;
+        let mut pg = PgSettings::parse(to, &settings.api.tenant_id)
+            .map_err(|m| CommandError::Usage(format!("--to: {m}")))?
+            .with_env_password();
         pg.ca_file = settings.store_url.as_ref().and_then(|s| s.ca_file.clone());
         Store::Postgres(Box::new(Postgres::open(&pg, settings.store_full_text)?))
     } else {

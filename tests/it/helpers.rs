@@ -287,6 +287,13 @@ pub fn readme_blocks(info: &str) -> Vec<String> {
     readme.split(&format!("```{info}\n")).skip(1).map(|rest| rest.split("```").next().unwrap().to_string()).collect()
 }
 
+/// Replaces the `store.path` line of `config` with `store.url = url`.
+pub fn use_url(config: &Path, url: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let line = text.lines().find(|l| l.starts_with("path = ")).expect("the config names store.path");
+    std::fs::write(config, text.replace(line, &format!("url = \"{url}\""))).unwrap();
+}
+
 /// Which store a test writes: the same test runs on both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -415,17 +422,7 @@ impl TestStore {
     /// Points a config written by `cli::write_config` at this store.
     pub fn configure(&self, config: &Path) {
         if let Some(url) = &self.url {
-            let text = std::fs::read_to_string(config).unwrap();
-            let line = format!("path = \"{}\"", self.dir.path().join("mirror.db").display());
-            let text = if text.contains(&line) {
-                text.replace(&line, &format!("url = \"{url}\""))
-            } else {
-                // A config written into another directory.
-                let start = text.find("\npath = \"").expect("the config names store.path") + 1;
-                let end = start + text[start..].find('\n').unwrap();
-                format!("{}url = \"{url}\"{}", &text[..start], &text[end..])
-            };
-            std::fs::write(config, text).unwrap();
+            use_url(config, url);
         }
     }
 

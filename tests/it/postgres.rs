@@ -15,9 +15,7 @@ use crate::helpers::*;
 fn tenant_dir(store: &TestStore, sim: &oifde_sync::simulator::Simulator) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), sim, &sim.options().app_secret.clone(), "", "[log]\nlevel = \"warn\"\n");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let line = text.lines().find(|l| l.starts_with("path = ")).unwrap();
-    std::fs::write(&config, text.replace(line, &format!("url = \"{}\"", store.url.as_ref().unwrap()))).unwrap();
+    use_url(&config, store.url.as_ref().unwrap());
     dir
 }
 

@@ -57,7 +57,7 @@ fn tls_config(settings: &PgSettings) -> Result<rustls::ClientConfig, String> {
 }
 
 /// An error with its causes: "error performing TLS handshake: invalid peer certificate: UnknownIssuer".
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub(super) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

@@ -64,9 +64,17 @@ pub(crate) fn pg_error(shown: &str, e: &tokio_postgres::Error) -> StoreError {
             Some(hint) => format!("{} ({hint})", db.message()),
             None => db.message().to_string(),
         },
-        None => e.to_string(),
+        None => connect::with_causes(e),
     };
     StoreError::Database { url: shown.to_string(), msg }
+}
+
+/// The schema version recorded in the database; 0 without oifde-sync's tables.
+async fn stored_version(c: &impl tokio_postgres::GenericClient) -> Result<i64, tokio_postgres::Error> {
+    if !c.query_one("SELECT to_regclass('oifde_schema') IS NOT NULL", &[]).await?.get::<_, bool>(0) {
+        return Ok(0);
+    }
+    Ok(c.query_one("SELECT version::BIGINT FROM oifde_schema", &[]).await?.get(0))
 }
 
 /// Runs `f` on `rt` from a thread of its own (so that it works inside
@@ -147,57 +155,37 @@ impl Postgres {
     }
 
     fn schema_version(&self) -> Result<i64, StoreError> {
-        self.run(async {
-            let row = self.client.query_one("SELECT to_regclass('oifde_schema') IS NOT NULL", &[]).await?;
-            if !row.get::<_, bool>(0) {
-                return Ok(0);
-            }
-            let row = self.client.query_one("SELECT version::BIGINT FROM oifde_schema", &[]).await?;
-            Ok(row.get(0))
-        })
+        self.run(stored_version(&self.client))
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         let steps = super::split_steps(SCHEMA);
-        let shown = self.shown.clone();
         let client = &mut self.client;
-        let rt = self.rt.as_ref().expect("runtime present until drop");
-        let applied = std::thread::scope(|s| {
-            s.spawn(|| {
-                rt.block_on(async {
-                    let tx = client.transaction().await?;
-                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
-                    let exists: bool =
-                        tx.query_one("SELECT to_regclass('oifde_schema') IS NOT NULL", &[]).await?.get(0);
-                    let found: i64 = if exists {
-                        tx.query_one("SELECT version::BIGINT FROM oifde_schema", &[]).await?.get(0)
-                    } else {
-                        0
-                    };
-                    if found > SCHEMA_VERSION {
-                        return Ok(Err(found));
-                    }
-                    let mut applied = Vec::new();
-                    for (step, sql) in steps.iter().enumerate().skip(found as usize) {
-                        tx.batch_execute(sql).await?;
-                        tx.execute("UPDATE oifde_schema SET version = $1", &[&(step as i32 + 1)]).await?;
-                        applied.push(step + 1);
-                    }
-                    tx.commit().await?;
-                    Ok(Ok(applied))
-                })
-            })
-            .join()
-            .expect("store thread panicked")
+        let applied = run_on(self.rt.as_ref(), &self.shown, async move {
+            let tx = client.transaction().await?;
+            // Daemons of several tenants may start together: one migrates at a time.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+            let found = stored_version(&tx).await?;
+            if found > SCHEMA_VERSION {
+                return Ok(Err(found));
+            }
+            let mut applied = Vec::new();
+            for (step, sql) in steps.iter().enumerate().skip(found as usize) {
+                tx.batch_execute(sql).await?;
+                tx.execute("UPDATE oifde_schema SET version = $1", &[&(step as i32 + 1)]).await?;
+                applied.push(step + 1);
+            }
+            tx.commit().await?;
+            Ok(Ok(applied))
         })
-        .map_err(|e| match pg_error(&shown, &e) {
+        .map_err(|e| match e {
             StoreError::Database { url, msg } => {
                 StoreError::Database { url, msg: format!("cannot migrate the schema: {msg}") }
             }
             other => other,
         })?;
         match applied {
-            Err(found) => Err(StoreError::TooNew { path: shown.into(), found, supported: SCHEMA_VERSION }),
+            Err(found) => Err(StoreError::TooNew { path: self.shown.clone().into(), found, supported: SCHEMA_VERSION }),
             Ok(applied) => {
                 for version in applied {
                     tracing::info!(url = %self.shown, version, "store schema migrated");
@@ -223,27 +211,23 @@ impl Postgres {
         })?;
         let index = |column: &str| format!("record_details_{column}_trgm");
         let wanted_names: Vec<String> = wanted.columns().iter().map(|c| index(c)).collect();
-        let mut sql = String::new();
+        let mut changes = String::new();
         for name in existing.iter().filter(|n| !wanted_names.contains(n)) {
-            sql.push_str(&format!("DROP INDEX {name};\n"));
+            changes.push_str(&format!("DROP INDEX IF EXISTS {name};\n"));
         }
         let missing: Vec<&&str> = wanted.columns().iter().filter(|c| !existing.contains(&index(c))).collect();
         if !missing.is_empty() {
-            sql.push_str("CREATE EXTENSION IF NOT EXISTS pg_trgm;\n");
+            changes.push_str("CREATE EXTENSION IF NOT EXISTS pg_trgm;\n");
         }
         for column in missing {
-            sql.push_str(&format!(
-                "CREATE INDEX {} ON record_details USING gin ({column} gin_trgm_ops);\n",
+            changes.push_str(&format!(
+                "CREATE INDEX IF NOT EXISTS {} ON record_details USING gin ({column} gin_trgm_ops);\n",
                 index(column)
             ));
         }
-        if !sql.is_empty() {
+        if !changes.is_empty() {
             // Daemons of several tenants may start together: one changes the indexes at a time.
-            let sql = format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); {}COMMIT;",
-                sql.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ")
-                    .replace("DROP INDEX ", "DROP INDEX IF EXISTS ")
-            );
+            let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); {changes}COMMIT;");
             self.run(self.client.batch_execute(&sql)).map_err(|e| match e {
                 StoreError::Database { url, msg } if msg.contains("pg_trgm") || msg.contains("extension") => {
                     StoreError::Database {
