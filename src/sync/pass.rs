@@ -14,7 +14,7 @@ use super::report::{PassReport, PassStatus, Tally, summarize};
 use super::{Engine, PassError, PassKind};
 use crate::api::Action;
 use crate::keys::{self, Polling, QueryKey};
-use crate::store::{KeyRow, StoreError};
+use crate::store::{KeyRow, KeyState, StoreError};
 use crate::tz;
 
 /// Passes in a row a key waits at a window that cannot complete before it
@@ -268,7 +268,7 @@ impl Engine {
             PassKind::Backfill { from, to, key } => {
                 let keys = match key {
                     Some(k) => vec![k.clone()],
-                    None => self.active_stream_keys().await?,
+                    None => self.backfill_keys().await?,
                 };
                 let job = backfill_job(kind);
                 let done = self.with_store(move |s| s.backfill_done(&job)).await?;
@@ -296,6 +296,13 @@ impl Engine {
                     .collect())
             }
         }
+    }
+
+    /// Every key a backfill reads: all that are not removed, point keys in
+    /// every state (a backfill is an explicit re-read) with stream keys.
+    async fn backfill_keys(&self) -> Result<Vec<QueryKey>, StoreError> {
+        let rows = self.with_store(|s| s.list_keys(None)).await?;
+        Ok(rows.into_iter().filter(|r| r.state != KeyState::Removed).filter_map(|r| r.key()).collect())
     }
 
     async fn active_stream_keys(&self) -> Result<Vec<QueryKey>, StoreError> {

@@ -512,3 +512,23 @@ macro_rules! on_both_stores {
     };
 }
 pub(crate) use on_both_stores;
+
+/// `NAME::sqlite` and `NAME::postgres` for each async `fn NAME(kind: Kind)`
+/// written outside the macro, so that its body is formatted like any code.
+macro_rules! per_store {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread")]
+                async fn sqlite() {
+                    super::$name(crate::helpers::Kind::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread")]
+                async fn postgres() {
+                    super::$name(crate::helpers::Kind::Postgres).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use per_store;

@@ -8,6 +8,7 @@ mod helpers;
 mod hostile;
 mod install;
 mod keys;
+mod lifecycle;
 mod migration;
 mod network;
 mod parser;

@@ -1,0 +1,69 @@
+//! The key lifecycle under adversarial servers and careless users: every
+//! configured key is backfilled, a key lives while any source names it, a
+//! rewritten keys file is read again, and one bad key harms no other.
+
+use oifde_sync::simulator::SimRecord;
+use oifde_sync::sync::PassStatus;
+
+use crate::helpers::*;
+
+fn state_of(store: &TestStore, key: &str) -> Option<String> {
+    store.rows(&format!("SELECT state FROM query_keys WHERE query_key = '{key}'")).first().and_then(|r| r[0].clone())
+}
+
+per_store!(a_backfill_reads_every_configured_key_and_changes_no_state);
+
+/// One mobile, one call ID and one CTI call ID of other users: the backfill
+/// stores all their records, reads the done call again, moves no cursor and
+/// changes no key's state.
+async fn a_backfill_reads_every_configured_key_and_changes_no_state(kind: Kind) {
+    let sim = simulator(options(400)).await;
+    let Some(store) = TestStore::new(kind) else { return };
+    let records = sim.records();
+    let mobiles = sim.mobiles();
+    let by_call = records.iter().find(|r| r.calling_number.as_deref() != Some(mobiles[0].as_str())).unwrap();
+    let by_cti = records
+        .iter()
+        .find(|r| {
+            r.cti_call_id.is_some()
+                && r.calling_number != by_call.calling_number
+                && r.calling_number.as_deref() != Some(mobiles[0].as_str())
+        })
+        .unwrap();
+    let cti = by_cti.cti_call_id.clone().unwrap();
+    let mut s = store.settings(&sim);
+    s.query.user_mobiles = vec![mobiles[0].clone()];
+    s.query.call_ids = vec![by_call.call_id.clone()];
+    s.query.cti_call_ids = vec![cti.clone()];
+    let engine = engine(s);
+    let report = backfill(&engine).await;
+    assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
+    let wanted = |r: &SimRecord| {
+        r.calling_number.as_deref() == Some(mobiles[0].as_str())
+            || r.call_id == by_call.call_id
+            || r.cti_call_id.as_deref() == Some(cti.as_str())
+    };
+    let expected: Vec<SimRecord> = records.iter().filter(|r| wanted(r)).cloned().collect();
+    assert!(expected.iter().any(|r| r.call_id == by_call.call_id));
+    assert_mirrors(&store.local(), &expected);
+    // Bounded by the period, like any window.
+    let call_key = format!("call:{}", by_call.call_id);
+    let cti_key = format!("cti:{cti}");
+    for e in sim.request_log().iter().filter(|e| e.key.as_deref() == Some(&call_key)) {
+        assert!(e.windowed, "a backfill query of a point key is bounded by the period");
+    }
+    for key in [&call_key, &cti_key] {
+        assert_eq!(state_of(&store, key).as_deref(), Some("active"), "{key}: a backfill changes no state");
+    }
+    assert_eq!(store.count("SELECT count(*) FROM sync_cursors"), 0, "a backfill moves no cursor");
+
+    // The call is read by an incremental pass and done; a backfill reads it again.
+    assert_eq!(incremental(&engine, TO + 86_400).await.status, PassStatus::Ok);
+    assert_eq!(state_of(&store, &call_key).as_deref(), Some("done"));
+    let before = sim.queries_for(&call_key);
+    let again = oifde_sync::sync::PassKind::Backfill { from: FROM, to: TO - 1, key: None };
+    let report = engine.pass(again, &tokio_util::sync::CancellationToken::new()).await.unwrap();
+    assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
+    assert!(sim.queries_for(&call_key) > before, "a done key is read again by a backfill");
+    assert_eq!(state_of(&store, &call_key).as_deref(), Some("done"), "and stays done");
+}
