@@ -68,6 +68,8 @@ pub enum Credential {
     AppSecret(Secret),
     /// Used as it is; never renewed.
     FixedToken(Secret),
+    /// Not read: the command calls no API.
+    NotLoaded,
 }
 
 #[derive(Clone, Debug)]
@@ -378,8 +380,21 @@ impl Settings {
         Self::load_with_env(file, env)
     }
 
+    /// Loads the settings of a command that calls no API (`status`, `keys`,
+    /// `snapshot`, `copy`): the API secret is not read, and a missing one is
+    /// no error.
+    pub fn load_offline(file: &Path) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> =
+            std::env::vars().filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__"))).collect();
+        Self::load_from(file, env, false)
+    }
+
     /// Loads the file with the given environment (tests pass their own).
     pub fn load_with_env(file: &Path, env: HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::load_from(file, env, true)
+    }
+
+    fn load_from(file: &Path, env: HashMap<String, String>, needs_api: bool) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => ConfigError::FileMissing(file.to_path_buf()),
             _ => ConfigError::Unreadable { file: file.to_path_buf(), msg: io_reason(&e) },
@@ -410,7 +425,7 @@ impl Settings {
             .map_err(|e| ConfigError::Unreadable { file: file.to_path_buf(), msg: e.to_string() })?;
         check_known_keys(&built, &origins)?;
         let raw: RawSettings = built.try_deserialize().map_err(|e| type_error(e, &origins))?;
-        validate(raw, &origins)
+        validate(raw, &origins, needs_api)
     }
 }
 
@@ -521,7 +536,24 @@ fn optional_path(text: &str) -> Option<PathBuf> {
     (!text.trim().is_empty()).then(|| PathBuf::from(text.trim()))
 }
 
-fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
+/// The directory of the config file, against which its relative paths resolve
+/// (as Prometheus does), wherever the command runs from.
+fn config_dir(config: &Path) -> PathBuf {
+    let dir = config.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// A path of the config: as written when absolute, else beside the config file.
+pub fn beside_config(config: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { config_dir(config).join(path) }
+}
+
+/// `optional_path`, resolved beside the config file.
+fn config_path(o: &Origins, text: &str) -> Option<PathBuf> {
+    optional_path(text).map(|p| beside_config(&o.file, &p))
+}
+
+fn validate(raw: RawSettings, o: &Origins, needs_api: bool) -> Result<Settings, ConfigError> {
     let a = raw.api;
     let base_url = a.base_url.trim().trim_end_matches('/').to_string();
     if base_url.is_empty() {
@@ -548,7 +580,12 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
     if a.tenant_id.trim().is_empty() {
         return Err(o.invalid("api.tenant_id", "is missing; set it to the tenant ID (the gettoken appKey)"));
     }
-    let credential = credential(&a, o)?;
+    let credential = match credential(&a, o) {
+        Ok(c) => c,
+        // A command that calls no API does not need the secret.
+        Err(_) if !needs_api => Credential::NotLoaded,
+        Err(e) => return Err(e),
+    };
     let server_timezone = ServerZone::parse(&a.server_timezone).map_err(|m| o.invalid("api.server_timezone", m))?;
     let page_size = u32::try_from(a.page_size).ok().filter(|p| PAGE_SIZES.contains(p)).ok_or_else(|| {
         o.invalid("api.page_size", format!("must be one of 5, 10, 20, 50, 100, found {}", a.page_size))
@@ -569,7 +606,7 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
         timeout,
         max_requests_per_second: u32::try_from(max_rps).unwrap_or(u32::MAX),
         concurrency: usize::try_from(concurrency).unwrap_or(usize::MAX),
-        ca_file: optional_path(&a.ca_file),
+        ca_file: config_path(o, &a.ca_file),
         insecure_skip_tls_verify: a.insecure_skip_tls_verify,
         max_retries,
         retry_delay: duration(o, "api.retry_delay", &a.retry_delay)?,
@@ -620,23 +657,43 @@ fn validate(raw: RawSettings, o: &Origins) -> Result<Settings, ConfigError> {
     }
     let snapshot_mode = crate::store::snapshot::parse_mode(&raw.store.snapshot_mode)
         .map_err(|m| o.invalid("store.snapshot_mode", m))?;
-    let snapshot = optional_path(&raw.store.snapshot_to).map(|to| {
+    let store_path = beside_config(&o.file, Path::new(raw.store.path.trim()));
+    let snapshot = config_path(o, &raw.store.snapshot_to).map(|to| {
         let group = Some(raw.store.snapshot_group.trim().to_string()).filter(|g| !g.is_empty());
         (to, crate::store::snapshot::Access { mode: snapshot_mode, group })
     });
+    if let Some((to, _)) = &snapshot
+        && store_url.is_none()
+        && crate::store::snapshot::is_the_store(&store_path, to)
+    {
+        return Err(o.invalid(
+            "store.snapshot_to",
+            format!(
+                "{} is the store itself (store.path); a snapshot there would overwrite the live store. \
+                 Name another file, e.g. one the analysts read",
+                to.display()
+            ),
+        ));
+    }
     let q = raw.query;
+    for (kind, values) in crate::keys::configured_lists_raw(&q.user_mobiles, &q.call_ids, &q.cti_call_ids) {
+        let (name, list) = values;
+        for v in list.iter().filter(|v| !v.trim().is_empty()) {
+            crate::keys::QueryKey::of(kind, v).map_err(|m| o.invalid(name, format!("{m}; fix or remove it")))?;
+        }
+    }
     Ok(Settings {
         api,
         query: QuerySettings {
             user_mobiles: q.user_mobiles,
             call_ids: q.call_ids,
             cti_call_ids: q.cti_call_ids,
-            keys_file: optional_path(&q.keys_file),
+            keys_file: config_path(o, &q.keys_file),
             give_up_after: duration(o, "query.give_up_after", &q.give_up_after)?,
             point_lookback: duration(o, "query.point_lookback", &q.point_lookback)?,
         },
         sync,
-        store_path: PathBuf::from(raw.store.path.trim()),
+        store_path,
         store_url,
         store_full_text: crate::store::FullText::parse(&raw.store.full_text)
             .map_err(|m| o.invalid("store.full_text", m))?,
@@ -674,7 +731,7 @@ fn postgres(s: &RawStore, tenant: &str, o: &Origins) -> Result<Option<PgSettings
         return Err(o.invalid("store.url", "set either store.path (SQLite) or store.url (PostgreSQL), not both"));
     }
     let mut pg = PgSettings::parse(url, tenant).map_err(|m| o.invalid("store.url", m))?;
-    pg.ca_file = optional_path(&s.ca_file);
+    pg.ca_file = config_path(o, &s.ca_file);
     if pg.config.get_password().is_none()
         && let Some(file) = optional_path(&s.password_file)
     {
@@ -748,17 +805,26 @@ fn credential(a: &RawApi, o: &Origins) -> Result<Credential, ConfigError> {
 
 /// A relative secret file is looked up in systemd's `$CREDENTIALS_DIRECTORY`
 /// when the service runs with `LoadCredential=`, else beside the config
-/// file. Returns the path and where it was looked up, for messages.
-fn credential_path(text: &str, config: &Path) -> (PathBuf, &'static str) {
+/// file: `NAME`, or, as the template unit's layout has it, `<config name>.NAME`
+/// (`north.app_secret` beside `north.toml`). Returns the path and where it
+/// was looked up, for messages.
+fn credential_path(text: &str, config: &Path) -> (PathBuf, String) {
     let path = PathBuf::from(text);
     if path.is_absolute() {
-        return (path, "as written");
+        return (path, "as written".into());
     }
     match std::env::var_os("CREDENTIALS_DIRECTORY") {
-        Some(dir) => (Path::new(&dir).join(path), "in $CREDENTIALS_DIRECTORY"),
+        Some(dir) => (Path::new(&dir).join(path), "in $CREDENTIALS_DIRECTORY".into()),
         None => {
-            let dir = config.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            (dir.join(path), "beside the config file")
+            let plain = beside_config(config, &path);
+            let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let tenant = beside_config(config, Path::new(&format!("{stem}.{text}")));
+            if plain.exists() || stem.is_empty() || !tenant.exists() {
+                let also = if stem.is_empty() { String::new() } else { format!(" or {}", tenant.display()) };
+                (plain, format!("beside the config file{also}"))
+            } else {
+                (tenant, "beside the config file, named after it".into())
+            }
         }
     }
 }

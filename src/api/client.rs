@@ -161,6 +161,7 @@ impl ApiClient {
         let http = builder.build().map_err(|e| ApiError::Tls(e.to_string()))?;
         let known = match &settings.credential {
             Credential::AppSecret(s) | Credential::FixedToken(s) => s.expose().to_string(),
+            Credential::NotLoaded => String::new(),
         };
         Ok(Self {
             http,
@@ -290,6 +291,12 @@ impl ApiClient {
         }
         let (value, lifetime) = match &self.settings.credential {
             Credential::FixedToken(t) => (t.clone(), Duration::MAX),
+            Credential::NotLoaded => {
+                return Err(ApiError::Transport {
+                    path: TOKEN_PATH,
+                    msg: "no API secret was loaded for this command".into(),
+                });
+            }
             Credential::AppSecret(secret) => match self.get_token(secret).await {
                 Ok(ok) => ok,
                 Err(e) if e.is_fatal() => {

@@ -106,9 +106,9 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
         });
         match read {
             Ok(Ok(read)) => {
+                // As in a pass: a bad line is reported and the others are read.
                 for b in &read.bad {
-                    failed("keys", format!("keys file {} line {}: {}", file.display(), b.line, b.msg));
-                    fault(Exit::Config);
+                    println!("warn    keys: keys file {} line {}: {} (skipped)", file.display(), b.line, b.msg);
                 }
                 if read.keys == 0 && keys.is_empty() {
                     println!(

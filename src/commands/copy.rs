@@ -5,13 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{CommandError, Exit, WRITER_WAIT, load_settings};
+use super::{CommandError, Exit, WRITER_WAIT, load_offline_settings};
 use crate::config::PgSettings;
 use crate::progress::progress;
 use crate::store::{Postgres, Store, copy};
 
 pub fn copy(config: &Path, to: &str) -> Result<Exit, CommandError> {
-    let settings = load_settings(config)?;
+    let settings = load_offline_settings(config)?;
     let mut from = Store::open_configured_read_only(&settings)?;
     from.take_writer("oifde-sync copy (source)", WRITER_WAIT)?;
     let mut target = if to.starts_with("postgres://") || to.starts_with("postgresql://") {

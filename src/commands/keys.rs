@@ -6,7 +6,7 @@ use std::path::Path;
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::{CommandError, Exit, load_settings};
+use super::{CommandError, Exit, load_offline_settings};
 use crate::keys::{QueryKey, parse_line};
 use crate::store::{KeyRow, KeyState, Store};
 use crate::tz;
@@ -36,7 +36,7 @@ pub enum KeysCommand {
 }
 
 pub fn keys(config: &Path, cmd: KeysCommand) -> Result<Exit, CommandError> {
-    let settings = load_settings(config)?;
+    let settings = load_offline_settings(config)?;
     match cmd {
         KeysCommand::Add { keys } => {
             let keys = read_keys(&keys)?;

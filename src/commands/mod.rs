@@ -67,7 +67,16 @@ impl From<crate::sync::PassError> for CommandError {
 
 /// Loads the config and sets up logging from it.
 pub fn load_settings(file: &Path) -> Result<Arc<Settings>, CommandError> {
-    let settings = Settings::load(file)?;
+    ready(Settings::load(file)?)
+}
+
+/// As [`load_settings`], for a command that calls no API: the API secret is
+/// not needed.
+pub fn load_offline_settings(file: &Path) -> Result<Arc<Settings>, CommandError> {
+    ready(Settings::load_offline(file)?)
+}
+
+fn ready(settings: Settings) -> Result<Arc<Settings>, CommandError> {
     crate::telemetry::init(settings.log_format, &settings.log_level);
     if let Some(warning) = secret_file_warning(&settings) {
         tracing::warn!("{warning}");

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{CommandError, Exit, load_settings};
+use super::{CommandError, Exit, load_offline_settings};
 use crate::store::snapshot::{Access, parse_mode, snapshot as write_snapshot};
 
 pub fn snapshot(
@@ -12,7 +12,7 @@ pub fn snapshot(
     mode: Option<&str>,
     group: Option<String>,
 ) -> Result<Exit, CommandError> {
-    let settings = load_settings(config)?;
+    let settings = load_offline_settings(config)?;
     if settings.store_url.is_some() {
         return Err(CommandError::Usage(
             "snapshot copies a SQLite store; with PostgreSQL, `oifde-sync copy --to FILE.db` writes a SQLite copy"
@@ -23,6 +23,13 @@ pub fn snapshot(
     let to = to
         .or_else(|| configured.as_ref().map(|(p, _)| p.clone()))
         .ok_or_else(|| CommandError::Usage("snapshot needs --to FILE (or store.snapshot_to in the config)".into()))?;
+    if crate::store::snapshot::is_the_store(&settings.store_path, &to) {
+        return Err(CommandError::Usage(format!(
+            "--to {} is the store itself ({}); a snapshot there would overwrite the live store. Name another file",
+            to.display(),
+            settings.store_path.display()
+        )));
+    }
     let mode = match mode {
         Some(m) => parse_mode(m).map_err(|e| CommandError::Usage(format!("--mode: {e}")))?,
         None => configured.as_ref().map_or(0o640, |(_, a)| a.mode),

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{CommandError, Exit, load_settings};
+use super::{CommandError, Exit, load_offline_settings};
 use crate::store::{RunRow, StatusReport, Store};
 use crate::tz;
 
@@ -27,7 +27,7 @@ struct KeyLag {
 }
 
 pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
-    let settings = load_settings(config)?;
+    let settings = load_offline_settings(config)?;
     let store = Store::open_configured_read_only(&settings)?;
     let report = store.status(5)?;
     let now = tz::now_ms();

@@ -1,7 +1,7 @@
 //! The keys file, read incrementally: only the bytes appended since the last
 //! read, up to the last complete line. A file that was replaced (another
-//! inode), truncated or rewritten in place (its first bytes changed) is read
-//! again from the start.
+//! inode), truncated or rewritten in place (any byte already read changed,
+//! as `sort -o keys.txt keys.txt` does) is read again from the start.
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -18,7 +18,8 @@ pub struct Mark {
     pub offset: u64,
     /// Lines read, for the line numbers of bad lines.
     pub lines: u64,
-    /// A hash of the first bytes, to notice a rewrite in place.
+    /// `LEN:HASH`, a hash of the first LEN bytes (everything read), to
+    /// notice a rewrite in place. Marks of earlier releases cover 256 bytes.
     pub head: String,
 }
 
@@ -39,8 +40,6 @@ pub struct Appended {
 pub const MAX_BAD_LINES: usize = 20;
 /// Keys handed over at a time, so memory does not grow with the file.
 const BATCH: usize = 10_000;
-/// Bytes that fingerprint the file's start.
-const HEAD: u64 = 256;
 
 /// Reads what was appended to `path` since `prev`, handing valid keys to
 /// `sink` in batches. Returns the new mark; the caller stores it with the keys.
@@ -53,13 +52,21 @@ pub fn read_appended<E>(
     let mut file = std::fs::File::open(path).map_err(cannot)?;
     let meta = file.metadata().map_err(cannot)?;
     let file_id = format!("{}:{}", meta.dev(), meta.ino());
-    let head = head_hash(&mut file, meta.len()).map_err(cannot)?;
-    let continues = prev.filter(|m| {
-        m.file_id == file_id
-            && m.offset <= meta.len()
-            && head_hash_prefix(&mut file, m.offset).ok() == Some(m.head.clone())
-    });
-    let (offset, lines) = continues.map_or((0, 0), |m| (m.offset, m.lines));
+    // The file goes on where it was left only if every byte read is unchanged.
+    let mut continues = None;
+    if let Some(m) = prev.filter(|m| m.file_id == file_id && m.offset <= meta.len()) {
+        let covered = m.head.split_once(':').and_then(|(len, _)| len.parse::<u64>().ok()).unwrap_or(u64::MAX);
+        if covered <= m.offset && hash_prefix(&mut file, covered).map_err(cannot)? == m.head {
+            // A mark of an earlier release covers fewer bytes than were read.
+            let state =
+                if covered == m.offset { m.head.clone() } else { hash_prefix(&mut file, m.offset).map_err(cannot)? };
+            continues = Some((m, state));
+        }
+    }
+    let (offset, lines, mut state) = match &continues {
+        Some((m, head)) => (m.offset, m.lines, parse_state(head)),
+        None => (0, 0, FNV_START),
+    };
     let mut out = Appended { from_start: continues.is_none() && prev.is_some(), ..Appended::default() };
     file.seek(SeekFrom::Start(offset)).map_err(cannot)?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -74,6 +81,7 @@ pub fn read_appended<E>(
         }
         offset += n as u64;
         lines += 1;
+        state = fnv(state, &buf);
         let text = String::from_utf8_lossy(&buf);
         match parse_line(&text) {
             Some(Ok(key)) => {
@@ -100,27 +108,44 @@ pub fn read_appended<E>(
     {
         return Ok(Err(e));
     }
-    // The fingerprint covers the bytes taken so far (the first HEAD of them).
-    let head = if offset >= HEAD { head } else { head_hash_prefix(reader.get_mut(), offset).map_err(cannot)? };
-    out.mark = Mark { file_id, offset, lines, head };
+    out.mark = Mark { file_id, offset, lines, head: format!("{offset}:{state:016x}") };
     Ok(Ok(out))
 }
 
-fn head_hash(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
-    head_hash_prefix(file, len.min(HEAD))
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, continued from `state` over `bytes`.
+fn fnv(mut state: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        state = (state ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    state
 }
 
-/// FNV-1a of the file's first `min(len, HEAD)` bytes.
-fn head_hash_prefix(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
-    let len = len.min(HEAD);
+fn parse_state(head: &str) -> u64 {
+    head.split_once(':').and_then(|(_, h)| u64::from_str_radix(h, 16).ok()).unwrap_or(FNV_START)
+}
+
+/// `LEN:HASH` of the file's first `len` bytes.
+fn hash_prefix(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
     file.seek(SeekFrom::Start(0))?;
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.by_ref().take(len).read_to_end(&mut bytes)?;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in &bytes {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    let mut reader = BufReader::with_capacity(1 << 16, file.by_ref().take(len));
+    let mut state = FNV_START;
+    let mut read = 0u64;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        state = fnv(state, chunk);
+        let n = chunk.len();
+        read += n as u64;
+        reader.consume(n);
     }
-    Ok(format!("{len}:{h:016x}"))
+    if read < len {
+        return Ok(String::new()); // shorter than what was read before
+    }
+    Ok(format!("{len}:{state:016x}"))
 }
 
 #[cfg(test)]
@@ -154,6 +179,35 @@ mod tests {
         let (keys, third) = read(&path, Some(&second.mark));
         assert!(keys.is_empty());
         assert_eq!(third.mark, second.mark);
+    }
+
+    #[test]
+    fn a_file_sorted_in_place_is_read_again_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        // Long enough that the first 256 bytes stay the same after sorting.
+        let mut lines: Vec<String> = (0..40).map(|i| format!("call:k{:03}", i * 2)).collect();
+        std::fs::write(&path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+        let (_, first) = read(&path, None);
+        // `echo call:k041 >> keys; sort -o keys keys`: same inode, a key mid-file.
+        lines.push("call:k041".into());
+        lines.sort();
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        drop(f);
+        let (keys, again) = read(&path, Some(&first.mark));
+        assert!(again.from_start, "a rewrite in place is noticed");
+        assert!(keys.contains(&"call:k041".to_string()), "{keys:?}");
+        assert_eq!(keys.len(), 41);
+        // An old mark (the first 256 bytes only) still goes on where it was.
+        let mut old = again.mark.clone();
+        let mut file = std::fs::File::open(&path).unwrap();
+        old.head = hash_prefix(&mut file, 256).unwrap();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"call:z\n").unwrap();
+        let (keys, next) = read(&path, Some(&old));
+        assert_eq!((keys, next.from_start), (vec!["call:z".to_string()], false));
+        assert!(next.mark.head.starts_with(&format!("{}:", next.mark.offset)));
     }
 
     #[test]

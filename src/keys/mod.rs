@@ -42,16 +42,13 @@ pub enum QueryKey {
 }
 
 impl QueryKey {
-    /// The text form used in the keys file, the `--key` flag and `sync_cursors`.
+    /// The text form used in the keys file, the `--key` flag and `sync_cursors`,
+    /// validated: see [`check_value`].
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let (prefix, value) = text
             .split_once(':')
             .ok_or_else(|| format!("{text:?} needs a prefix: mobile:<number>, call:<id> or cti:<id>"))?;
-        let value = value.trim();
-        if value.is_empty() {
-            return Err(format!("{text:?} has no value after the prefix"));
-        }
         let kind = match prefix.trim() {
             "mobile" => KeyKind::Mobile,
             "call" => KeyKind::Call,
@@ -60,6 +57,13 @@ impl QueryKey {
                 return Err(format!("unknown prefix {other:?} in {text:?}: use mobile:, call: or cti:"));
             }
         };
+        Self::of(kind, value)
+    }
+
+    /// A key of `kind` with `value` (as written after the prefix), validated.
+    pub fn of(kind: KeyKind, value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        check_value(kind, value)?;
         Ok(QueryKey::Keyed(kind, value.to_string()))
     }
 
@@ -97,6 +101,65 @@ impl fmt::Display for QueryKey {
     }
 }
 
+/// The longest key value accepted.
+pub const MAX_KEY_LEN: usize = 64;
+
+/// What a key's value may be: not empty, at most [`MAX_KEY_LEN`] characters,
+/// no whitespace or control character inside, no second prefix; a mobile is
+/// digits with an optional leading `+` and the API's own masking `*`
+/// (`180****9999`).
+pub fn check_value(kind: KeyKind, value: &str) -> Result<(), String> {
+    let name = match kind {
+        KeyKind::Mobile => "mobile",
+        KeyKind::Call => "call",
+        KeyKind::Cti => "cti",
+    };
+    if value.is_empty() {
+        return Err(format!("{name}: has no value after the prefix"));
+    }
+    if value.chars().count() > MAX_KEY_LEN {
+        return Err(format!(
+            "{name}:{}… is longer than {MAX_KEY_LEN} characters",
+            value.chars().take(16).collect::<String>()
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{name}:{value:?} has {} inside; a key is one word",
+            if c.is_whitespace() { "a space" } else { "a control character" }
+        ));
+    }
+    if let Some(p) = ["mobile:", "call:", "cti:"].iter().find(|p| value.starts_with(**p)) {
+        return Err(format!("{name}:{value} has a second prefix {p:?}; write {name}:{}", &value[p.len()..]));
+    }
+    if kind == KeyKind::Mobile {
+        let digits = value.strip_prefix('+').unwrap_or(value);
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '*') {
+            return Err(format!(
+                "mobile:{value} is not a number: digits only, with an optional leading + (the API's masked form 180****9999 is accepted)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A key's sources (`query_keys.source`) are a comma-separated set:
+/// `config`, `keys_file`, `command`. SQL that adds `?` to the set of a key
+/// that is not removed, in both stores' dialects (the placeholder is given).
+pub fn add_source_sql(key: &str, source: &str) -> String {
+    format!(
+        "source = source || ',' || {source} WHERE {key} AND state != 'removed' \
+         AND NOT (',' || source || ',' LIKE '%,' || {source} || ',%')"
+    )
+}
+
+/// The set `sources` without `gone`; `None` when nothing is left, and the
+/// key is to be removed.
+pub fn sources_without(sources: &str, gone: &str) -> Option<String> {
+    let left: Vec<&str> = sources.split(',').filter(|s| !s.is_empty() && *s != gone).collect();
+    (!left.is_empty()).then(|| left.join(","))
+}
+
 /// A line of the keys file that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadLine {
@@ -104,18 +167,33 @@ pub struct BadLine {
     pub msg: String,
 }
 
-/// The keys of the config lists, without duplicates.
+/// The keys of the config lists, without duplicates (validated when the
+/// config was loaded; a value that is not a key is left out here).
 pub fn configured(q: &QuerySettings) -> Vec<QueryKey> {
     let mut keys = Vec::new();
-    let lists = [(KeyKind::Mobile, &q.user_mobiles), (KeyKind::Call, &q.call_ids), (KeyKind::Cti, &q.cti_call_ids)];
-    for (kind, values) in lists {
-        for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
-            keys.push(QueryKey::Keyed(kind, v.to_string()));
+    for (kind, (_, values)) in configured_lists_raw(&q.user_mobiles, &q.call_ids, &q.cti_call_ids) {
+        for v in values.iter().filter(|v| !v.trim().is_empty()) {
+            if let Ok(key) = QueryKey::of(kind, v) {
+                keys.push(key);
+            }
         }
     }
     let mut seen = std::collections::HashSet::new();
     keys.retain(|k| seen.insert(k.clone()));
     keys
+}
+
+/// The config's key lists with their kind and config key, for validation.
+pub fn configured_lists_raw<'a>(
+    mobiles: &'a [String],
+    calls: &'a [String],
+    ctis: &'a [String],
+) -> [(KeyKind, (&'static str, &'a [String])); 3] {
+    [
+        (KeyKind::Mobile, ("query.user_mobiles", mobiles)),
+        (KeyKind::Call, ("query.call_ids", calls)),
+        (KeyKind::Cti, ("query.cti_call_ids", ctis)),
+    ]
 }
 
 /// One line of a keys file: `None` for a blank or comment line.
@@ -163,6 +241,35 @@ mod tests {
         );
         assert_eq!(keys[0].polling(), Polling::Point);
         assert_eq!(QueryKey::from_stored("*").unwrap().polling(), Polling::Stream);
+    }
+
+    #[test]
+    fn a_key_keeps_its_other_sources() {
+        assert_eq!(sources_without("config,keys_file", "config").as_deref(), Some("keys_file"));
+        assert_eq!(sources_without("keys_file,config,command", "config").as_deref(), Some("keys_file,command"));
+        assert_eq!(sources_without("config", "config"), None);
+    }
+
+    #[test]
+    fn keys_are_validated() {
+        for good in ["mobile:13800000000", "mobile:+8618400004443", "mobile:180****9999", "call:a-b_c.9", "cti:1234"] {
+            assert!(QueryKey::parse(good).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("mobile:184 0000 4443", "a space"),
+            ("mobile:mobile:13200019769", "second prefix"),
+            ("cti:abc def", "a space"),
+            ("mobile:12ab", "not a number"),
+            ("call:", "no value"),
+            ("call:call:x", "second prefix"),
+            ("mobile:+", "not a number"),
+        ] {
+            let e = QueryKey::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let long = format!("call:{}", "x".repeat(65));
+        assert!(QueryKey::parse(&long).unwrap_err().contains("longer than 64"));
+        assert!(QueryKey::parse(&format!("call:{}", "x".repeat(64))).is_ok());
     }
 
     #[test]

@@ -161,8 +161,9 @@ pub(super) fn ordered_counts(rows: Vec<(String, i64)>) -> Vec<(KeyState, i64)> {
     counts
 }
 
-/// Adds `key` from `source`; a key in one of `revive` states becomes active
-/// again. Returns whether the key is new or revived.
+/// Adds `key` from `source`: a key that is not removed adds `source` to its
+/// set; a key in one of `revive` states becomes active again with it.
+/// Returns whether the key is new or revived.
 fn upsert(
     tx: &Transaction<'_>,
     key: &QueryKey,
@@ -170,6 +171,9 @@ fn upsert(
     revive: &[KeyState],
     now_ms: i64,
 ) -> rusqlite::Result<bool> {
+    let name = key.to_string();
+    let merge = format!("UPDATE query_keys SET {}", crate::keys::add_source_sql("query_key = ?1", "?2"));
+    tx.prepare_cached(&merge)?.execute(params![name, source])?;
     let states: Vec<String> = revive.iter().map(|s| format!("'{}'", s.as_str())).collect();
     let sql = format!(
         "INSERT INTO query_keys (query_key, kind, source, state, added_at) VALUES (?1, ?2, ?3, 'active', ?4) \
@@ -177,7 +181,7 @@ fn upsert(
          next_query_at = NULL, added_at = excluded.added_at WHERE query_keys.state IN ({})",
         if states.is_empty() { "''".to_string() } else { states.join(", ") }
     );
-    let changed = tx.prepare_cached(&sql)?.execute(params![key.to_string(), key.polling().as_str(), source, now_ms])?;
+    let changed = tx.prepare_cached(&sql)?.execute(params![name, key.polling().as_str(), source, now_ms])?;
     Ok(changed > 0)
 }
 
@@ -197,13 +201,21 @@ impl Sqlite {
             upsert(&tx, key, "config", &[KeyState::Removed], now_ms).map_err(sql)?;
         }
         let listed: HashSet<String> = configured.iter().map(ToString::to_string).collect();
-        let known: Vec<String> = tx
-            .prepare("SELECT query_key FROM query_keys WHERE source = 'config' AND state != 'removed'")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        let known: Vec<(String, String)> = tx
+            .prepare("SELECT query_key, source FROM query_keys WHERE ',' || source || ',' LIKE '%,config,%' AND state != 'removed'")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
             .map_err(sql)?;
-        for key in known.into_iter().filter(|k| !listed.contains(k)) {
-            tx.execute("UPDATE query_keys SET state = 'removed' WHERE query_key = ?1", [&key]).map_err(sql)?;
-            tracing::info!(key = %key, "key no longer configured; marked removed (its cursor is kept)");
+        for (key, sources) in known.into_iter().filter(|(k, _)| !listed.contains(k)) {
+            // A key stays while another source (the keys file, `keys add`) names it.
+            match crate::keys::sources_without(&sources, "config") {
+                Some(left) => {
+                    tx.execute("UPDATE query_keys SET source = ?2 WHERE query_key = ?1", [&key, &left]).map_err(sql)?;
+                }
+                None => {
+                    tx.execute("UPDATE query_keys SET state = 'removed' WHERE query_key = ?1", [&key]).map_err(sql)?;
+                    tracing::info!(key = %key, "key no longer configured; marked removed (its cursor is kept)");
+                }
+            }
         }
         tx.commit().map_err(sql)
     }

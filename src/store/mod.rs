@@ -89,6 +89,8 @@ pub enum StoreError {
          Stop that process first (`systemctl stop oifde-sync` for the service)"
     )]
     Busy { path: PathBuf, holder: String },
+    #[error("cannot write the snapshot {to}: {msg}")]
+    Snapshot { to: PathBuf, msg: String },
     #[error("database {url}: {msg}")]
     Database { url: String, msg: String },
     #[error("lost the connection to the database {url}")]
@@ -250,8 +252,8 @@ impl Sqlite {
             .map_err(|e| open_err(e.to_string()))?;
         tighten_sidecars(path);
         let mut store = Sqlite { writer: None, conn, path: path.to_path_buf(), full_text: FullText::Off };
-        store.migrate()?;
-        store.set_full_text(full_text)?;
+        let created = store.migrate()?;
+        store.set_full_text(full_text, created)?;
         Ok(store)
     }
 
@@ -291,33 +293,42 @@ impl Sqlite {
         self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.sql(e))
     }
 
-    fn migrate(&mut self) -> Result<(), StoreError> {
+    /// Brings the schema to [`SCHEMA_VERSION`]: a new store is created at
+    /// it in one step (announced with its absolute path), an older one
+    /// migrated a version at a time. Returns whether the store is new.
+    fn migrate(&mut self) -> Result<bool, StoreError> {
         let found = self.user_version()?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path: self.path.clone(), found, supported: SCHEMA_VERSION });
         }
-        for (step, sql) in migrations().into_iter().enumerate().skip(found as usize) {
-            let path = self.path.clone();
-            let migrate = |source| StoreError::Migrate { path: path.clone(), source };
-            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive).map_err(migrate)?;
-            // Another process may have taken this step while we waited for the lock.
-            let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(migrate)?;
-            if now > step as i64 {
-                continue;
-            }
-            tx.execute_batch(sql).map_err(migrate)?;
-            tx.pragma_update(None, "user_version", step as i64 + 1).map_err(migrate)?;
-            tx.commit().map_err(migrate)?;
-            tracing::info!(path = %self.path.display(), version = step + 1, "store schema migrated");
+        if found == SCHEMA_VERSION {
+            return Ok(false);
         }
-        Ok(())
+        let path = self.path.clone();
+        let migrate = |source| StoreError::Migrate { path: path.clone(), source };
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive).map_err(migrate)?;
+        // Another process may have taken steps while we waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(migrate)?;
+        for sql in migrations().into_iter().skip(now as usize) {
+            tx.execute_batch(sql).map_err(migrate)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(migrate)?;
+        tx.commit().map_err(migrate)?;
+        let shown = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
+        if now == 0 {
+            tracing::info!(path = %shown.display(), version = SCHEMA_VERSION, "created a new store");
+        } else if now < SCHEMA_VERSION {
+            tracing::info!(path = %shown.display(), from = now, to = SCHEMA_VERSION, "store schema migrated");
+        }
+        Ok(now == 0)
     }
 }
 
 impl Sqlite {
     /// Builds, changes or drops the full-text index to match `wanted`.
     /// Without it, writes are several times as fast.
-    fn set_full_text(&mut self, wanted: FullText) -> Result<(), StoreError> {
+    /// `created`: the store is new, and the change is part of its creation.
+    fn set_full_text(&mut self, wanted: FullText, created: bool) -> Result<(), StoreError> {
         let existing: Option<String> = self
             .conn
             .query_row("SELECT sql FROM sqlite_master WHERE name = 'record_details_fts'", [], |r| r.get(0))
@@ -344,7 +355,9 @@ impl Sqlite {
         tx.execute_batch(&sql).map_err(migrate)?;
         tx.commit().map_err(migrate)?;
         self.full_text = wanted;
-        tracing::info!(from = %current, to = %wanted, "full-text index changed");
+        if !created {
+            tracing::info!(from = %current, to = %wanted, "full-text index changed");
+        }
         Ok(())
     }
 }

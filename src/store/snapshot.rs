@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{StoreError, sql_error};
+use super::StoreError;
 
 /// Who may read a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,20 +18,41 @@ pub struct Access {
     pub group: Option<String>,
 }
 
+/// Whether `target` is the store at `store` itself: the same file (by device
+/// and inode, or by path before it exists), or its `-wal`, `-shm` or
+/// `.lock` file. A snapshot there would overwrite the live store.
+pub fn is_the_store(store: &Path, target: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let target_abs = absolute(target);
+    let target_id = id(target);
+    ["", "-wal", "-shm", "-journal", ".lock"].iter().any(|suffix| {
+        let mut side = store.as_os_str().to_owned();
+        side.push(suffix);
+        let side = Path::new(&side);
+        absolute(side) == target_abs || (target_id.is_some() && id(side) == target_id)
+    })
+}
+
 /// Writes a copy of the store at `store` to `to`; returns the records it holds.
+/// A target that is the store itself is refused before anything is touched.
 pub fn snapshot(store: &Path, to: &Path, access: &Access) -> Result<i64, StoreError> {
-    let fail = |msg: String| StoreError::Open { path: to.to_path_buf(), msg };
+    let fail = |msg: String| StoreError::Snapshot { to: to.to_path_buf(), msg };
+    if is_the_store(store, to) {
+        return Err(fail(format!("it is the store {} itself; name another file", store.display())));
+    }
     let gid = access.group.as_deref().map(group_id).transpose().map_err(fail)?;
     let conn = Connection::open_with_flags(store, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| StoreError::Open { path: store.to_path_buf(), msg: e.to_string() })?;
     let tmp = PathBuf::from(format!("{}.tmp-{}", to.display(), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
-        conn.execute("VACUUM INTO ?1", [tmp.display().to_string()]).map_err(|e| sql_error(store, e))?;
+        conn.execute("VACUUM INTO ?1", [tmp.display().to_string()]).map_err(|e| fail(e.to_string()))?;
         let copy =
-            Connection::open_with_flags(&tmp, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| sql_error(&tmp, e))?;
+            Connection::open_with_flags(&tmp, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| fail(e.to_string()))?;
         let records: i64 =
-            copy.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).map_err(|e| sql_error(&tmp, e))?;
+            copy.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
         drop(copy);
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(access.mode))
             .map_err(|e| fail(e.to_string()))?;

@@ -188,10 +188,15 @@ impl Engine {
             s.configure_keys(&configured, now)?;
             let (mut warnings, mut nothing, mut file_empty) = (Vec::new(), false, false);
             if let Some(file) = &keys_file {
+                // A keys file missing for a moment (being rotated) stops no other key.
                 let read = match s.read_keys_file(file, now)? {
-                    Ok(read) => read,
-                    Err(msg) => return Ok(Err(msg)),
+                    Ok(read) => Some(read),
+                    Err(msg) => {
+                        warnings.push(format!("{msg}; the pass goes on with the other keys"));
+                        None
+                    }
                 };
+                if let Some(read) = read {
                 if read.from_start {
                     tracing::info!(file = %file.display(), "keys file was replaced or truncated; read again from its start");
                 }
@@ -205,6 +210,7 @@ impl Engine {
                     warnings.push(format!("… and {} more bad lines", read.bad_count - read.bad.len() as u64));
                 }
                 file_empty = read.empty;
+                }
             }
             let has_keys = s.has_keys()?;
             if let Some(file) = keys_file.as_ref().filter(|_| !has_keys) {
@@ -216,10 +222,10 @@ impl Engine {
                 ));
             }
             s.set_window_only(keys_file.is_none() && !has_keys, now)?;
-            Ok(Ok((warnings, nothing)))
+            Ok((warnings, nothing))
         })
-        .await?
-        .map_err(PassError::Keys)
+        .await
+        .map_err(PassError::from)
         .inspect(|(warnings, _)| warnings.iter().for_each(|w| tracing::warn!("{w}")))
     }
 

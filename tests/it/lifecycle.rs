@@ -67,3 +67,63 @@ async fn a_backfill_reads_every_configured_key_and_changes_no_state(kind: Kind) 
     assert!(sim.queries_for(&call_key) > before, "a done key is read again by a backfill");
     assert_eq!(state_of(&store, &call_key).as_deref(), Some("done"), "and stays done");
 }
+
+per_store!(a_key_named_by_two_sources_lives_until_neither_names_it);
+
+/// A call in the config and in the keys file, and a mobile in the config and
+/// added with `keys add`: both stay when the config lines go; the keys file
+/// keeps the pass going; a key only the config named is removed.
+async fn a_key_named_by_two_sources_lives_until_neither_names_it(kind: Kind) {
+    let sim = simulator(options(200)).await;
+    let Some(store) = TestStore::new(kind) else { return };
+    let records = sim.records();
+    let (call, other) = (records[0].call_id.clone(), records[1].call_id.clone());
+    let keys_file = store.dir.path().join("keys.txt");
+    std::fs::write(&keys_file, format!("call:{call}\n")).unwrap();
+    let mobile = sim.mobiles()[0].clone();
+    let mut s = store.settings(&sim);
+    s.query.user_mobiles = vec![mobile.clone()];
+    s.query.call_ids = vec![call.clone(), other.clone()];
+    s.query.keys_file = Some(keys_file.clone());
+    let now = TO + 60;
+    assert_eq!(incremental(&engine(s.clone()), now).await.status, PassStatus::Ok);
+    let mut both = engine(s.clone());
+    let added = both
+        .with_store(move |st| {
+            st.add_keys(&[oifde_sync::keys::QueryKey::parse(&format!("mobile:{mobile}")).unwrap()], 0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(added, 0, "already active: not new");
+    drop(both);
+
+    // The config lists nothing any more.
+    s.query.user_mobiles.clear();
+    s.query.call_ids.clear();
+    both = engine(s);
+    let report = incremental(&both, now + 30).await;
+    assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
+    assert!(report.warnings.is_empty(), "the keys file still names a key: {:?}", report.warnings);
+    assert_ne!(state_of(&store, &format!("call:{call}")).as_deref(), Some("removed"), "still in the keys file");
+    assert_eq!(state_of(&store, &format!("mobile:{}", sim.mobiles()[0])).as_deref(), Some("active"));
+    assert_eq!(state_of(&store, &format!("call:{other}")).as_deref(), Some("removed"), "named by no source");
+    let sources = store.column(&format!("SELECT source FROM query_keys WHERE query_key = 'call:{call}'"));
+    assert_eq!(sources, ["keys_file"]);
+}
+
+per_store!(a_keys_file_that_is_missing_for_a_while_stops_no_other_key);
+
+async fn a_keys_file_that_is_missing_for_a_while_stops_no_other_key(kind: Kind) {
+    let sim = simulator(options(200)).await;
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut s = store.settings(&sim);
+    s.query.keys_file = Some(store.dir.path().join("rotating.txt"));
+    let report = incremental(&engine(s), TO + 60).await;
+    assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("rotating.txt") && w.contains("other keys")),
+        "{:?}",
+        report.warnings
+    );
+    assert_mirrors(&store.local(), &sim.records());
+}

@@ -11,6 +11,7 @@ mod keys;
 mod lifecycle;
 mod migration;
 mod network;
+mod newcomer;
 mod parser;
 mod postgres;
 mod service;

@@ -52,6 +52,11 @@ async fn upsert(
         }
     }
     let revive: Vec<&str> = revive.iter().map(|s| s.as_str()).collect();
+    let merge = format!(
+        "UPDATE query_keys SET {}",
+        crate::keys::add_source_sql("tenant_id = $1 AND query_key = ANY ($2)", "$3::TEXT")
+    );
+    client.execute(&merge, &[&tenant, &names, &source]).await?;
     client
         .execute(
             "INSERT INTO query_keys (tenant_id, query_key, kind, source, state, added_at) \
@@ -73,13 +78,35 @@ impl Postgres {
             upsert(&tx, &tenant, configured, "config", &[KeyState::Removed], now_ms).await?;
             let rows = tx
                 .query(
-                    "UPDATE query_keys SET state = 'removed' WHERE tenant_id = $1 AND source = 'config' \
-                     AND state != 'removed' AND NOT (query_key = ANY ($2)) RETURNING query_key",
+                    "SELECT query_key, source FROM query_keys WHERE tenant_id = $1 \
+                     AND ',' || source || ',' LIKE '%,config,%' AND state != 'removed' AND NOT (query_key = ANY ($2))",
                     &[&tenant, &listed],
                 )
                 .await?;
+            let mut removed = Vec::new();
+            for row in rows {
+                let (key, sources): (String, String) = (row.get(0), row.get(1));
+                // A key stays while another source (the keys file, `keys add`) names it.
+                match crate::keys::sources_without(&sources, "config") {
+                    Some(left) => {
+                        tx.execute(
+                            "UPDATE query_keys SET source = $3 WHERE tenant_id = $1 AND query_key = $2",
+                            &[&tenant, &key, &left],
+                        )
+                        .await?;
+                    }
+                    None => {
+                        tx.execute(
+                            "UPDATE query_keys SET state = 'removed' WHERE tenant_id = $1 AND query_key = $2",
+                            &[&tenant, &key],
+                        )
+                        .await?;
+                        removed.push(key);
+                    }
+                }
+            }
             tx.commit().await?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
+            Ok(removed)
         })?;
         for key in removed {
             tracing::info!(key = %key, "key no longer configured; marked removed (its cursor is kept)");

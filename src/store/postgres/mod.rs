@@ -187,8 +187,14 @@ impl Postgres {
         match applied {
             Err(found) => Err(StoreError::TooNew { path: self.shown.clone().into(), found, supported: SCHEMA_VERSION }),
             Ok(applied) => {
-                for version in applied {
-                    tracing::info!(url = %self.shown, version, "store schema migrated");
+                match (applied.first(), applied.last()) {
+                    (Some(1), _) => {
+                        tracing::info!(url = %self.shown, version = SCHEMA_VERSION, "created the store's tables")
+                    }
+                    (Some(from), Some(to)) => {
+                        tracing::info!(url = %self.shown, from = from - 1, to, "store schema migrated")
+                    }
+                    _ => {}
                 }
                 Ok(())
             }
@@ -240,7 +246,11 @@ impl Postgres {
                 }
                 other => other,
             })?;
-            tracing::info!(to = %wanted, "full-text index changed");
+            if existing.is_empty() {
+                tracing::debug!(to = %wanted, "full-text index built");
+            } else {
+                tracing::info!(to = %wanted, "full-text index changed");
+            }
         }
         self.full_text = wanted;
         Ok(())
