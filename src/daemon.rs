@@ -52,16 +52,25 @@ struct Shared {
     cancel: CancellationToken,
     refused: AtomicBool,
     lost: AtomicBool,
+    /// The pass at start has ended.
+    first_done: AtomicBool,
 }
 
 impl Shared {
     /// One incremental pass, unless a pass is running already.
     async fn tick(&self) {
         let Ok(guard) = self.gate.clone().try_lock_owned() else {
-            tracing::warn!("previous pass still running; skipping this tick");
+            // The pass at start may take a while (a store's first sync): a
+            // tick that comes meanwhile is no news.
+            if self.first_done.load(Ordering::Relaxed) {
+                tracing::warn!("previous pass still running; skipping this tick");
+            } else {
+                tracing::debug!("the pass at start is still running; skipping this tick");
+            }
             return;
         };
         self.pass(PassKind::Incremental { now: tz::now_ms() / 1000, label: "run" }, guard).await;
+        self.first_done.store(true, Ordering::Relaxed);
     }
 
     /// With `store.snapshot_to`, a fresh copy for analysts after a pass that wrote.
@@ -164,6 +173,7 @@ pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, Dae
         cancel: cancel.clone(),
         refused: AtomicBool::new(false),
         lost: AtomicBool::new(false),
+        first_done: AtomicBool::new(false),
     });
     notify(&[NotifyState::Ready, NotifyState::Status("first pass running")]);
     let watchdog = sd_notify::watchdog_enabled().map(|period| {

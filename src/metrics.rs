@@ -60,7 +60,7 @@ impl Metrics {
             .collect();
         for (name, counter) in &figures {
             let help = format!("Sum of the {} figure of every pass (the sync_runs column)", name.replace('_', " "));
-            registry.register(*name, help, counter.clone());
+            registry.register(figure_metric(name), help, counter.clone());
         }
         let m = Metrics {
             figures,
@@ -144,6 +144,13 @@ impl Metrics {
     }
 }
 
+/// The metric of a pass figure: its `sync_runs` column, except `keys`,
+/// which is `keys_read` so that it does not clash with the gauge of keys by
+/// state (one name, one family).
+fn figure_metric(column: &str) -> &str {
+    if column == "keys" { "keys_read" } else { column }
+}
+
 /// Counters count up; the client's own counts are the source.
 fn set_counter(counter: &Counter, value: u64) {
     let now = counter.get();
@@ -195,11 +202,42 @@ pub async fn serve(
     Ok(bound)
 }
 
-async fn scrape(State((metrics, engine)): State<(Arc<Metrics>, Engine)>) -> impl IntoResponse {
+/// OpenMetrics for a scraper that asks for it (Prometheus does), else the
+/// classic text format 0.0.4 (`curl … | promtool check metrics`).
+async fn scrape(
+    State((metrics, engine)): State<(Arc<Metrics>, Engine)>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
     let view = engine
         .with_store(|s| Ok(StoreView { keys: s.key_counts()?, cursors: s.stream_cursors()? }))
         .await
         .unwrap_or_default();
     let body = metrics.render(&engine, &view);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("application/openmetrics-text") {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+    } else {
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], classic_text(&body))
+    }
+}
+
+/// OpenMetrics text as the classic Prometheus text format: a counter's HELP
+/// and TYPE name its `_total` series, and there is no `# EOF`.
+pub fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{tag}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }

@@ -54,7 +54,15 @@ async fn the_daemon_runs_on_schedule_never_overlaps_and_stops_cleanly_on_sigterm
 
     wait_for("three finished passes", || db.exists() && runs(&db).iter().filter(|r| r.3.is_some()).count() >= 3).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    let body = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(body.contains("oifde_sync_inserted_total 300"), "{body}");
     assert!(body.contains("oifde_sync_request_duration_seconds_bucket"), "{body}");
     assert!(body.contains("oifde_sync_process_resident_memory_bytes "), "{body}");
@@ -239,4 +247,57 @@ async fn json_logs_are_one_object_a_line() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(v.get("level").is_some(), "{line}");
     }
+}
+
+/// A live scrape after a pass is valid exposition text, as Prometheus's own
+/// `promtool check metrics` reads it: no two families share a name.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs promtool (Debian's prometheus package); .ci/run installs it and runs this"]
+async fn a_live_scrape_passes_promtool() {
+    let sim = simulator(options(100)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        &sim.options().app_secret.clone(),
+        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace("window = \"12h\"", "window = \"12h\"\nlag = \"0s\"");
+    std::fs::write(&config, text).unwrap();
+    let db = dir.path().join("mirror.db");
+    let _daemon = spawn(dir.path(), &["run"], &[], Stdio::null());
+    wait_for("a finished pass", || db.exists() && runs(&db).iter().any(|r| r.3.is_some())).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    // What Prometheus asks for: OpenMetrics, one HELP line a family.
+    let open = reqwest::Client::new()
+        .get(&url)
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(open.ends_with("# EOF\n") && open.contains("oifde_sync_keys_read_total "), "{open}");
+    let helps: Vec<&str> = open.lines().filter_map(|l| l.strip_prefix("# HELP ")?.split(' ').next()).collect();
+    let distinct: std::collections::HashSet<&&str> = helps.iter().collect();
+    assert_eq!(helps.len(), distinct.len(), "two families share a name: {open}");
+    // What curl gets, and promtool reads.
+    let body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(body.contains("oifde_sync_keys_read_total "), "{body}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (apt-get install prometheus)");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool: {said}\n{body}");
+    assert!(!said.contains("error"), "promtool: {said}");
 }
