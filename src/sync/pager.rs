@@ -59,7 +59,7 @@ impl Engine {
         pass: &Pass<'_>,
         key: &QueryKey,
         span: Option<Window>,
-        mut split: impl FnMut(Window, u64) -> Split,
+        mut split: impl FnMut(Window, u64, Option<u64>) -> Split,
     ) -> Result<LeafOutcome, WindowError> {
         let split_above = self.settings.sync.split_above;
         // A server whose total ignores the window: its totals say nothing.
@@ -68,7 +68,14 @@ impl Engine {
         for attempt in 0..=MAX_REREADS {
             let first = self.fetch(pass, key, span, 1).await?;
             if let (Some(w), Some(total)) = (span, first.total.filter(|t| *t > split_above)) {
-                match split(w, total) {
+                let mut outcome = split(w, total, None);
+                if let Split::Probe(other) = outcome {
+                    // One first page of the rest of the window: its total tells
+                    // crowded records from a total that ignores the window.
+                    let probe = self.fetch(pass, key, Some(other), 1).await?;
+                    outcome = split(w, total, Some(probe.total.unwrap_or(probe.records.len() as u64)));
+                }
+                match outcome {
                     Split::Done => {
                         tracing::debug!(key = %key, total, seconds = w.seconds(), "window above sync.split_above; cut");
                         return Ok(LeafOutcome::Split);
@@ -77,7 +84,7 @@ impl Engine {
                         key = %key, total,
                         "a one-second window holds more than sync.split_above records; reading all of it"
                     ),
-                    Split::NotLower => {
+                    Split::NotLower | Split::Probe(_) => {
                         total_ignored = true;
                         tracing::warn!(
                             key = %key, total,

@@ -341,7 +341,7 @@ impl Engine {
     async fn read_point(&self, pass: &Pass<'_>, key: &QueryKey, row: KeyRow) -> Result<(), StoreError> {
         let mut end = KeyEnd::Stopped;
         if !self.point_windows.load(Ordering::Relaxed) {
-            match self.read_leaf(pass, key, None, |_, _| plan::Split::OneSecond).await {
+            match self.read_leaf(pass, key, None, |_, _, _| plan::Split::OneSecond).await {
                 Ok(LeafOutcome::Read(leaf)) => {
                     pass.tally.count(|f| f.windows += 1);
                     self.progress.advanced(1, leaf.records);
@@ -406,7 +406,10 @@ impl Engine {
             if pass.stopped() {
                 return Ok(KeyEnd::Stopped);
             }
-            match self.read_leaf(pass, key, Some(w), |w, total| windows.split(w, total, parent_total)).await {
+            match self
+                .read_leaf(pass, key, Some(w), |w, total, probe| windows.split(w, total, parent_total, probe))
+                .await
+            {
                 Ok(LeafOutcome::Split) => continue,
                 Ok(LeafOutcome::Read(leaf)) => {
                     windows.done(w, leaf.records);

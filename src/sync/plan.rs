@@ -87,9 +87,14 @@ pub enum Split {
     Done,
     /// A one-second window cannot be cut: it is read whole.
     OneSecond,
-    /// A part holds as many records as the window it was cut from: the
-    /// server's total ignores the window. It is read whole.
+    /// The server's total ignores the window (a part disjoint from this one
+    /// reported as many records): it is read whole.
     NotLower,
+    /// A part holds every record of the window it was cut from: the records
+    /// may be concentrated there, or the server's total may ignore the
+    /// window. The total of this other part of the window (disjoint from the
+    /// one being cut) tells which; ask again with it.
+    Probe(Window),
 }
 
 /// The windows of one span, in time order: each new window's length adapts
@@ -101,20 +106,35 @@ pub struct Windows {
     next_start: i64,
     size: i64,
     target: u64,
-    /// Parts still to read, the next on top, with the total of the window cut.
-    parts: Vec<(Window, u64)>,
+    /// Parts still to read, the next on top, with the window they were cut
+    /// from and its total.
+    parts: Vec<(Window, Window, u64)>,
+    /// The window the part last handed out was cut from.
+    parent: Option<Window>,
+    /// Whether the server's totals follow the window, once known.
+    honours_window: Option<bool>,
 }
 
 impl Windows {
     pub fn new(span: Window, first: i64, target: u64) -> Self {
-        Self { end: span.end, next_start: span.start, size: first.max(1), target, parts: Vec::new() }
+        Self {
+            end: span.end,
+            next_start: span.start,
+            size: first.max(1),
+            target,
+            parts: Vec::new(),
+            parent: None,
+            honours_window: None,
+        }
     }
 
     /// The next window to read, with the total of the window it was cut from.
     pub fn next_window(&mut self) -> Option<(Window, Option<u64>)> {
-        if let Some((w, total)) = self.parts.pop() {
+        if let Some((w, parent, total)) = self.parts.pop() {
+            self.parent = Some(parent);
             return Some((w, Some(total)));
         }
+        self.parent = None;
         if self.next_start >= self.end {
             return None;
         }
@@ -123,15 +143,41 @@ impl Windows {
         Some((w, None))
     }
 
-    /// Cuts `w`, which reported `total` records, unless it cannot or should not be.
-    pub fn split(&mut self, w: Window, total: u64, parent_total: Option<u64>) -> Split {
+    /// Cuts `w`, which reported `total` records, unless it cannot or should
+    /// not be. A part that holds as many records as the window it was cut
+    /// from is cut again (records can crowd into one hour of a month) unless
+    /// a disjoint part of that window, `probe`d, reports as many too: then
+    /// the server's totals ignore the window, which is remembered.
+    pub fn split(&mut self, w: Window, total: u64, parent_total: Option<u64>, probe: Option<u64>) -> Split {
         if w.seconds() < 2 {
             return Split::OneSecond;
         }
-        if parent_total.is_some_and(|p| total >= p) {
-            return Split::NotLower;
+        match parent_total {
+            Some(p) if total >= p => match (self.honours_window, probe) {
+                (Some(false), _) => return Split::NotLower,
+                (Some(true), _) => {}
+                (None, None) => {
+                    let parent = self.parent.unwrap_or(w);
+                    let other = if w.start > parent.start {
+                        Window::new(parent.start, w.start)
+                    } else if w.end < parent.end {
+                        Window::new(w.end, parent.end)
+                    } else {
+                        return Split::NotLower;
+                    };
+                    return Split::Probe(other);
+                }
+                (None, Some(other)) => {
+                    self.honours_window = Some(other < total);
+                    if other >= total {
+                        return Split::NotLower;
+                    }
+                }
+            },
+            Some(_) => self.honours_window = Some(true),
+            None => {}
         }
-        self.parts.extend(split(w, total, self.target).into_iter().rev().map(|part| (part, total)));
+        self.parts.extend(split(w, total, self.target).into_iter().rev().map(|part| (part, w, total)));
         Split::Done
     }
 
@@ -264,11 +310,14 @@ mod tests {
         let (first, parent) = w.next_window().unwrap();
         assert_eq!((first, parent), (Window::new(0, 1000), None));
         // 400 records: too many for one window; split in four, read in order.
-        assert_eq!(w.split(first, 400, None), Split::Done);
+        assert_eq!(w.split(first, 400, None, None), Split::Done);
         let (a, parent) = w.next_window().unwrap();
         assert_eq!((a, parent), (Window::new(0, 250), Some(400)));
-        // A part whose total did not drop is not split again.
-        assert_eq!(w.split(a, 400, parent), Split::NotLower);
+        // A part whose total did not drop: the rest of its window is asked;
+        // as many records there too means the totals ignore the window.
+        assert_eq!(w.split(a, 400, parent, None), Split::Probe(Window::new(250, 1000)));
+        assert_eq!(w.split(a, 400, parent, Some(400)), Split::NotLower);
+        assert_eq!(w.split(a, 400, parent, None), Split::NotLower, "remembered");
         w.done(a, 400);
         for _ in 0..3 {
             let (part, _) = w.next_window().unwrap();
@@ -279,7 +328,41 @@ mod tests {
         assert_eq!(next, Window::new(1000, 1250));
         w.done(next, 0);
         assert_eq!(w.next_window().unwrap().0, Window::new(1250, 10_000), "clamped to the span");
-        assert_eq!(w.split(Window::new(5, 6), 1000, None), Split::OneSecond);
+        assert_eq!(w.split(Window::new(5, 6), 1000, None, None), Split::OneSecond);
+    }
+
+    #[test]
+    fn records_crowded_into_one_part_are_cut_down_to_a_second() {
+        // A month, silent but for 5000 records in its last hour.
+        let month = 30 * 86_400;
+        let crowd = Window::new(month - 3600, month);
+        let records_in = |w: Window| {
+            let overlap = (w.end.min(crowd.end) - w.start.max(crowd.start)).max(0) as u64;
+            (overlap * 5000).div_ceil(3600)
+        };
+        let mut w = Windows::new(Window::new(0, month), month, 2500);
+        let (mut read, mut probes) = (Vec::new(), 0);
+        while let Some((win, parent)) = w.next_window() {
+            let total = records_in(win);
+            if total <= 4000 {
+                w.done(win, total);
+                read.push(win);
+                continue;
+            }
+            let mut outcome = w.split(win, total, parent, None);
+            if let Split::Probe(other) = outcome {
+                probes += 1;
+                outcome = w.split(win, total, parent, Some(records_in(other)));
+            }
+            match outcome {
+                Split::Done => {}
+                Split::OneSecond => read.push(win),
+                other => panic!("{other:?} at {win:?}"),
+            }
+        }
+        assert!(probes <= 1, "the server's honesty is asked once: {probes}");
+        assert!(read.windows(2).all(|p| p[0].end == p[1].start), "in order, no gap");
+        assert_eq!((read[0].start, read.last().unwrap().end), (0, month));
     }
 
     #[test]

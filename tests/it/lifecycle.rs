@@ -127,3 +127,38 @@ async fn a_keys_file_that_is_missing_for_a_while_stops_no_other_key(kind: Kind) 
     );
     assert_mirrors(&store.local(), &sim.records());
 }
+
+per_store!(a_month_of_silence_then_a_crowded_hour_is_cut_down_and_read_in_one_sync);
+
+/// A mobile silent for 30 days, then 5,000 records in one hour, on a server
+/// that refuses pages past `split_above`: the crowded hour is cut until each
+/// part fits, and the first sync stores every record.
+async fn a_month_of_silence_then_a_crowded_hour_is_cut_down_and_read_in_one_sync(kind: Kind) {
+    let month = 30 * 86_400;
+    let faults = oifde_sync::simulator::Faults { max_paging_depth: Some(1000), ..Default::default() };
+    let sim = simulator(oifde_sync::simulator::SimOptions {
+        users: 1,
+        from: TO - month,
+        to: TO - month + 86_400,
+        faults,
+        ..options(2)
+    })
+    .await;
+    let base = sim.records()[0].clone();
+    for i in 0..5000i64 {
+        let mut r = base.clone();
+        r.log_id = format!("crowd-{i:05}");
+        r.start_time = (TO - 3600) * 1000 + i * 700;
+        r.end_time = Some(r.start_time + 500);
+        r.last_update_time = r.end_time;
+        sim.insert(r);
+    }
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut s = store.settings(&sim);
+    s.sync.start = oifde_sync::config::Start::At(TO - month);
+    s.sync.split_above = 1000;
+    let report = incremental(&engine(s), TO + 60).await;
+    assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
+    assert_eq!(sim.records().len(), 5002);
+    assert_mirrors(&store.local(), &sim.records());
+}
