@@ -248,3 +248,7 @@ SELECT q.tenant_id,
        to_char(to_timestamp(q.create_time / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') AS create_utc
 FROM qa_records q
 JOIN records r ON r.tenant_id = q.tenant_id AND r.log_id = q.log_id;
+
+-- migration: 2
+-- Version 2: why the server refused a key's last query, shown by `keys list`.
+ALTER TABLE query_keys ADD COLUMN last_error TEXT;

@@ -299,3 +299,8 @@ CREATE TABLE copy_progress (
     done       INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (source, table_name)
 ) STRICT;
+
+-- migration: 6
+-- Version 6: why the server refused a key's last query (a malformed call ID,
+-- say), shown by `keys list`; NULL once a query of it succeeds.
+ALTER TABLE query_keys ADD COLUMN last_error TEXT;

@@ -88,6 +88,16 @@ impl ApiError {
             if code_in(code, &[codes::TOKEN_EXPIRED, codes::TOKEN_INVALID]))
     }
 
+    /// The server refused the request itself (10000002 and the like): with
+    /// a query key, most likely the key.
+    pub fn is_request_refusal(&self) -> bool {
+        match self {
+            ApiError::WindowRequired { .. } => true,
+            ApiError::Remote { code, .. } => code_in(code, &codes::REQUEST),
+            _ => false,
+        }
+    }
+
     /// Ends the whole pass: no other key can succeed either.
     pub fn is_fatal(&self) -> bool {
         matches!(

@@ -114,6 +114,9 @@ fn text_line(r: &KeyRow) -> String {
     if let Some(next) = r.next_query_at.filter(|_| r.state == KeyState::Waiting) {
         line.push_str(&format!(", next query {} UTC", tz::utc_text(next)));
     }
+    if let Some(why) = &r.last_error {
+        line.push_str(&format!(", refused by the server: {why}"));
+    }
     if let Some(cursor) = r.cursor_time {
         line.push_str(&format!(", through {} UTC", tz::utc_text(cursor)));
     }

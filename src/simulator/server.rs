@@ -46,6 +46,15 @@ pub struct Faults {
     pub inflate_total: u64,
     /// Sent as every `total` instead of the real count (-1, 0, 10…): a total the pages contradict.
     pub report_total: Option<i64>,
+    /// Queries for these `userMobile`, `callId` or `ctiCallId` values are
+    /// refused (10000002), with or without a window: malformed keys.
+    pub refuse_values: Vec<String>,
+    /// The next this many queries without beginTime/endTime are refused
+    /// (10000002): a passing refusal.
+    pub refuse_key_only: u64,
+    /// `callId` and `ctiCallId` are ignored: every query answers the whole
+    /// window (or tenant).
+    pub ignore_call_filter: bool,
 }
 
 impl Faults {
@@ -65,6 +74,7 @@ impl Faults {
             drift_every_queries: None,
             inflate_total: 0,
             report_total: None,
+            ..Faults::default()
         }
     }
 }
@@ -376,7 +386,22 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
     if sim.options.require_window && (begin.is_none() || end.is_none()) {
         return Err(request("Parameter error: beginTime and endTime are mandatory".into()));
     }
-    if mobile.is_none() && call.is_none() && cti.is_none() && !sim.options.lenient_keys {
+    if let Some(bad) =
+        [mobile, call, cti].into_iter().flatten().find(|v| state.faults.refuse_values.iter().any(|r| r == v))
+    {
+        return Err(request(format!("Parameter error: {bad:?} is not a valid key")));
+    }
+    if (begin.is_none() || end.is_none()) && state.faults.refuse_key_only > 0 {
+        state.faults.refuse_key_only -= 1;
+        return Err(request("Parameter error: beginTime and endTime are mandatory".into()));
+    }
+    let (call, cti) = if state.faults.ignore_call_filter { (None, None) } else { (call, cti) };
+    if mobile.is_none()
+        && call.is_none()
+        && cti.is_none()
+        && !sim.options.lenient_keys
+        && !state.faults.ignore_call_filter
+    {
         return Err(request("Parameter error: one of userMobile, callId and ctiCallId must be transferred".into()));
     }
     if let Some(depth) = state.faults.max_paging_depth

@@ -150,6 +150,7 @@ pub fn tables() -> Vec<Table> {
                 ("records_found", Int),
                 ("misses", Int),
                 ("failed_passes", Int),
+                ("last_error", Text),
             ],
         ),
         t("sync_cursors", 1, &[("query_key", Text), ("cursor_time", Int), ("updated_at", Int)]),

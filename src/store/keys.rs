@@ -68,6 +68,8 @@ pub struct KeyRow {
     pub cursor_time: Option<i64>,
     /// Passes in a row that ended at a window that cannot complete.
     pub failed_passes: i64,
+    /// Why the server refused the key's last query, if it did.
+    pub last_error: Option<String>,
 }
 
 impl KeyRow {
@@ -133,7 +135,7 @@ impl KeysFileRead {
 }
 
 const SELECT_KEY: &str = "SELECT k.query_key, k.kind, k.source, k.state, k.added_at, k.last_query_at, \
-     k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes FROM query_keys k \
+     k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes, k.last_error FROM query_keys k \
      LEFT JOIN sync_cursors c ON c.query_key = k.query_key";
 
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
@@ -150,6 +152,7 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
         misses: r.get(8)?,
         cursor_time: r.get(9)?,
         failed_passes: r.get(10)?,
+        last_error: r.get(11)?,
     })
 }
 
@@ -331,13 +334,14 @@ impl Sqlite {
         stmt.query_map([state.map(KeyState::as_str)], key_row).and_then(|rows| rows.collect()).map_err(|e| self.sql(e))
     }
 
-    /// Records a point key's query, once its records are committed.
-    pub fn key_queried(&mut self, key: &str, u: KeyUpdate, now_ms: i64) -> Result<(), StoreError> {
+    /// Records a point key's query, once its records are committed, with
+    /// why the server refused it (`None`: it did not).
+    pub fn key_queried(&mut self, key: &str, u: KeyUpdate, error: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE query_keys SET state = ?2, next_query_at = ?3, records_found = coalesce(?4, records_found), \
-                 misses = ?5, last_query_at = ?6 WHERE query_key = ?1",
-                params![key, u.state.as_str(), u.next_query_at, u.records_found, u.misses, now_ms],
+                 misses = ?5, last_query_at = ?6, last_error = ?7 WHERE query_key = ?1",
+                params![key, u.state.as_str(), u.next_query_at, u.records_found, u.misses, now_ms, error],
             )
             .map(drop)
             .map_err(|e| self.sql(e))

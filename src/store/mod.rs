@@ -48,7 +48,7 @@ fn split_steps(schema: &'static str) -> Vec<&'static str> {
 }
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 #[cfg(test)]
 #[test]
@@ -157,7 +157,7 @@ write:
     fn add_keys(&mut self, keys: &[crate::keys::QueryKey], now_ms: i64) -> Result<u64, StoreError>;
     fn forget_keys(&mut self, keys: &[crate::keys::QueryKey]) -> Result<u64, StoreError>;
     fn set_window_only(&mut self, on: bool, now_ms: i64) -> Result<(), StoreError>;
-    fn key_queried(&mut self, key: &str, u: KeyUpdate, now_ms: i64) -> Result<(), StoreError>;
+    fn key_queried(&mut self, key: &str, u: KeyUpdate, error: Option<&str>, now_ms: i64) -> Result<(), StoreError>;
     fn stream_key_read(&mut self, key: &str, records: i64, now_ms: i64) -> Result<(), StoreError>;
     fn key_failed_pass(&mut self, key: &str) -> Result<i64, StoreError>;
     fn skip_window(&mut self, key: &str, start: i64, end: i64, reason: &str, now_ms: i64) -> Result<(), StoreError>;

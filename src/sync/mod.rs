@@ -10,7 +10,6 @@ mod pass;
 pub mod plan;
 pub mod report;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use crate::api::ApiClient;
@@ -79,9 +78,27 @@ pub struct Engine {
     pub client: Arc<ApiClient>,
     pub store: Arc<Mutex<Store>>,
     progress: Arc<dyn ProgressSink>,
-    /// The server refused a key-only query: point keys are read in windows.
-    point_windows: Arc<AtomicBool>,
+    /// Whether the server refuses key-only queries, from evidence.
+    point_windows: Arc<Mutex<PointWindows>>,
 }
+
+/// What is known of a server's refusal of key-only queries. A refusal of one
+/// key says little (its call ID may be malformed, the refusal may pass); two
+/// distinct keys that the server refuses key-only but which have records in
+/// a window say the server needs windows. That is asked again after
+/// [`REPROBE_MS`]: a server can be upgraded.
+#[derive(Debug, Default)]
+pub(crate) struct PointWindows {
+    /// Since when point keys are read in windows (epoch ms).
+    pub since: Option<i64>,
+    /// Keys refused key-only that had records in a window.
+    pub evidence: std::collections::HashSet<String>,
+    /// A key is trying a key-only query again.
+    pub reprobing: bool,
+}
+
+/// How long point keys are read in windows before a key-only query is tried again.
+pub(crate) const REPROBE_MS: i64 = 3600 * 1000;
 
 impl Engine {
     pub fn new(settings: Arc<Settings>, client: Arc<ApiClient>, store: Store) -> Self {
@@ -90,7 +107,7 @@ impl Engine {
             client,
             store: Arc::new(Mutex::new(store)),
             progress: Arc::new(Silent),
-            point_windows: Arc::new(AtomicBool::new(false)),
+            point_windows: Arc::new(Mutex::new(PointWindows::default())),
         }
     }
 

@@ -78,11 +78,15 @@ enum AfterWindow {
     Cursor,
     BackfillProgress,
     Nothing,
+    /// Nothing; and a request error is the key's fault, not a failed window.
+    KeyFault,
 }
 
 /// How a key's reading ended.
 enum KeyEnd {
     Finished(u64, Option<i64>),
+    /// The server refused the key itself (a request error): its message.
+    Refused(String),
     /// A window failed, or the pass stops: the key's state stays.
     Stopped,
 }
@@ -337,54 +341,115 @@ impl Engine {
     }
 
     /// A point key: a key-only query, or its lookback span in windows where
-    /// the server refuses those; then its new state, once its records are committed.
+    /// the server refuses those; then its new state, once its records are
+    /// committed. A key the server refuses either way is that key's fault:
+    /// it waits (then is given up) with the server's message, and the pass
+    /// goes on.
     async fn read_point(&self, pass: &Pass<'_>, key: &QueryKey, row: KeyRow) -> Result<(), StoreError> {
+        let now_ms = pass.kind.now() * 1000;
+        let (key_only, reprobe) = self.key_only_now(now_ms);
         let mut end = KeyEnd::Stopped;
-        if !self.point_windows.load(Ordering::Relaxed) {
+        let mut refused_key_only = None;
+        if key_only {
             match self.read_leaf(pass, key, None, |_, _, _| plan::Split::OneSecond).await {
                 Ok(LeafOutcome::Read(leaf)) => {
                     pass.tally.count(|f| f.windows += 1);
                     self.progress.advanced(1, leaf.records);
                     end = KeyEnd::Finished(leaf.records, leaf.newest_ms);
+                    if reprobe {
+                        self.point_windows_end(true, now_ms);
+                    }
                 }
                 Ok(LeafOutcome::Split) => unreachable!("a key-only query is never split"),
                 Err(WindowError::Api(e)) if e.action() == Action::UseWindows => {
-                    if !self.point_windows.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            "{e}: this server needs windows; point keys are read in windows over \
-                             query.point_lookback before they were added"
-                        );
+                    if reprobe {
+                        self.point_windows_end(false, now_ms);
                     }
+                    refused_key_only = Some(e.to_string());
                 }
                 Err(e) => {
+                    if reprobe {
+                        self.point_windows_end(false, now_ms);
+                    }
                     self.window_failed(pass, key, None, e)?;
                     return Ok(());
                 }
             }
         }
-        let now = pass.kind.now();
-        if self.point_windows.load(Ordering::Relaxed) && matches!(end, KeyEnd::Stopped) {
+        if matches!(end, KeyEnd::Stopped) && (refused_key_only.is_some() || !key_only) {
             let from = row.added_at.div_euclid(1000) - self.settings.query.point_lookback.as_secs() as i64;
-            let to = now - self.settings.sync.lag.as_secs() as i64;
+            let to = pass.kind.now() - self.settings.sync.lag.as_secs() as i64;
             if from < to {
-                end = self.read_span(pass, key, Window::new(from, to), to - from, AfterWindow::Nothing).await?;
+                end = self.read_span(pass, key, Window::new(from, to), to - from, AfterWindow::KeyFault).await?;
+            }
+            if let (Some(why), KeyEnd::Finished(found, _)) = (&refused_key_only, &end) {
+                self.key_only_refused(key, *found, why, now_ms);
             }
         }
-        let KeyEnd::Finished(found, newest_ms) = end else { return Ok(()) };
+        let (found, newest_ms, error) = match end {
+            KeyEnd::Finished(found, newest_ms) => (found, newest_ms, None),
+            KeyEnd::Refused(why) => (0, None, Some(why)),
+            KeyEnd::Stopped => return Ok(()),
+        };
         let q = &self.settings.query;
-        let now = now * 1000;
         let update = plan::point_after_query(
             found,
             newest_ms,
             row.misses,
             row.added_at,
-            now,
+            now_ms,
             self.settings.sync.settle,
             q.give_up_after,
         );
+        if let Some(why) = &error {
+            tracing::warn!(key = %key, state = update.state.as_str(), "the server refuses this key: {why}");
+        }
         tracing::debug!(key = %key, found, state = update.state.as_str(), "point key read");
         let name = key.to_string();
-        self.with_store(move |s| s.key_queried(&name, update, now)).await
+        self.with_store(move |s| s.key_queried(&name, update, error.as_deref(), now_ms)).await
+    }
+
+    /// Whether a point key is asked key-only now, and whether that asks
+    /// again a server that needed windows.
+    fn key_only_now(&self, now_ms: i64) -> (bool, bool) {
+        let mut w = self.point_windows.lock().unwrap_or_else(|p| p.into_inner());
+        match w.since {
+            None => (true, false),
+            Some(since) if now_ms - since >= super::REPROBE_MS && !w.reprobing => {
+                w.reprobing = true;
+                (true, true)
+            }
+            Some(_) => (false, false),
+        }
+    }
+
+    /// A key refused key-only was read in a window and found `found` records:
+    /// two such keys with records are evidence that the server needs windows.
+    fn key_only_refused(&self, key: &QueryKey, found: u64, why: &str, now_ms: i64) {
+        let mut w = self.point_windows.lock().unwrap_or_else(|p| p.into_inner());
+        if found > 0 {
+            w.evidence.insert(key.to_string());
+        }
+        if w.since.is_none() && w.evidence.len() >= 2 {
+            w.since = Some(now_ms);
+            tracing::warn!(
+                "{why}: this server refuses queries without beginTime/endTime; point keys are read in windows over \
+                 query.point_lookback before they were added (asked again in an hour)"
+            );
+        }
+    }
+
+    /// A re-probe of a server that needed windows ended: `accepted` says
+    /// whether it takes key-only queries again.
+    fn point_windows_end(&self, accepted: bool, now_ms: i64) {
+        let mut w = self.point_windows.lock().unwrap_or_else(|p| p.into_inner());
+        w.reprobing = false;
+        if accepted {
+            tracing::info!("the server accepts key-only queries again; point keys are read without windows");
+            *w = super::PointWindows::default();
+        } else {
+            w.since = Some(now_ms);
+        }
     }
 
     /// Reads `span` of `key` in adaptive windows, moving what `then` says
@@ -423,8 +488,11 @@ impl Engine {
                         AfterWindow::BackfillProgress => {
                             self.with_store(move |s| s.mark_backfill_window(&job, &name, w.start, w.end, now)).await?
                         }
-                        AfterWindow::Nothing => {}
+                        AfterWindow::Nothing | AfterWindow::KeyFault => {}
                     }
+                }
+                Err(WindowError::Api(e)) if then == AfterWindow::KeyFault && e.is_request_refusal() => {
+                    return Ok(KeyEnd::Refused(e.to_string()));
                 }
                 Err(e) => {
                     let incomplete = matches!(e, WindowError::Incomplete { .. });

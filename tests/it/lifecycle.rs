@@ -162,3 +162,114 @@ async fn a_month_of_silence_then_a_crowded_hour_is_cut_down_and_read_in_one_sync
     assert_eq!(sim.records().len(), 5002);
     assert_mirrors(&store.local(), &sim.records());
 }
+
+per_store!(one_malformed_call_id_harms_no_other_key);
+
+/// A server that refuses one call ID (key-only and in windows alike): that
+/// key waits with the server's message, the pass is ok, and every other
+/// point key, then and later, is still asked key-only.
+async fn one_malformed_call_id_harms_no_other_key(kind: Kind) {
+    let faults = oifde_sync::simulator::Faults { refuse_values: vec!["BAD-ID-0000".into()], ..Default::default() };
+    let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(200) }).await;
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut calls: Vec<String> = sim.records().iter().map(|r| r.call_id.clone()).collect();
+    calls.dedup();
+    calls.truncate(6);
+    let mut s = store.settings(&sim);
+    s.query.user_mobiles.clear();
+    s.query.call_ids = vec!["BAD-ID-0000".into()];
+    s.query.call_ids.extend(calls[..3].iter().cloned());
+    let now = TO + 86_400;
+    let report = incremental(&engine(s.clone()), now).await;
+    assert_eq!(report.status, PassStatus::Ok, "the pass is ok for a refused key: {:?}", report.errors);
+    assert_eq!(report.figures.failed_windows, 0);
+    assert_eq!(state_of(&store, "call:BAD-ID-0000").as_deref(), Some("waiting"));
+    let why = store.column("SELECT last_error FROM query_keys WHERE query_key = 'call:BAD-ID-0000'");
+    assert!(why[0].contains("10000002") && why[0].contains("not a valid key"), "{why:?}");
+    // Later keys, in a later pass, are still asked key-only.
+    s.query.call_ids.extend(calls[3..].iter().cloned());
+    let later = incremental(&engine(s), now + 120).await;
+    assert_eq!(later.status, PassStatus::Ok, "{:?}", later.errors);
+    for c in &calls {
+        assert_eq!(state_of(&store, &format!("call:{c}")).as_deref(), Some("done"), "{c}");
+        let windowed =
+            sim.request_log().iter().filter(|e| e.key.as_deref() == Some(&format!("call:{c}")) && e.windowed).count();
+        assert_eq!(windowed, 0, "call:{c} was asked in windows");
+    }
+    let expected: Vec<SimRecord> = sim.records().into_iter().filter(|r| calls.contains(&r.call_id)).collect();
+    assert_mirrors(&store.local(), &expected);
+}
+
+per_store!(a_passing_refusal_of_a_key_only_query_switches_nothing);
+
+async fn a_passing_refusal_of_a_key_only_query_switches_nothing(kind: Kind) {
+    let faults = oifde_sync::simulator::Faults { refuse_key_only: 1, ..Default::default() };
+    let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(200) }).await;
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut calls: Vec<String> = sim.records().iter().map(|r| r.call_id.clone()).collect();
+    calls.dedup();
+    calls.truncate(4);
+    let mut s = store.settings(&sim);
+    s.query.user_mobiles.clear();
+    s.query.call_ids = vec![calls[0].clone()];
+    let engine = engine(s.clone());
+    let first = incremental(&engine, TO + 86_400).await;
+    assert_eq!(first.status, PassStatus::Ok, "{:?}", first.errors);
+    assert_eq!(state_of(&store, &format!("call:{}", calls[0])).as_deref(), Some("done"), "found in a window");
+    // The same engine (a daemon) asks new keys key-only.
+    engine
+        .with_store({
+            let keys: Vec<_> =
+                calls[1..].iter().map(|c| oifde_sync::keys::QueryKey::parse(&format!("call:{c}")).unwrap()).collect();
+            move |st| st.add_keys(&keys, 0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(incremental(&engine, TO + 86_400 + 60).await.status, PassStatus::Ok);
+    for c in &calls[1..] {
+        assert_eq!(state_of(&store, &format!("call:{c}")).as_deref(), Some("done"));
+        let windowed =
+            sim.request_log().iter().filter(|e| e.key.as_deref() == Some(&format!("call:{c}")) && e.windowed).count();
+        assert_eq!(windowed, 0, "call:{c} was asked in windows");
+    }
+}
+
+per_store!(a_server_that_needed_windows_is_asked_again_an_hour_later);
+
+async fn a_server_that_needed_windows_is_asked_again_an_hour_later(kind: Kind) {
+    let faults = oifde_sync::simulator::Faults { refuse_key_only: 1000, ..Default::default() };
+    let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(200) }).await;
+    let Some(store) = TestStore::new(kind) else { return };
+    let mut calls: Vec<String> = sim.records().iter().map(|r| r.call_id.clone()).collect();
+    calls.dedup();
+    calls.truncate(5);
+    let mut s = store.settings(&sim);
+    s.query.user_mobiles.clear();
+    s.query.call_ids = calls[..2].to_vec();
+    s.api.concurrency = 1;
+    let engine = engine(s);
+    let key_only = |c: &str| {
+        sim.request_log().iter().filter(|e| e.key.as_deref() == Some(&format!("call:{c}")) && !e.windowed).count()
+    };
+    let add = |c: &str| {
+        let key = oifde_sync::keys::QueryKey::parse(&format!("call:{c}")).unwrap();
+        engine.with_store(move |st| st.add_keys(&[key], 0))
+    };
+    let now = TO + 86_400;
+    assert_eq!(incremental(&engine, now).await.status, PassStatus::Ok);
+    // Two keys with records refused key-only: windows from now on.
+    add(&calls[2]).await.unwrap();
+    assert_eq!(incremental(&engine, now + 600).await.status, PassStatus::Ok);
+    assert_eq!(key_only(&calls[2]), 0, "read in windows without asking key-only first");
+    // The server is upgraded; an hour later a key-only query is tried again.
+    sim.set_faults(oifde_sync::simulator::Faults::default());
+    add(&calls[3]).await.unwrap();
+    assert_eq!(incremental(&engine, now + 2 * 3600).await.status, PassStatus::Ok);
+    assert_eq!(key_only(&calls[3]), 1);
+    add(&calls[4]).await.unwrap();
+    assert_eq!(incremental(&engine, now + 2 * 3600 + 60).await.status, PassStatus::Ok);
+    assert_eq!(key_only(&calls[4]), 1, "key-only again");
+    for c in &calls {
+        assert_eq!(state_of(&store, &format!("call:{c}")).as_deref(), Some("done"), "{c}");
+    }
+}

@@ -312,3 +312,25 @@ async fn tls_to_the_database_checks_its_certificate_against_the_ca_file() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).to_lowercase().contains("certificate"), "{}", text(&out));
 }
+
+/// A database written by the previous schema (version 1) is migrated in
+/// place, its keys kept, and gains the keys' `last_error`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_1_database_is_migrated_in_place() {
+    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let url = store.url.clone().unwrap();
+    let schema = include_str!("../../schema.pg.sql");
+    let v1 = &schema[..schema.find("\n-- migration: 2").unwrap()];
+    pg_rows(&url, &format!("{v1};\nUPDATE oifde_schema SET version = 1;"));
+    pg_rows(
+        &url,
+        "INSERT INTO query_keys (tenant_id, query_key, kind, source, state, added_at) \
+         VALUES ('tenant001', 'call:kept', 'point', 'config', 'waiting', 1)",
+    );
+    let sim = simulator(options(20)).await;
+    let engine = engine(store.settings(&sim));
+    drop(engine);
+    assert_eq!(pg_rows(&url, "SELECT version FROM oifde_schema")[0][0].as_deref(), Some("2"));
+    let kept = pg_rows(&url, "SELECT state, last_error FROM query_keys WHERE query_key = 'call:kept'");
+    assert_eq!(kept, vec![vec![Some("waiting".to_string()), None]]);
+}

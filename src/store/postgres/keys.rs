@@ -12,7 +12,7 @@ use crate::keys::file::{Appended, Mark, read_appended};
 use crate::store::{KeyRow, KeyState, KeyUpdate, KeysFileRead, SkippedWindow, StoreError, StreamCursor};
 
 const SELECT_KEY: &str = "SELECT k.query_key, k.kind, k.source, k.state, k.added_at, k.last_query_at, \
-     k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes FROM query_keys k \
+     k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes, k.last_error FROM query_keys k \
      LEFT JOIN sync_cursors c ON c.tenant_id = k.tenant_id AND c.query_key = k.query_key \
      WHERE k.tenant_id = $1";
 
@@ -29,6 +29,7 @@ fn key_row(r: &Row) -> KeyRow {
         misses: r.get(8),
         cursor_time: r.get(9),
         failed_passes: r.get(10),
+        last_error: r.get(11),
     }
 }
 
@@ -239,11 +240,11 @@ impl Postgres {
         self.select_keys("AND ($2::TEXT IS NULL OR k.state = $2) ORDER BY k.query_key", &[&self.tenant, &state])
     }
 
-    pub fn key_queried(&mut self, key: &str, u: KeyUpdate, now_ms: i64) -> Result<(), StoreError> {
+    pub fn key_queried(&mut self, key: &str, u: KeyUpdate, error: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
         self.run(self.client.execute(
             "UPDATE query_keys SET state = $3, next_query_at = $4, records_found = coalesce($5, records_found), \
-             misses = $6, last_query_at = $7 WHERE tenant_id = $1 AND query_key = $2",
-            &[&self.tenant, &key, &u.state.as_str(), &u.next_query_at, &u.records_found, &u.misses, &now_ms],
+             misses = $6, last_query_at = $7, last_error = $8 WHERE tenant_id = $1 AND query_key = $2",
+            &[&self.tenant, &key, &u.state.as_str(), &u.next_query_at, &u.records_found, &u.misses, &now_ms, &error],
         ))
         .map(drop)
     }
