@@ -79,6 +79,16 @@ impl QueryKey {
         if text == "*" { Ok(QueryKey::WindowOnly) } else { Self::parse(text) }
     }
 
+    /// Whether a record of `call_id` / `cti_call_id` belongs to this key:
+    /// a point key names one call; a stream key takes every record.
+    pub fn names_call(&self, call_id: Option<&str>, cti_call_id: Option<&str>) -> bool {
+        match self {
+            QueryKey::Keyed(KeyKind::Call, v) => call_id == Some(v.as_str()),
+            QueryKey::Keyed(KeyKind::Cti, v) => cti_call_id == Some(v.as_str()),
+            QueryKey::Keyed(KeyKind::Mobile, _) | QueryKey::WindowOnly => true,
+        }
+    }
+
     /// The field of the request body this key sets, with its value.
     pub fn body_field(&self) -> Option<(&'static str, &str)> {
         match self {

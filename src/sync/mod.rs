@@ -80,6 +80,8 @@ pub struct Engine {
     progress: Arc<dyn ProgressSink>,
     /// Whether the server refuses key-only queries, from evidence.
     point_windows: Arc<Mutex<PointWindows>>,
+    /// The server was seen to ignore the call filter (said once).
+    foreign_said: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What is known of a server's refusal of key-only queries. A refusal of one
@@ -108,6 +110,7 @@ impl Engine {
             store: Arc::new(Mutex::new(store)),
             progress: Arc::new(Silent),
             point_windows: Arc::new(Mutex::new(PointWindows::default())),
+            foreign_said: Arc::default(),
         }
     }
 

@@ -35,8 +35,11 @@ pub(super) enum WindowError {
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Leaf {
     pub records: u64,
-    /// The newest `endTime`/`lastUpdateTime` among the records, epoch ms.
-    pub newest_ms: Option<i64>,
+    /// Records of the key's own call (all of them for a stream key), and
+    /// their newest `endTime`/`lastUpdateTime`, epoch ms: a server that ignores the `callId` filter sends
+    /// other calls' records too.
+    pub own: u64,
+    pub own_newest_ms: Option<i64>,
 }
 
 pub(super) enum LeafOutcome {
@@ -132,7 +135,8 @@ impl Engine {
         let mut total = first.total;
         let mut seen = Distinct::default();
         seen.extend(&first.records);
-        let mut newest_ms = newest(&first.records);
+        let mut own = Own::default();
+        own.add(key, &first.records);
         let mut got = self.commit(pass, first.records, 1).await?;
         let mut read = got as u64;
         let mut believed = true;
@@ -174,10 +178,11 @@ impl Engine {
             let pages = batch.len() as u64;
             let records: Vec<Record> = batch.into_iter().flat_map(|p| p.records).collect();
             seen.extend(&records);
-            newest_ms = newest_ms.max(newest(&records));
+            own.add(key, &records);
             read += self.commit(pass, records, pages).await? as u64;
         }
-        Ok((Leaf { records: read, newest_ms }, seen.0.len() as u64, believed))
+        let leaf = Leaf { records: read, own: own.records, own_newest_ms: own.newest_ms };
+        Ok((leaf, seen.0.len() as u64, believed))
     }
 
     fn spawn_fetch(&self, key: &QueryKey, span: Option<Window>, page_num: u32) -> JoinHandle<Result<Page, ApiError>> {
@@ -215,6 +220,22 @@ impl Engine {
             f.stale += o.stale;
         });
         Ok(len)
+    }
+}
+
+/// The records of a point key's own call among those read.
+#[derive(Default)]
+struct Own {
+    records: u64,
+    newest_ms: Option<i64>,
+}
+
+impl Own {
+    fn add(&mut self, key: &QueryKey, records: &[Record]) {
+        for r in records.iter().filter(|r| key.names_call(r.call_id.as_deref(), r.cti_call_id.as_deref())) {
+            self.records += 1;
+            self.newest_ms = self.newest_ms.max(newest(std::slice::from_ref(r)));
+        }
     }
 }
 

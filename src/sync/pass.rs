@@ -355,7 +355,8 @@ impl Engine {
                 Ok(LeafOutcome::Read(leaf)) => {
                     pass.tally.count(|f| f.windows += 1);
                     self.progress.advanced(1, leaf.records);
-                    end = KeyEnd::Finished(leaf.records, leaf.newest_ms);
+                    self.foreign_records(key, &leaf);
+                    end = KeyEnd::Finished(leaf.own, leaf.own_newest_ms);
                     if reprobe {
                         self.point_windows_end(true, now_ms);
                     }
@@ -407,6 +408,21 @@ impl Engine {
         tracing::debug!(key = %key, found, state = update.state.as_str(), "point key read");
         let name = key.to_string();
         self.with_store(move |s| s.key_queried(&name, update, error.as_deref(), now_ms)).await
+    }
+
+    /// Records of other calls came for a point key: they are stored (they
+    /// are real), but the key's count and state follow its own call's. Said
+    /// once a process.
+    fn foreign_records(&self, key: &QueryKey, leaf: &super::pager::Leaf) {
+        if leaf.records > leaf.own && !self.foreign_said.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                key = %key,
+                sent = leaf.records,
+                own = leaf.own,
+                "the server ignored the call filter and sent other calls' records; they are stored, \
+                 and a key's state follows only its own call's records"
+            );
+        }
     }
 
     /// Whether a point key is asked key-only now, and whether that asks
@@ -478,8 +494,9 @@ impl Engine {
                 Ok(LeafOutcome::Split) => continue,
                 Ok(LeafOutcome::Read(leaf)) => {
                     windows.done(w, leaf.records);
-                    records += leaf.records;
-                    newest_ms = newest_ms.max(leaf.newest_ms);
+                    self.foreign_records(key, &leaf);
+                    records += leaf.own;
+                    newest_ms = newest_ms.max(leaf.own_newest_ms);
                     pass.tally.count(|f| f.windows += 1);
                     self.progress.advanced(w.seconds() as u64, leaf.records);
                     let (name, job, now) = (key.to_string(), pass.job.clone(), tz::now_ms());

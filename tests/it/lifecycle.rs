@@ -273,3 +273,33 @@ async fn a_server_that_needed_windows_is_asked_again_an_hour_later(kind: Kind) {
         assert_eq!(state_of(&store, &format!("call:{c}")).as_deref(), Some("done"), "{c}");
     }
 }
+
+per_store!(a_server_that_ignores_the_call_filter_costs_no_key_its_state);
+
+/// Every call key's query answers the whole tenant: the records are stored,
+/// but each key counts and settles on its own call's records only.
+async fn a_server_that_ignores_the_call_filter_costs_no_key_its_state(kind: Kind) {
+    let faults = oifde_sync::simulator::Faults { ignore_call_filter: true, ..Default::default() };
+    let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(60) }).await;
+    let Some(store) = TestStore::new(kind) else { return };
+    // One call that is still going on: its key must settle, not the others'.
+    let now = TO + 3600;
+    let mut live = sim.records()[0].clone();
+    live.log_id = "live".into();
+    live.call_id = "live-call".into();
+    live.start_time = (now - 600) * 1000;
+    live.end_time = Some((now - 300) * 1000);
+    live.last_update_time = live.end_time;
+    sim.insert(live);
+    let old_call = sim.records().iter().find(|r| r.call_id != "live-call").unwrap().call_id.clone();
+    let mut s = store.settings(&sim);
+    s.query.user_mobiles.clear();
+    s.query.call_ids = vec![old_call.clone()];
+    let report = incremental(&engine(s), now).await;
+    assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
+    assert_eq!(state_of(&store, &format!("call:{old_call}")).as_deref(), Some("done"), "not held by another call");
+    let found = store.column(&format!("SELECT records_found FROM query_keys WHERE query_key = 'call:{old_call}'"));
+    let own = sim.records().iter().filter(|r| r.call_id == old_call).count();
+    assert_eq!(found, [own.to_string()], "counts only its own call's records");
+    assert_mirrors(&store.local(), &sim.records());
+}
