@@ -38,12 +38,7 @@ pub enum KeysCommand {
 pub fn keys(config: &Path, cmd: KeysCommand) -> Result<Exit, CommandError> {
     let settings = load_offline_settings(config)?;
     match cmd {
-        KeysCommand::Add { keys } => {
-            let keys = read_keys(&keys)?;
-            let mut store = Store::open_configured(&settings)?;
-            let changed = store.add_keys(&keys, tz::now_ms())?;
-            println!("{} keys read, {changed} added or made active again", keys.len());
-        }
+        KeysCommand::Add { keys } => return add(&settings, &keys),
         KeysCommand::List { state, json } => {
             let state = state.as_deref().map(KeyState::parse).transpose().map_err(CommandError::Usage)?;
             let store = Store::open_configured_read_only(&settings)?;
@@ -65,6 +60,55 @@ pub fn keys(config: &Path, cmd: KeysCommand) -> Result<Exit, CommandError> {
             let known = store.forget_keys(&keys)?;
             println!("{known} of {} keys forgotten", keys.len());
         }
+    }
+    Ok(Exit::Success)
+}
+
+/// How long `keys add` waits for a write transaction of another process (the
+/// daemon's pass, another import) to end.
+const IMPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `keys add`: the arguments (all valid, or none is added), then standard
+/// input for `-`, read and written a bounded chunk at a time, so that a
+/// million keys hold neither the memory nor the store; a bad line is
+/// named and the others are added.
+fn add(settings: &crate::config::Settings, args: &[String]) -> Result<Exit, CommandError> {
+    let listed: Vec<QueryKey> = args
+        .iter()
+        .filter(|a| *a != "-")
+        .map(|a| QueryKey::parse(a).map_err(CommandError::Usage))
+        .collect::<Result<_, _>>()?;
+    let mut store = Store::open_configured(settings)?;
+    store.wait_when_busy(IMPORT_WAIT);
+    let now = tz::now_ms();
+    let (mut read, mut changed, mut refused) = (listed.len() as u64, store.add_keys(&listed, now)?, 0u64);
+    if args.iter().any(|a| a == "-") {
+        let mut chunk = Vec::with_capacity(crate::store::KEYS_PER_TRANSACTION);
+        for (i, line) in std::io::stdin().lock().lines().enumerate() {
+            let line = line.map_err(|e| CommandError::Usage(format!("standard input: {e}")))?;
+            match parse_line(&line) {
+                Some(Ok(key)) => chunk.push(key),
+                Some(Err(m)) => {
+                    refused += 1;
+                    if refused <= 20 {
+                        eprintln!("refused: standard input line {}: {m}", i + 1);
+                    }
+                }
+                None => {}
+            }
+            if chunk.len() == crate::store::KEYS_PER_TRANSACTION {
+                read += chunk.len() as u64;
+                changed += store.add_keys(&chunk, now)?;
+                chunk.clear();
+            }
+        }
+        read += chunk.len() as u64;
+        changed += store.add_keys(&chunk, now)?;
+    }
+    println!("{read} keys read, {changed} added or made active again");
+    if refused > 0 {
+        eprintln!("{refused} lines refused (see above); the other keys were added");
+        return Ok(Exit::Config);
     }
     Ok(Exit::Success)
 }

@@ -264,16 +264,24 @@ impl Sqlite {
 
     /// `keys add`: new keys, and done, given-up or removed ones made active
     /// again. Returns how many changed.
+    /// Written [`super::KEYS_PER_TRANSACTION`] at a time, so that a pass
+    /// of the daemon beside it is never kept waiting long.
     pub fn add_keys(&mut self, keys: &[QueryKey], now_ms: i64) -> Result<u64, StoreError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
-        let tx = self.keys_tx()?;
         let mut changed = 0;
-        for key in keys {
-            let revive = [KeyState::Done, KeyState::GivenUp, KeyState::Removed];
-            changed += u64::from(upsert(&tx, key, "command", &revive, now_ms).map_err(sql)?);
+        for chunk in keys.chunks(super::KEYS_PER_TRANSACTION) {
+            let tx = self.keys_tx()?;
+            for key in chunk {
+                let revive = [KeyState::Done, KeyState::GivenUp, KeyState::Removed];
+                changed += u64::from(upsert(&tx, key, "command", &revive, now_ms).map_err(sql)?);
+            }
+            tx.commit().map_err(sql)?;
+            if chunk.len() == super::KEYS_PER_TRANSACTION {
+                // More may follow: a writer waiting for the store (the daemon) gets its turn.
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
         }
-        tx.commit().map_err(sql)?;
         Ok(changed)
     }
 

@@ -20,6 +20,32 @@ fn lock_path(store: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// Who holds the writer lock of `store` now, for a message: the holder's
+/// own line, or "another process (not an oifde-sync writer)" when the lock
+/// is free (an analyst's write transaction, an import beside the daemon).
+pub fn holder(store: &Path) -> String {
+    let other = "another process (not an oifde-sync writer: an analyst's write transaction, or `oifde-sync keys add`)";
+    let Ok(mut file) = std::fs::File::open(lock_path(store)) else { return other.into() };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            other.into()
+        }
+        Err(_) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            // This process may be the writer itself: then someone else holds the transaction.
+            if text.contains(&format!("(pid {})", std::process::id())) {
+                other.into()
+            } else if text.trim().is_empty() {
+                "another process".into()
+            } else {
+                text.trim().to_string()
+            }
+        }
+    }
+}
+
 impl WriterLock {
     /// Takes the lock, waiting up to `wait` for a holder to let go.
     pub fn acquire(store: &Path, what: &str, wait: Duration) -> Result<Self, StoreError> {

@@ -47,6 +47,10 @@ fn split_steps(schema: &'static str) -> Vec<&'static str> {
     steps
 }
 
+/// Keys written in one transaction by `keys add` and the keys file: a
+/// million-key import never holds the store for longer than a moment.
+pub(crate) const KEYS_PER_TRANSACTION: usize = 2_000;
+
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = 6;
 
@@ -72,10 +76,10 @@ pub enum StoreError {
     #[error("cannot migrate the store {path}: {source}")]
     Migrate { path: PathBuf, source: rusqlite::Error },
     #[error(
-        "the store {path} is locked by another process holding a write transaction; \
-         readers should open it read-only (e.g. `sqlite3 -readonly`)"
+        "the store {path} is busy: {holder} held a write transaction for longer than the wait; try again, \
+         and readers should open it read-only (e.g. `sqlite3 -readonly`)"
     )]
-    Locked { path: PathBuf },
+    Locked { path: PathBuf, holder: String },
     #[error("store {path}: {source}")]
     Sql { path: PathBuf, source: rusqlite::Error },
     #[error(
@@ -106,7 +110,7 @@ pub enum StoreError {
 pub(crate) fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
     match source.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            StoreError::Locked { path: path.to_path_buf() }
+            StoreError::Locked { path: path.to_path_buf(), holder: lock::holder(path) }
         }
         _ => StoreError::Sql { path: path.to_path_buf(), source },
     }
@@ -201,6 +205,14 @@ impl Store {
         match &settings.store_url {
             Some(pg) => Postgres::open_read_only(pg).map(|p| Store::Postgres(Box::new(p))),
             None => Sqlite::open_read_only(&settings.store_path).map(Store::Sqlite),
+        }
+    }
+
+    /// How long a write waits for another process's write transaction
+    /// (SQLite; PostgreSQL waits on row locks by itself).
+    pub fn wait_when_busy(&self, wait: Duration) {
+        if let Store::Sqlite(db) = self {
+            let _ = db.conn.busy_timeout(wait);
         }
     }
 

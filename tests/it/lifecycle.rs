@@ -303,3 +303,77 @@ async fn a_server_that_ignores_the_call_filter_costs_no_key_its_state(kind: Kind
     assert_eq!(found, [own.to_string()], "counts only its own call's records");
     assert_mirrors(&store.local(), &sim.records());
 }
+
+per_store!(a_large_import_beside_the_daemon_starves_nothing);
+
+/// Two `keys add -` of many call IDs at once, while passes run: every pass
+/// succeeds, both imports finish, and every key is stored.
+async fn a_large_import_beside_the_daemon_starves_nothing(kind: Kind) {
+    let sim = simulator(options(300)).await;
+    let Some(store) = TestStore::new(kind) else { return };
+    let config = crate::cli::write_config(store.dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    store.configure(&config);
+    let engine = engine(store.settings(&sim));
+    assert_eq!(incremental(&engine, TO + 60).await.status, PassStatus::Ok);
+    let import = |prefix: &'static str, n: usize| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_oifde-sync"))
+            .current_dir(store.dir.path())
+            .args(["keys", "add", "-"])
+            .env_remove("OIFDE_SYNC_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut w = std::io::BufWriter::new(&mut stdin);
+            for i in 0..n {
+                writeln!(w, "call:{prefix}-{i:07}").unwrap();
+            }
+        });
+        child
+    };
+    let (a, b) = (import("big", 16_000), import("other", 6_000));
+    // Passes of the daemon meanwhile: none waits past its busy limit.
+    // Keys imported meanwhile are due at once: the pass in flight when the
+    // imports end is cancelled (interrupted, not failed).
+    let stop = tokio_util::sync::CancellationToken::new();
+    let daemon = tokio::spawn({
+        let (engine, stop) = (engine.clone(), stop.clone());
+        async move {
+            let mut passes = 0;
+            while !stop.is_cancelled() {
+                let kind = oifde_sync::sync::PassKind::Incremental { now: TO + 120 + passes, label: "run" };
+                let report = engine.pass(kind, &stop).await.expect("the pass runs: the store is never too busy");
+                assert_ne!(report.status, PassStatus::Failed, "{:?}", report.errors);
+                passes += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            passes
+        }
+    });
+    let (mut a, mut b) = (Some(a), Some(b));
+    let mut outputs = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    while a.is_some() || b.is_some() {
+        seen.insert(store.count("SELECT count(*) FROM query_keys WHERE query_key LIKE 'call:big-%'"));
+        for child in [&mut a, &mut b] {
+            if child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_some()) {
+                outputs.push(child.take().unwrap().wait_with_output().unwrap());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    let passes = daemon.await.expect("every pass of the daemon succeeded");
+    for out in &outputs {
+        assert!(out.status.success(), "{}", crate::cli::text(out));
+    }
+    assert!(passes >= 1, "passes ran during the import");
+    let partial = seen.iter().filter(|n| **n > 0 && **n < 16_000).count();
+    assert!(partial >= 2, "written in bounded transactions, seen growing: {seen:?}");
+    assert_eq!(store.count("SELECT count(*) FROM query_keys WHERE query_key LIKE 'call:big-%'"), 16_000);
+    assert_eq!(store.count("SELECT count(*) FROM query_keys WHERE query_key LIKE 'call:other-%'"), 6_000);
+}

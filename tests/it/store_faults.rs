@@ -45,7 +45,7 @@ async fn a_store_locked_by_an_analyst_exits_3_and_writes_nothing() {
     analyst.execute_batch("BEGIN IMMEDIATE").unwrap();
     let out = run(dir.path(), &["sync"], &[]).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("locked by another process"), "{}", text(&out));
+    assert!(text(&out).contains("is busy: another process (not an oifde-sync writer"), "{}", text(&out));
     analyst.execute_batch("ROLLBACK").unwrap();
     assert_eq!(count(&db, "sync_runs"), runs_before, "nothing half-written");
     assert_eq!(count(&db, "records"), 50);

@@ -167,9 +167,15 @@ impl Postgres {
         Ok(Ok(KeysFileRead::of(file, appended, new_keys)))
     }
 
+    /// Written [`crate::store::KEYS_PER_TRANSACTION`] at a time, each
+    /// chunk its own transaction, so that the daemon is never kept waiting long.
     pub fn add_keys(&mut self, keys: &[QueryKey], now_ms: i64) -> Result<u64, StoreError> {
         let revive = [KeyState::Done, KeyState::GivenUp, KeyState::Removed];
-        self.run(upsert(&self.client, &self.tenant, keys, "command", &revive, now_ms))
+        let mut changed = 0;
+        for chunk in keys.chunks(crate::store::KEYS_PER_TRANSACTION) {
+            changed += self.run(upsert(&self.client, &self.tenant, chunk, "command", &revive, now_ms))?;
+        }
+        Ok(changed)
     }
 
     pub fn forget_keys(&mut self, keys: &[QueryKey]) -> Result<u64, StoreError> {
