@@ -187,6 +187,8 @@ pub struct PgSettings {
     pub ca_file: Option<PathBuf>,
     /// Rows, keys, cursors and runs are this tenant's.
     pub tenant: String,
+    /// Where a missing or wrong password is given, for the message.
+    pub password_from: &'static str,
 }
 
 /// The file as deserialized, before validation; every field has a default.
@@ -757,7 +759,13 @@ impl PgSettings {
         if config.get_dbname().is_none() {
             return Err(format!("{shown:?} names no database; end it with /DBNAME"));
         }
-        Ok(Self { config, shown, ca_file: None, tenant: tenant.to_string() })
+        Ok(Self {
+            config,
+            shown,
+            ca_file: None,
+            tenant: tenant.to_string(),
+            password_from: "store.url, store.password_file or PGPASSWORD",
+        })
     }
 
     /// `PGPASSWORD`, where no password was given otherwise.

@@ -65,6 +65,9 @@ enum Command {
         /// postgres://user@host:5432/db (rows take api.tenant_id; password from PGPASSWORD) or a SQLite file.
         #[arg(long)]
         to: String,
+        /// Delete whatever the target holds (its records, keys, cursors, runs) and copy anew.
+        #[arg(long)]
+        replace: bool,
     },
     /// Validates the config, opens the store, gets a token, makes one small query.
     Check,
@@ -91,7 +94,7 @@ fn main() -> ExitCode {
             Command::Keys(cmd) => commands::keys::keys(&config, cmd),
             Command::Backfill { from, to, key } => commands::sync::backfill(&config, &from, &to, key.as_deref()).await,
             Command::Status { json } => commands::status::status(&config, json),
-            Command::Copy { to } => commands::copy::copy(&config, &to),
+            Command::Copy { to, replace } => commands::copy::copy(&config, &to, replace),
             Command::Check => commands::check::check(&config).await,
             Command::Snapshot { to, mode, group } => commands::snapshot::snapshot(&config, to, mode.as_deref(), group),
             Command::Simulate(args) => commands::simulate::simulate(args).await,

@@ -1,7 +1,9 @@
 //! `copy --to TARGET`: the configured store copied into a PostgreSQL
 //! database (`postgres://…`, as the configured tenant) or a SQLite file,
 //! exactly and resumably, with progress; both stores are held as writers
-//! while it runs, so nothing changes underneath.
+//! while it runs, so nothing changes underneath. A target that holds
+//! anything but an unfinished copy of the same source is refused, untouched,
+//! unless `--replace`.
 
 use std::path::{Path, PathBuf};
 
@@ -10,48 +12,61 @@ use crate::config::PgSettings;
 use crate::progress::progress;
 use crate::store::{Postgres, Store, copy};
 
-pub fn copy(config: &Path, to: &str) -> Result<Exit, CommandError> {
+pub fn copy(config: &Path, to: &str, replace: bool) -> Result<Exit, CommandError> {
     let settings = load_offline_settings(config)?;
     let mut from = Store::open_configured_read_only(&settings)?;
     from.take_writer("oifde-sync copy (source)", WRITER_WAIT)?;
-    let mut target = if to.starts_with("postgres://") || to.starts_with("postgresql://") {
+    let source = from.describe();
+    let refuse = |target: &str, what: &str| {
+        CommandError::Usage(format!(
+            "{target} already holds {what}; a copy is exact, so it goes into a new SQLite file or a database \
+             (or tenant) of its own. Add --replace to delete what it holds and copy anew"
+        ))
+    };
+    let to_pg = to.starts_with("postgres://") || to.starts_with("postgresql://");
+    if !to_pg && Path::new(to).exists() {
+        // Looked at read-only first: a refused copy leaves the file as it was.
+        if crate::store::snapshot::is_the_store(&settings.store_path, Path::new(to)) && settings.store_url.is_none() {
+            return Err(CommandError::Usage("--to names the configured store itself".into()));
+        }
+        let peek = Store::open_read_only(Path::new(to))?;
+        if let (copy::Target::Holds(what), false) = (copy::target_state(&source, &peek)?, replace) {
+            return Err(refuse(to, &what));
+        }
+    }
+    let mut target = if to_pg {
         let mut pg = PgSettings::parse(to, &settings.api.tenant_id)
             .map_err(|m| CommandError::Usage(format!("--to: {m}")))?
             .with_env_password();
         pg.ca_file = settings.store_url.as_ref().and_then(|s| s.ca_file.clone());
+        pg.password_from = "the --to URL (percent-encoded) or PGPASSWORD";
         Store::Postgres(Box::new(Postgres::open(&pg, settings.store_full_text)?))
     } else {
         Store::open_with(&PathBuf::from(to), settings.store_full_text)?
     };
-    if target.describe() == from.describe() {
+    if target.describe() == source {
         return Err(CommandError::Usage("--to names the configured store itself".into()));
     }
     target.take_writer("oifde-sync copy (target)", WRITER_WAIT)?;
+    if let (copy::Target::Holds(what), false) = (copy::target_state(&source, &target)?, replace) {
+        return Err(refuse(&target.describe(), &what));
+    }
     let report = {
         let sink = progress("copy");
-        copy::copy(&from, &mut target, sink.as_ref())?
+        copy::copy(&from, &mut target, sink.as_ref(), replace)?
     };
-    let mut exact = true;
-    for (table, source, copied) in &report.tables {
-        if source != copied {
-            exact = false;
-            eprintln!("mismatch: {table}: {source} rows in {}, {copied} in {}", from.describe(), target.describe());
-        }
-    }
     let records = report.tables.first().map_or(0, |(_, n, _)| *n);
-    if !exact {
-        return Err(CommandError::Failed(format!(
-            "the copy into {} differs from its source (it held rows before?); see the lines above",
-            target.describe()
-        )));
-    }
+    let how = match (report.resumed, report.redone, replace) {
+        (_, true, _) => " (resumed; the source had changed, so everything was copied again)",
+        (true, false, _) => " (resumed)",
+        (false, false, true) => " (replacing what it held)",
+        _ => "",
+    };
     println!(
-        "copied {} into {} for tenant {}{}: {records} records and every turn, Q&A row, key, cursor and run; \
-         row counts equal in all {} tables",
-        from.describe(),
+        "copied {source} into {} for tenant {}{how}: {records} records and every turn, Q&A row, key, cursor and run; \
+         contents equal, row by row, in all {} tables",
         target.describe(),
         settings.api.tenant_id,
-        if report.resumed { " (resumed)" } else { "" },
         report.tables.len()
     );
     Ok(Exit::Success)

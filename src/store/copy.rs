@@ -1,8 +1,9 @@
 //! `oifde-sync copy`: one store into another (SQLite into PostgreSQL, or a
 //! PostgreSQL tenant into a SQLite file), table by table in key order, a
 //! batch a transaction. The target records how far each table has come, so
-//! an interrupted copy resumes where it stopped; rows already there are
-//! kept. At the end the row counts of both sides are compared.
+//! an interrupted copy resumes where it stopped. A target holding anything
+//! else is refused (or, asked to, replaced). At the end both sides are
+//! compared row by row.
 
 use super::{Store, StoreError};
 use crate::sync::{Figures, ProgressSink};
@@ -59,9 +60,10 @@ impl Table {
     }
 
     /// The key stored by [`Table::key_text`]; `None` when it does not fit this table.
+    /// A key as [`Table::key_text`] wrote it; `[]` is a table copied with no row.
     pub fn parse_key(&self, text: &str) -> Option<Vec<Cell>> {
         let values: Vec<serde_json::Value> = serde_json::from_str(text).ok()?;
-        (values.len() == self.key)
+        (values.len() == self.key || values.is_empty())
             .then(|| values.iter().zip(&self.columns).map(|(v, (_, ty))| Cell::from_json(*ty, v)).collect())
     }
 }
@@ -184,37 +186,103 @@ const BATCH: usize = 2000;
 pub struct CopyReport {
     pub tables: Vec<(&'static str, i64, i64)>,
     pub resumed: bool,
+    /// A resumed copy found rows that changed in the source since it was
+    /// interrupted, and copied everything again.
+    pub redone: bool,
 }
 
-/// Copies `from` into `to`. A target that already holds records and has
-/// not started a copy from this source is refused: a copy is exact.
-pub fn copy(from: &Store, to: &mut Store, progress: &dyn ProgressSink) -> Result<CopyReport, StoreError> {
-    let source = from.describe();
+/// What the target holds, before a copy into it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Nothing: a copy starts.
+    Empty,
+    /// An unfinished copy from the same source: it resumes.
+    Unfinished,
+    /// A finished copy, or state of its own (records, keys, cursors, runs):
+    /// refused unless replaced. Says what it holds.
+    Holds(String),
+}
+
+/// What `to` holds with respect to a copy from `source`.
+pub fn target_state(source: &str, to: &Store) -> Result<Target, StoreError> {
     let tables = tables();
     let mut positions = Vec::new();
     for t in &tables {
-        positions.push(to.copy_position(&source, t)?);
+        positions.push(to.copy_position(source, t)?);
     }
-    let resumed = positions.iter().any(Option::is_some);
-    if !resumed && to.count_rows("records")? > 0 {
-        return Err(StoreError::Open {
-            path: to.describe().into(),
-            msg: "already holds records; copy into a new SQLite file or a database (or tenant) without records".into(),
+    if positions.iter().any(Option::is_some) {
+        return Ok(if positions.iter().all(|p| p.as_ref().is_some_and(|(_, done)| *done)) {
+            Target::Holds(format!("a finished copy of {source}"))
+        } else {
+            Target::Unfinished
         });
     }
+    let mut held = Vec::new();
+    for t in &tables {
+        let n = to.count_rows(t.name)?;
+        if n > 0 {
+            held.push(format!("{n} rows of {}", t.name));
+        }
+    }
+    Ok(if held.is_empty() { Target::Empty } else { Target::Holds(held.join(", ")) })
+}
+
+/// Copies `from` into `to`, which [`target_state`] found empty or holding
+/// an unfinished copy from `from` (with `replace`, whatever it holds is
+/// deleted first). At the end both sides are compared table by table, row
+/// by row (a digest in key order): a resumed copy whose source changed
+/// meanwhile is done again from the start, so that no stale row is kept.
+pub fn copy(
+    from: &Store,
+    to: &mut Store,
+    progress: &dyn ProgressSink,
+    replace: bool,
+) -> Result<CopyReport, StoreError> {
+    let source = from.describe();
+    let tables = tables();
+    let state = target_state(&source, to)?;
+    if replace && state != Target::Empty {
+        to.clear_tables(&tables)?;
+    }
+    let resumed = !replace && state == Target::Unfinished;
     let mut counts = Vec::new();
     for t in &tables {
         counts.push(from.count_rows(t.name)?);
     }
     progress.planned(counts.iter().sum::<i64>() as u64);
-    for (t, position) in tables.iter().zip(positions) {
-        let mut after = match position {
+    copy_tables(from, to, &tables, progress)?;
+    let mut redone = false;
+    if differs(from, to, &tables)?.is_some() {
+        // Rows copied before an interruption changed in the source since.
+        to.clear_tables(&tables)?;
+        copy_tables(from, to, &tables, progress)?;
+        redone = true;
+        if let Some(table) = differs(from, to, &tables)? {
+            return Err(StoreError::Database {
+                url: to.describe(),
+                msg: format!("the copy of table {table} differs from its source after a second copy"),
+            });
+        }
+    }
+    to.finish_copy()?;
+    let mut report = CopyReport { tables: Vec::new(), resumed, redone };
+    for (t, n) in tables.iter().zip(counts) {
+        report.tables.push((t.name, n, to.count_rows(t.name)?));
+    }
+    Ok(report)
+}
+
+/// Every table, from where an earlier copy stopped.
+fn copy_tables(from: &Store, to: &mut Store, tables: &[Table], progress: &dyn ProgressSink) -> Result<(), StoreError> {
+    let source = from.describe();
+    for t in tables {
+        let mut after = match to.copy_position(&source, t)? {
             Some((_, true)) => {
                 let n = to.count_rows(t.name)?;
                 progress.advanced(n as u64, 0);
                 continue;
             }
-            Some((key, false)) => Some(key),
+            Some((key, false)) => Some(key).filter(|k| !k.is_empty()),
             None => None,
         };
         loop {
@@ -231,12 +299,51 @@ pub fn copy(from: &Store, to: &mut Store, progress: &dyn ProgressSink) -> Result
             }
         }
     }
-    to.finish_copy()?;
-    let mut report = CopyReport { tables: Vec::new(), resumed };
-    for (t, n) in tables.iter().zip(counts) {
-        report.tables.push((t.name, n, to.count_rows(t.name)?));
+    Ok(())
+}
+
+/// The first table whose rows differ between the two stores, if any.
+fn differs(a: &Store, b: &Store, tables: &[Table]) -> Result<Option<&'static str>, StoreError> {
+    for t in tables {
+        if digest(a, t)? != digest(b, t)? {
+            return Ok(Some(t.name));
+        }
     }
-    Ok(report)
+    Ok(None)
+}
+
+/// FNV-1a over a table's rows in key order, every column but the
+/// partition column `tenant_id` (each store's own), with NULL apart from
+/// any value.
+pub fn digest(store: &Store, t: &Table) -> Result<(u64, u64), StoreError> {
+    let skip: Vec<bool> = t.columns.iter().map(|(c, _)| *c == "tenant_id").collect();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let (mut after, mut rows) = (None::<Vec<Cell>>, 0u64);
+    loop {
+        let batch = store.read_rows(t, after.as_deref(), BATCH)?;
+        for row in &batch {
+            for (cell, _) in row.iter().zip(&skip).filter(|(_, skip)| !**skip) {
+                match cell {
+                    Cell::Int(None) | Cell::Text(None) => feed(b"\x00N"),
+                    Cell::Int(Some(v)) => feed(&[b"\x01".as_slice(), &v.to_le_bytes()].concat()),
+                    Cell::Text(Some(v)) => {
+                        feed(&(v.len() as u64).to_le_bytes());
+                        feed(v.as_bytes());
+                    }
+                }
+            }
+        }
+        rows += batch.len() as u64;
+        if batch.len() < BATCH {
+            return Ok((rows, h));
+        }
+        after = batch.last().map(|r| r[..t.key].to_vec());
+    }
 }
 
 #[cfg(test)]

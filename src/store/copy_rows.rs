@@ -90,6 +90,19 @@ impl Sqlite {
         Ok(row.and_then(|(key, done)| t.parse_key(&key).map(|k| (k, done))))
     }
 
+    /// Deletes every row of `tables` (children first) and the copy's
+    /// positions, in one transaction.
+    pub fn clear_tables(&mut self, tables: &[Table]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |e| super::sql_error(&path, e);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
+        for t in tables.iter().rev() {
+            tx.execute(&format!("DELETE FROM \"{}\"", t.name), []).map_err(sql)?;
+        }
+        tx.execute("DELETE FROM copy_progress", []).map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
     /// The full-text index is built again over the copied turns.
     pub fn finish_copy(&mut self) -> Result<(), StoreError> {
         if self.full_text != FullText::Off {

@@ -178,6 +178,8 @@ write:
     fn take_writer(&mut self, what: &str, wait: Duration) -> Result<(), StoreError>;
     fn write_rows(&mut self, t: &copy::Table, rows: &[Vec<copy::Cell>], source: &str, key: &str, done: bool) -> Result<(), StoreError>;
     fn finish_copy(&mut self) -> Result<(), StoreError>;
+    /// Deletes every row of `tables` and of `copy_progress` (the tenant's, in PostgreSQL), in one transaction.
+    fn clear_tables(&mut self, tables: &[copy::Table]) -> Result<(), StoreError>;
 }
 
 impl Store {
@@ -198,6 +200,11 @@ impl Store {
             Some(pg) => Postgres::open(pg, settings.store_full_text).map(|p| Store::Postgres(Box::new(p))),
             None => Self::open_with(&settings.store_path, settings.store_full_text),
         }
+    }
+
+    /// A SQLite file, read only (it must exist).
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        Sqlite::open_read_only(path).map(Store::Sqlite)
     }
 
     /// The configured store, read only (for `status` and `keys list`).

@@ -3,6 +3,7 @@
 
 mod analysts;
 mod cli;
+mod copying;
 mod crash;
 mod helpers;
 mod hostile;

@@ -105,7 +105,7 @@ pub(super) async fn connect(settings: &PgSettings) -> Result<Client, StoreError>
             None => with_causes(&e),
         };
         if msg.contains("password authentication failed") || msg.contains("no password") {
-            msg.push_str("; give the password in store.url, store.password_file or PGPASSWORD");
+            msg.push_str(&format!("; give the password in {}", settings.password_from));
         }
         open_err(msg)
     })?;

@@ -133,6 +133,21 @@ impl Postgres {
         Ok(row.and_then(|(key, done)| t.parse_key(&key).map(|k| (k, done))))
     }
 
+    /// Deletes this tenant's rows of `tables` (children first) and its copy
+    /// positions, in one transaction.
+    pub fn clear_tables(&mut self, tables: &[Table]) -> Result<(), StoreError> {
+        let names: Vec<&'static str> = tables.iter().rev().map(|t| t.name).chain(["copy_progress"]).collect();
+        let tenant = self.tenant.clone();
+        let client = &mut self.client;
+        super::run_on(self.rt.as_ref(), &self.shown, async move {
+            let tx = client.transaction().await?;
+            for name in names {
+                tx.execute(&format!("DELETE FROM \"{name}\" WHERE tenant_id = $1"), &[&tenant]).await?;
+            }
+            tx.commit().await
+        })
+    }
+
     /// New runs are numbered after the copied ones.
     pub fn finish_copy(&mut self) -> Result<(), StoreError> {
         self.run(self.client.batch_execute(

@@ -1,0 +1,144 @@
+//! `copy` never loses or keeps a stale row: a target holding anything of its
+//! own is refused untouched (or replaced when asked), and a resumed copy
+//! whose source changed meanwhile is done again.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::cli::{run, text, write_config};
+use crate::helpers::*;
+
+/// The target of a copy: a PostgreSQL tenant or a new SQLite file.
+fn target(kind: Kind, dir: &std::path::Path) -> Option<String> {
+    match kind {
+        Kind::Sqlite => Some(dir.join("target.db").display().to_string()),
+        Kind::Postgres => pg_database(),
+    }
+}
+
+/// A SQLite file, or the PostgreSQL tenant copied into one, as rows.
+fn rows_of(kind: Kind, target: &str, dir: &std::path::Path) -> Vec<String> {
+    let file = match kind {
+        Kind::Sqlite => std::path::PathBuf::from(target),
+        Kind::Postgres => {
+            let path = dir.join(format!("back-{}.db", fastrand::u32(..)));
+            let pg = oifde_sync::config::PgSettings::parse(target, "tenant001").unwrap();
+            let from =
+                oifde_sync::store::Store::Postgres(Box::new(oifde_sync::store::Postgres::open_read_only(&pg).unwrap()));
+            let mut to = oifde_sync::store::Store::open(&path).unwrap();
+            oifde_sync::store::copy::copy(&from, &mut to, &Quiet, false).unwrap();
+            path
+        }
+    };
+    dump_tables(&file)
+}
+
+fn dump_tables(db: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut out = Vec::new();
+    for t in oifde_sync::store::copy::tables() {
+        let columns: Vec<String> =
+            t.columns.iter().filter(|(c, _)| *c != "tenant_id").map(|(c, _)| format!("\"{c}\"")).collect();
+        let sql = format!("SELECT {} FROM \"{}\" ORDER BY {}", columns.join(", "), t.name, t.key_list());
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |row| {
+                Ok(format!(
+                    "{}: {}",
+                    t.name,
+                    (0..n).map(|i| format!("{:?}", row.get_ref(i).unwrap())).collect::<Vec<_>>().join(", ")
+                ))
+            })
+            .unwrap();
+        out.extend(rows.map(Result::unwrap));
+    }
+    out
+}
+
+per_store!(a_target_with_state_of_its_own_is_refused_untouched_unless_replaced);
+
+/// A target that holds keys and a cursor but no records (a tenant a daemon
+/// started on): refused, left as it was; `--replace` makes it the source.
+async fn a_target_with_state_of_its_own_is_refused_untouched_unless_replaced(kind: Kind) {
+    let sim = simulator(options(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(to) = target(kind, dir.path()) else { return };
+    // The target's own state: a sync of a tenant with keys but no records.
+    let other = tempfile::tempdir().unwrap();
+    let empty = simulator(options(0)).await;
+    let cfg = write_config(other.path(), &empty, &empty.options().app_secret.clone(), "", "");
+    match kind {
+        Kind::Sqlite => {
+            let text = std::fs::read_to_string(&cfg)
+                .unwrap()
+                .replace(&other.path().join("mirror.db").display().to_string(), &to);
+            std::fs::write(&cfg, text).unwrap();
+        }
+        Kind::Postgres => use_url(&cfg, &to),
+    }
+    assert_eq!(run(other.path(), &["sync"], &[]).await.status.code(), Some(0));
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    assert_eq!(run(dir.path(), &["sync"], &[]).await.status.code(), Some(0));
+    let before = rows_of(kind, &to, dir.path());
+    assert!(before.iter().any(|r| r.starts_with("sync_cursors")), "the target has a cursor of its own");
+    if kind == Kind::Sqlite {
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let bytes = (kind == Kind::Sqlite).then(|| std::fs::read(&to).unwrap());
+
+    let out = run(dir.path(), &["copy", "--to", &to], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("already holds") && text(&out).contains("--replace"), "{}", text(&out));
+    assert_eq!(rows_of(kind, &to, dir.path()), before, "left as it was");
+    if let Some(bytes) = bytes {
+        assert_eq!(std::fs::read(&to).unwrap(), bytes);
+        assert_eq!(std::fs::metadata(&to).unwrap().permissions().mode() & 0o777, 0o644, "not even its mode");
+    }
+
+    let out = run(dir.path(), &["copy", "--to", &to, "--replace"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(rows_of(kind, &to, dir.path()), dump_tables(&dir.path().join("mirror.db")), "the source, exactly");
+    // Run again: a finished copy is refused too.
+    let out = run(dir.path(), &["copy", "--to", &to], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("a finished copy"), "{}", text(&out));
+}
+
+per_store!(a_resumed_copy_whose_source_changed_keeps_no_stale_row);
+
+async fn a_resumed_copy_whose_source_changed_keeps_no_stale_row(kind: Kind) {
+    let sim = simulator(options(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(to) = target(kind, dir.path()) else { return };
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let backfill = ["backfill", "--from", "2026-11-02 00:00:00", "--to", "2026-11-03 23:59:59"];
+    assert_eq!(run(dir.path(), &backfill, &[]).await.status.code(), Some(0));
+    assert_eq!(run(dir.path(), &["copy", "--to", &to], &[]).await.status.code(), Some(0));
+    // As if the copy had been killed after every batch was written but
+    // before any table was marked done.
+    let unfinish = "UPDATE copy_progress SET done = false";
+    match kind {
+        Kind::Sqlite => {
+            rusqlite::Connection::open(&to).unwrap().execute_batch("UPDATE copy_progress SET done = 0").unwrap();
+        }
+        Kind::Postgres => {
+            pg_rows(&to, unfinish);
+        }
+    }
+    // The source changes meanwhile: 40 records get a newer version.
+    let changed: Vec<String> = sim.records().iter().take(40).map(|r| r.log_id.clone()).collect();
+    for id in &changed {
+        sim.update(id, |r| {
+            r.last_update_time = r.last_update_time.map(|t| t + 1000);
+            r.flag = Some("changed".into());
+            r.details.truncate(1);
+        });
+    }
+    let out = run(dir.path(), &backfill, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(dir.path(), &["copy", "--to", &to], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("resumed") && text(&out).contains("copied again"), "{}", text(&out));
+    let source = dump_tables(&dir.path().join("mirror.db"));
+    assert_eq!(rows_of(kind, &to, dir.path()), source, "no stale row");
+}
