@@ -112,8 +112,15 @@ impl ApiError {
     /// What to check, for the errors whose fix is known; "" otherwise.
     pub fn hint(&self) -> &'static str {
         match self {
+            ApiError::Transport { msg, .. } if msg.contains("CaUsedAsEndEntity") => {
+                "; the server presents a CA certificate as its own: it must present a server certificate issued by \
+                 that CA, and api.ca_file names the CA"
+            }
+            ApiError::Transport { msg, .. } if msg.contains("invalid HTTP version") => {
+                "; the server speaks TLS there: use https:// in api.base_url"
+            }
             ApiError::Transport { msg, .. } if msg.contains("certificate") || msg.contains("Certificate") => {
-                "; the server's certificate is not trusted: set api.ca_file to its CA (PEM)"
+                "; the server's certificate is not trusted: set api.ca_file to the CA (PEM) that issued it"
             }
             ApiError::Transport { msg, .. }
                 if msg.contains("corrupt message") || msg.contains("InvalidContentType") =>

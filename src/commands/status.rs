@@ -41,7 +41,11 @@ pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
         println!("{}", serde_json::to_string_pretty(&doc).expect("status serializes"));
         return Ok(Exit::Success);
     }
-    println!("store {} ({} bytes, schema {})", store.describe(), report.db_bytes, report.schema_version);
+    let size = match report.db_bytes_counts {
+        "database" => format!("database size {} bytes, every tenant's", report.db_bytes),
+        _ => format!("{} bytes", report.db_bytes),
+    };
+    println!("store {} ({size}, schema {})", store.describe(), report.schema_version);
     println!("  {} records, {} turns, {} Q&A rows", report.records, report.turns, report.qa_rows);
     let counts: Vec<String> = report.keys.iter().map(|(state, n)| format!("{n} {}", state.as_str())).collect();
     println!("keys: {}", if counts.is_empty() { "none yet".to_string() } else { counts.join(", ") });

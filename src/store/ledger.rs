@@ -28,6 +28,9 @@ pub struct StatusReport {
     pub qa_rows: i64,
     pub schema_version: i64,
     pub db_bytes: u64,
+    /// What `db_bytes` counts: `"file"` (the SQLite file and its WAL) or
+    /// `"database"` (the whole PostgreSQL database, every tenant's rows).
+    pub db_bytes_counts: &'static str,
     /// Keys by state, as `{"active": n, …}`.
     #[serde(serialize_with = "states_as_map")]
     pub keys: Vec<(super::KeyState, i64)>,
@@ -195,6 +198,7 @@ impl Sqlite {
             qa_rows: count("qa_records")?,
             schema_version: self.user_version()?,
             db_bytes: file_size("") + file_size("-wal"),
+            db_bytes_counts: "file",
             keys: self.key_counts()?,
             cursors: self.stream_cursors()?,
             skipped_windows: self.skipped_windows()?,

@@ -179,3 +179,33 @@ async fn the_multi_tenant_layout_works_by_hand() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("north.app_secret"), "names the file it looked for: {}", text(&out));
 }
+
+/// Two TLS mistakes, each said in words that point at the fix.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_mistakes_are_named() {
+    use oifde_sync::simulator::{SimOptions, TlsIdentity};
+    // A CA certificate served as the server's own.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap();
+    let identity = TlsIdentity { cert_chain_pem: ca.pem().into_bytes(), key_pem: ca_key.serialize_pem().into_bytes() };
+    let sim = simulator(SimOptions { tls: Some(identity), ..options(10) }).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "ca_file = \"ca.pem\"", "");
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("a CA certificate"), "{}", text(&out));
+    assert!(!text(&out).contains("set api.ca_file"), "it is set: {}", text(&out));
+
+    // http:// against a TLS port.
+    let (_, identity) = crate::network::private_ca();
+    let sim = simulator(SimOptions { tls: Some(identity), ..options(10) }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "max_retries = 0", "");
+    edit(&config, "https://", "http://");
+    let out = run(dir.path(), &["sync"], &[]).await;
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("speaks TLS") && text(&out).contains("https://"), "{}", text(&out));
+}

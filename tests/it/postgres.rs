@@ -42,6 +42,9 @@ async fn two_tenants_share_one_database_and_stay_apart() {
     assert_eq!(doc["records"], 500);
     assert_eq!(doc["cursors"].as_array().unwrap().len(), south.mobiles().len());
     assert_eq!(doc["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["db_bytes_counts"], "database", "the size is the shared database's, not the tenant's");
+    let plain = run(ds.path(), &["status"], &[]).await;
+    assert!(text(&plain).contains("database size") && text(&plain).contains("every tenant's"), "{}", text(&plain));
     // A second pass of one tenant writes nothing and leaves the other alone.
     let again = run(dn.path(), &["sync"], &[]).await;
     assert!(text(&again).contains(" 0 inserted, 0 updated"), "{}", text(&again));

@@ -149,6 +149,7 @@ impl Postgres {
             qa_rows,
             schema_version: self.schema_version()?,
             db_bytes,
+            db_bytes_counts: "database",
             keys: self.key_counts()?,
             cursors: self.stream_cursors()?,
             skipped_windows: self.skipped_windows()?,
