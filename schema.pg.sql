@@ -252,3 +252,79 @@ JOIN records r ON r.tenant_id = q.tenant_id AND r.log_id = q.log_id;
 -- migration: 2
 -- Version 2: why the server refused a key's last query, shown by `keys list`.
 ALTER TABLE query_keys ADD COLUMN last_error TEXT;
+ALTER TABLE sync_runs ADD COLUMN nul_replaced BIGINT NOT NULL DEFAULT 0;
+
+-- Any value the API sends is stored: text columns are indexed by hash (any
+-- length; equality is what they are filtered by), and the summary tables'
+-- keys by a digest of their text, not the text itself (a B-tree entry holds
+-- at most about 2.7 KB).
+DROP INDEX records_call_id;
+DROP INDEX records_cti_call_id;
+DROP INDEX records_calling_number;
+DROP INDEX record_details_intention;
+CREATE INDEX records_call_id ON records USING hash (call_id);
+CREATE INDEX records_cti_call_id ON records USING hash (cti_call_id);
+CREATE INDEX records_calling_number ON records USING hash (calling_number);
+CREATE INDEX record_details_intention ON record_details USING hash (intention);
+ALTER TABLE summary_intentions_per_day DROP CONSTRAINT summary_intentions_per_day_pkey;
+CREATE UNIQUE INDEX summary_intentions_per_day_key ON summary_intentions_per_day (tenant_id, day, md5(intention));
+ALTER TABLE summary_answers DROP CONSTRAINT summary_answers_pkey;
+CREATE UNIQUE INDEX summary_answers_key ON summary_answers (tenant_id, md5(question_title), md5(answer_intent));
+
+-- Times stay the integers the API sent; a time no calendar shows (before
+-- year 1 or after 9999, e.g. Long.MAX_VALUE) reads as NULL, never an error.
+CREATE FUNCTION oifde_utc(ms BIGINT, fmt TEXT) RETURNS TEXT LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN ms BETWEEN -62135596800000 AND 253402300799999
+                THEN to_char(to_timestamp(ms / 1000) AT TIME ZONE 'UTC', fmt) END
+$$;
+
+CREATE OR REPLACE VIEW v_calls AS
+SELECT r.tenant_id,
+       r.log_id,
+       r.call_id,
+       r.cti_call_id,
+       r.calling_number,
+       r.called_number,
+       oifde_utc(r.start_time, 'YYYY-MM-DD HH24:MI:SS') AS start_utc,
+       oifde_utc(r.end_time, 'YYYY-MM-DD HH24:MI:SS') AS end_utc,
+       CASE WHEN r.start_time BETWEEN -62135596800000 AND 253402300799999
+             AND r.end_time BETWEEN -62135596800000 AND 253402300799999
+            THEN (r.end_time - r.start_time) / 1000 END AS duration_s,
+       (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id) AS turns,
+       (SELECT count(*) FROM qa_records q WHERE q.tenant_id = r.tenant_id AND q.log_id = r.log_id) AS qa_rows,
+       r.record_file_name,
+       r.dialog_type,
+       r.flow_inst_id
+FROM records r;
+
+CREATE OR REPLACE VIEW v_turns AS
+SELECT d.tenant_id,
+       d.log_id,
+       r.call_id,
+       r.calling_number,
+       d.seq,
+       d.inter_no,
+       oifde_utc(d.request_time, 'YYYY-MM-DD HH24:MI:SS') AS request_utc,
+       d.user_saying,
+       d.intention,
+       oifde_utc(d.reply_time, 'YYYY-MM-DD HH24:MI:SS') AS reply_utc,
+       d.system_reply,
+       d.response_source,
+       d.involve_mode
+FROM record_details d
+JOIN records r ON r.tenant_id = d.tenant_id AND r.log_id = d.log_id;
+
+CREATE OR REPLACE VIEW v_qa AS
+SELECT q.tenant_id,
+       q.log_id,
+       r.call_id,
+       r.calling_number,
+       q.seq,
+       q.series_id,
+       q.question_title,
+       q.question_type,
+       q.answer_intent,
+       q.original_answer,
+       oifde_utc(q.create_time, 'YYYY-MM-DD HH24:MI:SS') AS create_utc
+FROM qa_records q
+JOIN records r ON r.tenant_id = q.tenant_id AND r.log_id = q.log_id;

@@ -304,3 +304,6 @@ CREATE TABLE copy_progress (
 -- Version 6: why the server refused a key's last query (a malformed call ID,
 -- say), shown by `keys list`; NULL once a query of it succeeds.
 ALTER TABLE query_keys ADD COLUMN last_error TEXT;
+-- Records whose text held NUL characters, stored as U+FFFD (the original in
+-- raw_json / extra_json), counted per pass.
+ALTER TABLE sync_runs ADD COLUMN nul_replaced INTEGER NOT NULL DEFAULT 0;

@@ -66,6 +66,22 @@ pub struct Record {
     /// FNV-1a of the whole record as received, hex; decides when
     /// `lastUpdateTime` is missing.
     pub content_hash: String,
+    /// Some text held NUL characters, which no column keeps (PostgreSQL's
+    /// text cannot hold them): they are U+FFFD there, and the text as sent
+    /// is in `raw_json` (the record's fields) or `extra_json` (a turn's or
+    /// a Q&A row's).
+    pub nul_replaced: bool,
+}
+
+/// U+FFFD for every NUL: the one rule for text no store column can hold.
+fn without_nul(field: &mut Option<String>) -> bool {
+    match field {
+        Some(s) if s.contains('\0') => {
+            *s = s.replace('\0', "\u{fffd}");
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Why a record could not be read.
@@ -145,7 +161,8 @@ fn extras(o: &Map<String, Value>, text_fields: &[&str], int_fields: &[&str]) -> 
     let left: Map<String, Value> = o
         .iter()
         .filter(|(k, v)| {
-            let held_text = text_fields.contains(&k.as_str());
+            // A text whose column gets U+FFFD for its NUL characters is kept as sent.
+            let held_text = text_fields.contains(&k.as_str()) && !v.as_str().is_some_and(|s| s.contains('\0'));
             let held_int = int_fields.contains(&k.as_str()) && (v.is_null() || value_int(v).is_some());
             !(held_text || held_int)
         })
@@ -233,7 +250,7 @@ impl Record {
         // serde_json's map keeps keys sorted, so this text is canonical.
         let content_hash = fingerprint(v.to_string().as_bytes());
         let raw_json = lean(o);
-        Ok(Record {
+        let mut record = Record {
             log_id,
             tenant_id: text(o, "tenantId"),
             call_sor_id: text(o, "callSorId"),
@@ -257,7 +274,54 @@ impl Record {
             qa: list(o, &["qaRecords"]).iter().filter_map(qa).collect(),
             content_hash,
             raw_json,
-        })
+            nul_replaced: false,
+        };
+        record.nul_replaced = record.replace_nul();
+        Ok(record)
+    }
+
+    /// Applies [`without_nul`] to every text column; whether any changed.
+    fn replace_nul(&mut self) -> bool {
+        let mut changed = false;
+        let mut log_id = Some(std::mem::take(&mut self.log_id));
+        changed |= without_nul(&mut log_id);
+        self.log_id = log_id.unwrap_or_default();
+        for f in [
+            &mut self.tenant_id,
+            &mut self.call_sor_id,
+            &mut self.call_id,
+            &mut self.cti_call_id,
+            &mut self.calling_number,
+            &mut self.called_number,
+            &mut self.flow_inst_id,
+            &mut self.dialog_type,
+            &mut self.call_data,
+            &mut self.flag,
+            &mut self.business_info,
+            &mut self.business_info_str,
+            &mut self.record_file_name,
+            &mut self.yugao_file_name,
+        ] {
+            changed |= without_nul(f);
+        }
+        for t in &mut self.details {
+            for f in [&mut t.inter_no, &mut t.user_saying, &mut t.intention, &mut t.system_reply] {
+                changed |= without_nul(f);
+            }
+        }
+        for q in &mut self.qa {
+            for f in [
+                &mut q.inter_no,
+                &mut q.series_id,
+                &mut q.question_title,
+                &mut q.question_type,
+                &mut q.answer_intent,
+                &mut q.original_answer,
+            ] {
+                changed |= without_nul(f);
+            }
+        }
+        changed
     }
 }
 
@@ -320,6 +384,20 @@ mod tests {
         // The hash covers the lists: a change in a turn is a change.
         let changed = json!({"logId": "a", "recordDetials": [{"userSaying": "ho"}]});
         assert_ne!(Record::from_value(0, &changed).unwrap().content_hash, r.content_hash);
+    }
+
+    #[test]
+    fn nul_is_replaced_in_columns_and_kept_as_sent_beside_them() {
+        let v = json!({"logId": "n", "callData": "a\u{0}b",
+            "recordDetials": [{"userSaying": "x\u{0}", "intention": "ok"}], "qaRecords": [{"originalAnswer": "\u{0}"}]});
+        let r = Record::from_value(0, &v).unwrap();
+        assert!(r.nul_replaced);
+        assert_eq!(r.call_data.as_deref(), Some("a\u{fffd}b"));
+        assert!(r.raw_json.contains(r#""callData":"a\u0000b""#), "{}", r.raw_json);
+        assert_eq!(r.details[0].user_saying.as_deref(), Some("x\u{fffd}"));
+        assert_eq!(r.details[0].extra_json.as_deref(), Some(r#"{"userSaying":"x\u0000"}"#));
+        assert_eq!(r.qa[0].extra_json.as_deref(), Some(r#"{"originalAnswer":"\u0000"}"#));
+        assert!(!Record::from_value(0, &json!({"logId": "c", "callData": "fine"})).unwrap().nul_replaced);
     }
 
     #[test]

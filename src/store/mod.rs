@@ -95,6 +95,10 @@ pub enum StoreError {
     Busy { path: PathBuf, holder: String },
     #[error("cannot write the snapshot {to}: {msg}")]
     Snapshot { to: PathBuf, msg: String },
+    /// The store refused a value of a record (a constraint, a size limit):
+    /// that record's fault, not the store's.
+    #[error("the store {store} refused a value: {msg}")]
+    Content { store: String, msg: String },
     #[error("database {url}: {msg}")]
     Database { url: String, msg: String },
     #[error("lost the connection to the database {url}")]
@@ -111,6 +115,9 @@ pub(crate) fn sql_error(path: &Path, source: rusqlite::Error) -> StoreError {
     match source.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             StoreError::Locked { path: path.to_path_buf(), holder: lock::holder(path) }
+        }
+        Some(rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::TooBig) => {
+            StoreError::Content { store: path.display().to_string(), msg: source.to_string() }
         }
         _ => StoreError::Sql { path: path.to_path_buf(), source },
     }

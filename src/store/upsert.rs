@@ -114,9 +114,12 @@ pub(super) struct Summary {
     pub answers: HashMap<(String, String), i64>,
 }
 
-/// `YYYY-MM-DD` (UTC) of epoch ms, as SQLite's `date(ms / 1000, 'unixepoch')`; '' for none.
+/// `YYYY-MM-DD` (UTC) of epoch ms, as SQLite's `date(ms / 1000, 'unixepoch')`;
+/// '' for none, and for a time outside the years 1 to 9999 (as `oifde_utc`
+/// in PostgreSQL).
 fn day(ms: Option<i64>) -> String {
-    ms.and_then(|ms| jiff::Timestamp::from_second(ms / 1000).ok())
+    ms.filter(|ms| (-62_135_596_800_000..=253_402_300_799_999).contains(ms))
+        .and_then(|ms| jiff::Timestamp::from_second(ms / 1000).ok())
         .map_or_else(String::new, |t| t.strftime("%Y-%m-%d").to_string())
 }
 

@@ -29,6 +29,9 @@ pub(super) enum WindowError {
         distinct: u64,
         total: u64,
     },
+    /// The store refused these records (log id, why); the rest of the page
+    /// is committed.
+    Refused(Vec<(String, String)>),
 }
 
 /// One window (or key-only query) read whole.
@@ -210,7 +213,29 @@ impl Engine {
     /// returns how many records.
     async fn commit(&self, pass: &Pass<'_>, records: Vec<Record>, pages: u64) -> Result<usize, WindowError> {
         let len = records.len();
-        let o = self.with_store(move |s| s.apply_page(&records, tz::now_ms())).await.map_err(WindowError::Store)?;
+        let nul = records.iter().filter(|r| r.nul_replaced).count() as u64;
+        let (o, refused) = self
+            .with_store(move |s| {
+                let now = tz::now_ms();
+                match s.apply_page(&records, now) {
+                    Ok(o) => Ok((o, Vec::new())),
+                    // One record's value: the others are written one by one.
+                    Err(StoreError::Content { .. }) => {
+                        let (mut sum, mut refused) = (crate::store::PageOutcome::default(), Vec::new());
+                        for r in &records {
+                            match s.apply_page(std::slice::from_ref(r), now) {
+                                Ok(o) => sum.add(o),
+                                Err(e @ StoreError::Content { .. }) => refused.push((r.log_id.clone(), e.to_string())),
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        Ok((sum, refused))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .map_err(WindowError::Store)?;
         pass.tally.count(|f| {
             f.pages += pages;
             f.records_fetched += len as u64;
@@ -218,7 +243,11 @@ impl Engine {
             f.updated += o.updated;
             f.unchanged += o.unchanged;
             f.stale += o.stale;
+            f.nul_replaced += nul;
         });
+        if !refused.is_empty() {
+            return Err(WindowError::Refused(refused));
+        }
         Ok(len)
     }
 }

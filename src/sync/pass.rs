@@ -512,7 +512,7 @@ impl Engine {
                     return Ok(KeyEnd::Refused(e.to_string()));
                 }
                 Err(e) => {
-                    let incomplete = matches!(e, WindowError::Incomplete { .. });
+                    let incomplete = matches!(e, WindowError::Incomplete { .. } | WindowError::Refused(_));
                     self.window_failed(pass, key, Some(w), e)?;
                     failed = true;
                     if pass.stopped() {
@@ -571,6 +571,15 @@ impl Engine {
             WindowError::Store(e) => {
                 pass.stop.store(true, Ordering::Relaxed);
                 return Err(e);
+            }
+            WindowError::Refused(records) => {
+                let first: Vec<String> = records
+                    .iter()
+                    .take(3)
+                    .map(|(id, why)| format!("record {}: {why}", id.chars().take(80).collect::<String>()))
+                    .collect();
+                let more = if records.len() > 3 { format!(" (and {} more)", records.len() - 3) } else { String::new() };
+                pass.report_failure(key, span, &format!("{}{more}; the other records are stored", first.join("; ")));
             }
             WindowError::Incomplete { distinct, total } => pass.report_failure(
                 key,

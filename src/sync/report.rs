@@ -53,6 +53,9 @@ figures! {
     /// HTTP requests, token requests included.
     requests,
     retries,
+    /// Records whose text held NUL characters, stored as U+FFFD (the
+    /// original kept in `raw_json` / `extra_json`).
+    nul_replaced,
 }
 
 impl Figures {
@@ -155,6 +158,6 @@ mod tests {
         assert_eq!(Figures::from_values(&f.values()), f);
         let text = f.to_string();
         assert!(text.starts_with("1 keys, 2 windows"), "{text}");
-        assert!(text.contains("10 rereads") && text.ends_with("12 retries"), "{text}");
+        assert!(text.contains("10 rereads") && text.ends_with("13 nul replaced"), "{text}");
     }
 }

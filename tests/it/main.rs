@@ -19,3 +19,4 @@ mod service;
 mod soak;
 mod store_faults;
 mod sync_path;
+mod values;

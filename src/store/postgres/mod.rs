@@ -66,6 +66,11 @@ pub(crate) fn pg_error(shown: &str, e: &tokio_postgres::Error) -> StoreError {
         },
         None => connect::with_causes(e),
     };
+    // A data exception (22), an integrity violation (23) or a size limit
+    // (54) is the value's fault, not the database's.
+    if e.code().is_some_and(|c| ["22", "23", "54"].iter().any(|class| c.code().starts_with(class))) {
+        return StoreError::Content { store: shown.to_string(), msg };
+    }
     StoreError::Database { url: shown.to_string(), msg }
 }
 

@@ -14,7 +14,7 @@ use crate::store::upsert::{Decision, PageOutcome, Summary, decide};
 
 /// The day (UTC) of epoch ms in a column, as the summaries count it.
 fn day_of(column: &str) -> String {
-    format!("coalesce(to_char(to_timestamp({column} / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '')")
+    format!("coalesce(oifde_utc({column}, 'YYYY-MM-DD'), '')")
 }
 
 /// The statements of a page, prepared once a connection.
@@ -150,11 +150,11 @@ const UNCOUNT: [&str; 3] = [
      ON CONFLICT (tenant_id, day) DO UPDATE SET calls = summary_calls_per_day.calls + excluded.calls",
     "INSERT INTO summary_intentions_per_day (tenant_id, day, intention, turns) SELECT $1, {day}, intention, -count(*) \
      FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2) AND intention IS NOT NULL GROUP BY 2, 3 \
-     ON CONFLICT (tenant_id, day, intention) DO UPDATE SET turns = summary_intentions_per_day.turns + excluded.turns",
+     ON CONFLICT (tenant_id, day, md5(intention)) DO UPDATE SET turns = summary_intentions_per_day.turns + excluded.turns",
     "INSERT INTO summary_answers (tenant_id, question_title, answer_intent, answers) \
      SELECT $1, coalesce(question_title, ''), coalesce(answer_intent, ''), -count(*) FROM qa_records \
      WHERE tenant_id = $1 AND log_id = ANY ($2) GROUP BY 2, 3 \
-     ON CONFLICT (tenant_id, question_title, answer_intent) DO UPDATE SET answers = summary_answers.answers + excluded.answers",
+     ON CONFLICT (tenant_id, md5(question_title), md5(answer_intent)) DO UPDATE SET answers = summary_answers.answers + excluded.answers",
 ];
 
 const INSERT_RECORDS: &str = "INSERT INTO records (tenant_id, log_id, call_sor_id, call_id, cti_call_id, \
@@ -181,10 +181,10 @@ const SUMMARY: [&str; 3] = [
      ON CONFLICT (tenant_id, day) DO UPDATE SET calls = summary_calls_per_day.calls + excluded.calls",
     "INSERT INTO summary_intentions_per_day (tenant_id, day, intention, turns) \
      SELECT $1, * FROM unnest($2::TEXT[], $3::TEXT[], $4::BIGINT[]) \
-     ON CONFLICT (tenant_id, day, intention) DO UPDATE SET turns = summary_intentions_per_day.turns + excluded.turns",
+     ON CONFLICT (tenant_id, day, md5(intention)) DO UPDATE SET turns = summary_intentions_per_day.turns + excluded.turns",
     "INSERT INTO summary_answers (tenant_id, question_title, answer_intent, answers) \
      SELECT $1, * FROM unnest($2::TEXT[], $3::TEXT[], $4::BIGINT[]) \
-     ON CONFLICT (tenant_id, question_title, answer_intent) DO UPDATE SET answers = summary_answers.answers + excluded.answers",
+     ON CONFLICT (tenant_id, md5(question_title), md5(answer_intent)) DO UPDATE SET answers = summary_answers.answers + excluded.answers",
 ];
 
 type Texts<'a> = Vec<Option<&'a str>>;
