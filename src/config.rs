@@ -753,6 +753,7 @@ impl PgSettings {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(format!("{shown:?} is not a URL like \"postgres://user@host:5432/db\""));
         }
+        crate::store::postgres::check_user_info(url).map_err(|m| format!("{shown:?}: {m}"))?;
         // libpq's stricter modes: rustls always checks the chain and the host name.
         let url = url.replace("sslmode=verify-full", "sslmode=require").replace("sslmode=verify-ca", "sslmode=require");
         let config: tokio_postgres::Config = url.parse().map_err(|e| format!("{shown:?} cannot be read: {e}"))?;

@@ -1,7 +1,8 @@
 //! `copy --to TARGET`: the configured store copied into a PostgreSQL
 //! database (`postgres://…`, as the configured tenant) or a SQLite file,
-//! exactly and resumably, with progress; both stores are held as writers
-//! while it runs, so nothing changes underneath. A target that holds
+//! exactly and resumably, with progress. The source is read in one
+//! consistent state (a read transaction) while its daemon may go on; the
+//! target is held as a writer. A target that holds
 //! anything but an unfinished copy of the same source is refused, untouched,
 //! unless `--replace`.
 
@@ -14,8 +15,10 @@ use crate::store::{Postgres, Store, copy};
 
 pub fn copy(config: &Path, to: &str, replace: bool) -> Result<Exit, CommandError> {
     let settings = load_offline_settings(config)?;
-    let mut from = Store::open_configured_read_only(&settings)?;
-    from.take_writer("oifde-sync copy (source)", WRITER_WAIT)?;
+    // The source is read in one consistent state, with no lock: the daemon
+    // goes on writing, and a read-only role can make an extract.
+    let from = Store::open_configured_read_only(&settings)?;
+    from.read_snapshot()?;
     let source = from.describe();
     let refuse = |target: &str, what: &str| {
         CommandError::Usage(format!(

@@ -14,6 +14,11 @@ fn to_value(c: &Cell) -> Value {
 }
 
 impl Sqlite {
+    pub fn read_snapshot(&self) -> Result<(), StoreError> {
+        // A deferred transaction takes its snapshot at its first read.
+        self.conn.execute_batch("BEGIN DEFERRED; SELECT count(*) FROM sqlite_master;").map_err(|e| self.sql(e))
+    }
+
     pub fn count_rows(&self, table: &str) -> Result<i64, StoreError> {
         self.conn.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get(0)).map_err(|e| self.sql(e))
     }

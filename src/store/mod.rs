@@ -162,6 +162,11 @@ read:
     fn copy_position(&self, source: &str, t: &copy::Table) -> Result<Option<(Vec<copy::Cell>, bool)>, StoreError>;
     /// Where the store is, for messages: the file, or the database URL without its password.
     fn describe(&self) -> String;
+    /// Starts reading one consistent state of the store (a read
+    /// transaction; repeatable read in PostgreSQL), kept until the store is
+    /// closed: what `copy` reads out, while a writer goes on. Needs only
+    /// the right to read.
+    fn read_snapshot(&self) -> Result<(), StoreError>;
 write:
     fn configure_keys(&mut self, configured: &[crate::keys::QueryKey], now_ms: i64) -> Result<(), StoreError>;
     fn read_keys_file(&mut self, file: &Path, now_ms: i64) -> Result<Result<KeysFileRead, String>, StoreError>;

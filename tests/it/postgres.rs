@@ -337,3 +337,83 @@ async fn a_version_1_database_is_migrated_in_place() {
     let kept = pg_rows(&url, "SELECT state, last_error FROM query_keys WHERE query_key = 'call:kept'");
     assert_eq!(kept, vec![vec![Some("waiting".to_string()), None]]);
 }
+
+/// A password with a reserved character typed raw in `store.url` (or the
+/// `copy --to` URL) is refused naming the rule, and never shown; encoded,
+/// it connects and is shown as `***` everywhere, stored copies included.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_in_the_url_is_never_shown_whatever_it_holds() {
+    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let sim = simulator(options(20)).await;
+    let dir = tenant_dir(&store, &sim);
+    let config = dir.path().join("oifde-sync.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    let url = store.url.clone().unwrap();
+    let with_password =
+        |password: &str| url.replacen("postgres://postgres@", &format!("postgres://postgres:{password}@"), 1);
+    assert_eq!(run(dir.path(), &["sync"], &[]).await.status.code(), Some(0));
+    for c in ["/", "?", "#", "@", "[", "]", "%", " "] {
+        let password = format!("Se{c}cretPw");
+        std::fs::write(&config, good.replace(&url, &with_password(&password))).unwrap();
+        for args in [&["check"][..], &["status"], &["sync"]] {
+            let out = run(dir.path(), args, &[]).await;
+            assert_eq!(out.status.code(), Some(2), "{c:?} {args:?}: {}", text(&out));
+            assert!(text(&out).contains("store.url") && text(&out).contains("percent-encode"), "{}", text(&out));
+            assert!(!text(&out).contains("cretPw"), "{c:?} {args:?}: the password was shown: {}", text(&out));
+        }
+        std::fs::write(&config, &good).unwrap();
+        let out = run(dir.path(), &["copy", "--to", &with_password(&password)], &[]).await;
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(!text(&out).contains("cretPw"), "{c:?}: {}", text(&out));
+    }
+    // Percent-encoded: it connects (the test server trusts loopback) and is shown as ***.
+    let encoded = with_password("Se%2F%40cretPw");
+    std::fs::write(&config, good.replace(&url, &encoded)).unwrap();
+    for args in [&["sync"][..], &["status"], &["check"]] {
+        let out = run(dir.path(), args, &[]).await;
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("cretPw") && !text(&out).contains("%2F%40"), "{}", text(&out));
+    }
+    let file = dir.path().join("extract.db");
+    let out = run(dir.path(), &["copy", "--to", &file.display().to_string()], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("cretPw"), "{}", text(&out));
+    let sources: String = rusqlite::Connection::open(&file)
+        .unwrap()
+        .query_row("SELECT group_concat(source) FROM copy_progress", [], |r| r.get(0))
+        .unwrap();
+    assert!(!sources.contains("cretPw") && sources.contains("***"), "{sources}");
+}
+
+/// The README's read-only role makes an extract while the tenant's daemon
+/// writes: no writer lock, one consistent state, rows equal to the tenant's.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_analyst_with_a_read_only_role_extracts_while_the_daemon_writes() {
+    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let sim = simulator(options(400)).await;
+    let dir = tenant_dir(&store, &sim);
+    let url = store.url.clone().unwrap();
+    assert_eq!(run(dir.path(), &["sync"], &[]).await.status.code(), Some(0));
+    pg_rows(&url, "DO $$ BEGIN CREATE ROLE analyst LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+    pg_rows(&url, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO analyst");
+    let config = dir.path().join("oifde-sync.toml");
+    let text_cfg = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text_cfg.replace("[sync]\n", "[sync]\nschedule = \"* * * * * *\"\n")).unwrap();
+    let _daemon = spawn(dir.path(), &["run"], &[], std::process::Stdio::null());
+    // The daemon holds the tenant's writer lock.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while store.count("SELECT count(*) FROM writers WHERE tenant_id = 'tenant001'") == 0 {
+        assert!(std::time::Instant::now() < deadline, "the daemon did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let analyst = tempfile::tempdir().unwrap();
+    let acfg = analyst.path().join("oifde-sync.toml");
+    let read_only = url.replacen("postgres://postgres@", "postgres://analyst@", 1);
+    std::fs::write(&acfg, text_cfg.replace(&url, &read_only).replace("app_secret = ", "# app_secret = ")).unwrap();
+    let out = run(analyst.path(), &["copy", "--to", "mine.db"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("contents equal"), "{}", text(&out));
+    let conn = rusqlite::Connection::open(analyst.path().join("mine.db")).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 400);
+}

@@ -15,6 +15,10 @@ fn param(c: &Cell) -> Box<dyn ToSql + Sync + Send> {
 }
 
 impl Postgres {
+    pub fn read_snapshot(&self) -> Result<(), StoreError> {
+        self.run(self.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"))
+    }
+
     pub fn count_rows(&self, table: &str) -> Result<i64, StoreError> {
         let sql = format!("SELECT count(*) FROM \"{table}\" WHERE tenant_id = $1");
         self.run(async { Ok(self.client.query_one(&sql, &[&self.tenant]).await?.get(0)) })
