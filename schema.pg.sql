@@ -12,7 +12,7 @@ INSERT INTO oifde_schema (version) VALUES (0);
 
 -- One row a session record, keyed by the tenant and the API's logId. Keys
 -- compare byte by byte (COLLATE "C"): fast, and the same in every database.
--- tenant_id is the configured api.tenant_id; the record's own tenantId is in raw_json.
+-- tenant_id is the configured api.tenant_id; the record's own tenantId is in records.api_tenant_id (version 2).
 CREATE TABLE records (
     tenant_id         TEXT COLLATE "C" NOT NULL,
     log_id            TEXT COLLATE "C" NOT NULL,
@@ -328,3 +328,9 @@ SELECT q.tenant_id,
        oifde_utc(q.create_time, 'YYYY-MM-DD HH24:MI:SS') AS create_utc
 FROM qa_records q
 JOIN records r ON r.tenant_id = q.tenant_id AND r.log_id = q.log_id;
+
+-- The record's own tenantId as the API sent it (null, or another value),
+-- beside the partition column tenant_id (the configured tenant): a copy into
+-- SQLite gives it back. Rows written before keep it in raw_json.
+ALTER TABLE records ADD COLUMN api_tenant_id TEXT;
+UPDATE records SET api_tenant_id = raw_json::json ->> 'tenantId' WHERE raw_json IS NOT NULL;

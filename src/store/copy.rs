@@ -312,11 +312,9 @@ fn differs(a: &Store, b: &Store, tables: &[Table]) -> Result<Option<&'static str
     Ok(None)
 }
 
-/// FNV-1a over a table's rows in key order, every column but the
-/// partition column `tenant_id` (each store's own), with NULL apart from
-/// any value.
+/// FNV-1a over a table's rows in key order, every column, with NULL apart
+/// from any value.
 pub fn digest(store: &Store, t: &Table) -> Result<(u64, u64), StoreError> {
-    let skip: Vec<bool> = t.columns.iter().map(|(c, _)| *c == "tenant_id").collect();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
         for b in bytes {
@@ -327,7 +325,7 @@ pub fn digest(store: &Store, t: &Table) -> Result<(u64, u64), StoreError> {
     loop {
         let batch = store.read_rows(t, after.as_deref(), BATCH)?;
         for row in &batch {
-            for (cell, _) in row.iter().zip(&skip).filter(|(_, skip)| !**skip) {
+            for cell in row {
                 match cell {
                     Cell::Int(None) | Cell::Text(None) => feed(b"\x00N"),
                     Cell::Int(Some(v)) => feed(&[b"\x01".as_slice(), &v.to_le_bytes()].concat()),

@@ -36,9 +36,7 @@ fn dump_tables(db: &std::path::Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut out = Vec::new();
     for t in oifde_sync::store::copy::tables() {
-        let columns: Vec<String> =
-            t.columns.iter().filter(|(c, _)| *c != "tenant_id").map(|(c, _)| format!("\"{c}\"")).collect();
-        let sql = format!("SELECT {} FROM \"{}\" ORDER BY {}", columns.join(", "), t.name, t.key_list());
+        let sql = format!("SELECT {} FROM \"{}\" ORDER BY {}", t.column_list(), t.name, t.key_list());
         let mut stmt = conn.prepare(&sql).unwrap();
         let n = stmt.column_count();
         let rows = stmt
@@ -141,4 +139,25 @@ async fn a_resumed_copy_whose_source_changed_keeps_no_stale_row(kind: Kind) {
     assert!(text(&out).contains("resumed") && text(&out).contains("copied again"), "{}", text(&out));
     let source = dump_tables(&dir.path().join("mirror.db"));
     assert_eq!(rows_of(kind, &to, dir.path()), source, "no stale row");
+}
+
+/// A record's own `tenantId` (another tenant's, say) survives SQLite →
+/// PostgreSQL → SQLite, while PostgreSQL partitions it under the configured
+/// tenant.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_records_own_tenant_id_survives_the_round_trip() {
+    let sim = simulator(options(50)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = target(Kind::Postgres, dir.path()) else { return };
+    let mut other = sim.records()[0].clone();
+    other.log_id = "other-tenant-record".into();
+    other.tenant_id = "someone-else".into();
+    sim.insert(other);
+    write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    assert_eq!(run(dir.path(), &["sync"], &[]).await.status.code(), Some(0));
+    let out = run(dir.path(), &["copy", "--to", &url], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let pg = pg_rows(&url, "SELECT tenant_id, api_tenant_id FROM records WHERE log_id = 'other-tenant-record'");
+    assert_eq!(pg, vec![vec![Some("tenant001".to_string()), Some("someone-else".to_string())]]);
+    assert_eq!(rows_of(Kind::Postgres, &url, dir.path()), dump_tables(&dir.path().join("mirror.db")));
 }

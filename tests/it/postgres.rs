@@ -330,12 +330,20 @@ async fn a_version_1_database_is_migrated_in_place() {
         "INSERT INTO query_keys (tenant_id, query_key, kind, source, state, added_at) \
          VALUES ('tenant001', 'call:kept', 'point', 'config', 'waiting', 1)",
     );
+    pg_rows(
+        &url,
+        "INSERT INTO records (tenant_id, log_id, raw_json, content_hash, first_seen_at, synced_at) \
+         VALUES ('tenant001', 'old', '{\"logId\":\"old\",\"tenantId\":\"someone-else\"}', 'h', 1, 1)",
+    );
     let sim = simulator(options(20)).await;
     let engine = engine(store.settings(&sim));
     drop(engine);
     assert_eq!(pg_rows(&url, "SELECT version FROM oifde_schema")[0][0].as_deref(), Some("2"));
+    assert!(pg_rows(&url, "SELECT * FROM v_calls").len() == 1, "the views work");
     let kept = pg_rows(&url, "SELECT state, last_error FROM query_keys WHERE query_key = 'call:kept'");
     assert_eq!(kept, vec![vec![Some("waiting".to_string()), None]]);
+    let own = pg_rows(&url, "SELECT api_tenant_id FROM records WHERE log_id = 'old'");
+    assert_eq!(own, vec![vec![Some("someone-else".to_string())]], "the record's own tenant, from raw_json");
 }
 
 /// A password with a reserved character typed raw in `store.url` (or the

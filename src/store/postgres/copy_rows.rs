@@ -14,6 +14,17 @@ fn param(c: &Cell) -> Box<dyn ToSql + Sync + Send> {
     }
 }
 
+/// The column that holds `column` of table `t` here: a record's own
+/// `tenant_id` (as the API sent it) is `api_tenant_id`, since `tenant_id`
+/// is the partition.
+fn column_here(t: &Table, column: &'static str) -> &'static str {
+    if t.name == "records" && column == "tenant_id" { "api_tenant_id" } else { column }
+}
+
+fn columns_here(t: &Table) -> String {
+    t.columns.iter().map(|(c, _)| format!("\"{}\"", column_here(t, c))).collect::<Vec<_>>().join(", ")
+}
+
 impl Postgres {
     pub fn read_snapshot(&self) -> Result<(), StoreError> {
         self.run(self.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"))
@@ -34,7 +45,7 @@ impl Postgres {
         };
         let sql = format!(
             "SELECT {} FROM \"{}\" WHERE tenant_id = $1 {filter} ORDER BY {} LIMIT {limit}",
-            t.column_list(),
+            columns_here(t),
             t.name,
             t.key_list()
         );
@@ -69,14 +80,9 @@ impl Postgres {
         key: &str,
         done: bool,
     ) -> Result<(), StoreError> {
-        // tenant_id is this store's, whatever the source says.
-        let columns: Vec<(usize, &str, Ty)> = t
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, (c, _))| *c != "tenant_id")
-            .map(|(i, (c, ty))| (i, *c, *ty))
-            .collect();
+        // tenant_id is this store's; a record's own goes beside it.
+        let columns: Vec<(usize, &str, Ty)> =
+            t.columns.iter().enumerate().map(|(i, (c, ty))| (i, column_here(t, c), *ty)).collect();
         let names: Vec<String> = columns.iter().map(|(_, c, _)| format!("\"{c}\"")).collect();
         let arrays: Vec<String> = columns
             .iter()

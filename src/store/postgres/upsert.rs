@@ -160,10 +160,10 @@ const UNCOUNT: [&str; 3] = [
 const INSERT_RECORDS: &str = "INSERT INTO records (tenant_id, log_id, call_sor_id, call_id, cti_call_id, \
      calling_number, called_number, start_time, end_time, last_update_time, flow_inst_id, dialog_type, call_data, \
      location_id, flag, business_info, business_info_str, record_file_name, yugao_file_name, raw_json, content_hash, \
-     first_seen_at, synced_at) \
+     first_seen_at, api_tenant_id, synced_at) \
      SELECT $1, t.*, $20 FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
      $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::BIGINT[], $15::TEXT[], \
-     $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $21::TEXT[], $22::TEXT[], $23::BIGINT[]) AS t";
+     $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $21::TEXT[], $22::TEXT[], $23::BIGINT[], $24::TEXT[]) AS t";
 
 const INSERT_TURNS: &str = "INSERT INTO record_details (tenant_id, log_id, seq, inter_no, user_saying, intention, \
      system_reply, reply_time, request_time, response_source, involve_mode, extra_json) \
@@ -223,6 +223,7 @@ impl<'a> PageArrays<'a> {
             text(|r| r.yugao_file_name.as_deref()),
             text(|r| Some(&r.raw_json)),
             text(|r| Some(&r.content_hash)),
+            text(|r| r.tenant_id.as_deref()),
         ];
         let ints = vec![
             int(|r| r.start_time),
@@ -276,7 +277,7 @@ impl<'a> PageArrays<'a> {
         let (t, i) = (&self.texts, &self.ints);
         vec![
             tenant, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &i[0], &i[1], &i[2], &t[6], &t[7], &t[8], &i[3], &t[9],
-            &t[10], &t[11], &t[12], &t[13], now_ms, &t[14], &t[15], &i[4],
+            &t[10], &t[11], &t[12], &t[13], now_ms, &t[14], &t[15], &i[4], &t[16],
         ]
     }
 
