@@ -32,27 +32,6 @@ fn rows_of(kind: Kind, target: &str, dir: &std::path::Path) -> Vec<String> {
     dump_tables(&file)
 }
 
-fn dump_tables(db: &std::path::Path) -> Vec<String> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut out = Vec::new();
-    for t in oifde_sync::store::copy::tables() {
-        let sql = format!("SELECT {} FROM \"{}\" ORDER BY {}", t.column_list(), t.name, t.key_list());
-        let mut stmt = conn.prepare(&sql).unwrap();
-        let n = stmt.column_count();
-        let rows = stmt
-            .query_map([], |row| {
-                Ok(format!(
-                    "{}: {}",
-                    t.name,
-                    (0..n).map(|i| format!("{:?}", row.get_ref(i).unwrap())).collect::<Vec<_>>().join(", ")
-                ))
-            })
-            .unwrap();
-        out.extend(rows.map(Result::unwrap));
-    }
-    out
-}
-
 per_store!(a_target_with_state_of_its_own_is_refused_untouched_unless_replaced);
 
 /// A target that holds keys and a cursor but no records (a tenant a daemon

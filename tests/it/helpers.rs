@@ -532,3 +532,22 @@ macro_rules! per_store {
     };
 }
 pub(crate) use per_store;
+
+/// Every row of every table `copy` carries, as text, in key order.
+pub fn dump_tables(db: &Path) -> Vec<String> {
+    let conn = Connection::open(db).unwrap();
+    let mut out = Vec::new();
+    for t in oifde_sync::store::copy::tables() {
+        let sql = format!("SELECT {} FROM \"{}\" ORDER BY {}", t.column_list(), t.name, t.key_list());
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |row| {
+                let cells: Vec<String> = (0..n).map(|i| format!("{:?}", row.get_ref(i).unwrap())).collect();
+                Ok(format!("{}: {}", t.name, cells.join(", ")))
+            })
+            .unwrap();
+        out.extend(rows.map(Result::unwrap));
+    }
+    out
+}

@@ -32,18 +32,18 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A config for `sim` in `dir` with the metrics endpoint on a free port.
+fn with_metrics(dir: &Path, sim: &oifde_sync::simulator::Simulator) -> (std::path::PathBuf, u16) {
+    let port = free_port();
+    let rest = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    (write_config(dir, sim, &sim.options().app_secret.clone(), "", &rest), port)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daemon_runs_on_schedule_never_overlaps_and_stops_cleanly_on_sigterm() {
     let sim = simulator(options(300)).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write_config(
-        dir.path(),
-        &sim,
-        &sim.options().app_secret.clone(),
-        "",
-        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
+    let (config, port) = with_metrics(dir.path(), &sim);
     let every_second = std::fs::read_to_string(&config)
         .unwrap()
         .replace("window = \"12h\"", "window = \"12h\"\nschedule = \"* * * * * *\"\nlag = \"0s\"");
@@ -256,14 +256,7 @@ async fn json_logs_are_one_object_a_line() {
 async fn a_live_scrape_passes_promtool() {
     let sim = simulator(options(100)).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write_config(
-        dir.path(),
-        &sim,
-        &sim.options().app_secret.clone(),
-        "",
-        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
+    let (config, port) = with_metrics(dir.path(), &sim);
     let text = std::fs::read_to_string(&config).unwrap().replace("window = \"12h\"", "window = \"12h\"\nlag = \"0s\"");
     std::fs::write(&config, text).unwrap();
     let db = dir.path().join("mirror.db");
