@@ -294,3 +294,29 @@ async fn a_live_scrape_passes_promtool() {
     assert!(out.status.success(), "promtool: {said}\n{body}");
     assert!(!said.contains("error"), "promtool: {said}");
 }
+
+/// Ticks that come while the daemon's pass at start runs are skipped
+/// quietly: a warning there would only alarm a newcomer.
+#[tokio::test(flavor = "multi_thread")]
+async fn ticks_during_the_first_pass_are_skipped_without_a_warning() {
+    let faults = Faults { slow_rate: 1.0, slow_delay: Duration::from_millis(700), ..Faults::default() };
+    let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(100) }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    let every_second = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("window = \"12h\"", "window = \"12h\"\nschedule = \"* * * * * *\"\nlag = \"0s\"");
+    std::fs::write(&config, every_second).unwrap();
+    let db = dir.path().join("mirror.db");
+    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+    let mut child = spawn(dir.path(), &["run"], &[], stderr.into());
+    wait_for("the first pass", || db.exists() && runs(&db).iter().any(|r| r.3.is_some())).await;
+    let first = runs(&db)[0].clone();
+    assert!(first.3.unwrap() - first.2 > 1000, "the first pass outlasted a tick: {first:?}");
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
+    let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    let before_first_ended: String = log.lines().take_while(|l| !l.contains("pass: ")).collect::<Vec<_>>().join("\n");
+    assert!(!before_first_ended.contains("previous pass still running"), "{log}");
+}
