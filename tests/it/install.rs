@@ -28,11 +28,9 @@ async fn as_service(args: &[&str], creds: &Path, state: &Path) -> Option<Output>
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs root (to switch to the service's uid) and setpriv; .ci/run runs this as root"]
 async fn the_readme_install_starts_as_the_services_own_user() {
-    if unsafe_geteuid() != 0 {
-        eprintln!("SKIPPED: this test needs root to switch to the service's uid");
-        return;
-    }
+    assert_eq!(unsafe_geteuid(), 0, "this test needs root to switch to the service's uid");
     let sim = simulator(options(200)).await;
     let root = tempfile::tempdir().unwrap();
     std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -69,10 +67,8 @@ async fn the_readme_install_starts_as_the_services_own_user() {
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o500)).unwrap();
 
     let config_arg = config.display().to_string();
-    let Some(check) = as_service(&["--config", &config_arg, "check"], &creds, &state).await else {
-        eprintln!("SKIPPED: setpriv is not installed");
-        return;
-    };
+    let check =
+        as_service(&["--config", &config_arg, "check"], &creds, &state).await.expect("setpriv (util-linux) runs");
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
     let sync = as_service(&["--config", &config_arg, "sync"], &creds, &state).await.unwrap();
     assert_eq!(sync.status.code(), Some(0), "{}", text(&sync));
