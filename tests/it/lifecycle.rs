@@ -377,3 +377,28 @@ async fn a_large_import_beside_the_daemon_starves_nothing(kind: Kind) {
     assert_eq!(store.count("SELECT count(*) FROM query_keys WHERE query_key LIKE 'call:big-%'"), 16_000);
     assert_eq!(store.count("SELECT count(*) FROM query_keys WHERE query_key LIKE 'call:other-%'"), 6_000);
 }
+
+/// The same backfill over HTTPS with a private CA: every configured key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_over_https_reads_every_configured_key() {
+    let (ca, identity) = crate::network::private_ca();
+    let sim = simulator(oifde_sync::simulator::SimOptions { tls: Some(identity), ..options(300) }).await;
+    let Some(store) = TestStore::new(Kind::Sqlite) else { return };
+    let ca_file = store.dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let records = sim.records();
+    let mobile = sim.mobiles()[0].clone();
+    let other = records.iter().find(|r| r.calling_number.as_deref() != Some(mobile.as_str())).unwrap();
+    let mut s = store.settings(&sim);
+    s.api.ca_file = Some(ca_file);
+    s.query.user_mobiles = vec![mobile.clone()];
+    s.query.call_ids = vec![other.call_id.clone()];
+    let report = backfill(&engine(s)).await;
+    assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
+    let expected: Vec<SimRecord> = records
+        .iter()
+        .filter(|r| r.calling_number.as_deref() == Some(mobile.as_str()) || r.call_id == other.call_id)
+        .cloned()
+        .collect();
+    assert_mirrors(&store.local(), &expected);
+}
