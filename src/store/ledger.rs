@@ -62,6 +62,11 @@ pub(super) fn spans_by_key(rows: Vec<(String, i64, i64)>) -> HashMap<String, Vec
     done
 }
 
+/// Marks the runs left `running` by a process that ended mid-pass.
+pub(crate) const ABANDONED: &str = "UPDATE sync_runs SET status = 'failed', finished_at = coalesce(finished_at, ?1), \
+     error = coalesce(error, 'the process ended before the pass finished (killed, or it lost its store)') \
+     WHERE status = 'running'";
+
 impl Sqlite {
     /// A key's cursor, in epoch seconds.
     pub fn cursor(&self, key: &str) -> Result<Option<i64>, StoreError> {
@@ -97,7 +102,10 @@ impl Sqlite {
             .map_err(|e| self.sql(e))
     }
 
+    /// A new run. A run still `running` belongs to a process that ended
+    /// before it finished (one writer at a time): it is marked failed.
     pub fn begin_run(&mut self, kind: &str, now_ms: i64) -> Result<i64, StoreError> {
+        self.conn.execute(ABANDONED, [now_ms]).map_err(|e| self.sql(e))?;
         self.conn
             .execute(
                 "INSERT INTO sync_runs (kind, started_at, status) VALUES (?1, ?2, 'running')",

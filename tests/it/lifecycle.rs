@@ -402,3 +402,18 @@ async fn a_backfill_over_https_reads_every_configured_key() {
         .collect();
     assert_mirrors(&store.local(), &expected);
 }
+
+per_store!(a_run_left_running_by_a_killed_process_is_marked_failed);
+
+async fn a_run_left_running_by_a_killed_process_is_marked_failed(kind: Kind) {
+    let sim = simulator(options(50)).await;
+    let Some(store) = TestStore::new(kind) else { return };
+    let engine = engine(store.settings(&sim));
+    // What a process killed mid-pass leaves behind.
+    let id = engine.with_store(|s| s.begin_run("sync", 1_000)).await.unwrap();
+    assert_eq!(incremental(&engine, TO + 60).await.status, PassStatus::Ok);
+    let row = store.rows(&format!("SELECT status, error FROM sync_runs WHERE id = {id}"));
+    assert_eq!(row[0][0].as_deref(), Some("failed"));
+    assert!(row[0][1].as_deref().unwrap().contains("ended before the pass finished"), "{row:?}");
+    assert_eq!(store.count("SELECT count(*) FROM sync_runs WHERE status = 'running'"), 0);
+}

@@ -39,8 +39,12 @@ impl Postgres {
         .map(drop)
     }
 
+    /// A new run; the tenant's runs still `running` (a process that ended
+    /// mid-pass) are marked failed first.
     pub fn begin_run(&mut self, kind: &str, now_ms: i64) -> Result<i64, StoreError> {
         self.run(async {
+            let abandoned = crate::store::ledger::ABANDONED.replace("?1", "$2") + " AND tenant_id = $1";
+            self.client.execute(&abandoned, &[&self.tenant, &now_ms]).await?;
             let row = self
                 .client
                 .query_one(
