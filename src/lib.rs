@@ -17,6 +17,7 @@ pub mod api;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod fnv;
 pub mod keys;
 pub mod metrics;
 pub mod progress;

@@ -232,12 +232,7 @@ pub fn business_info(text: &str) -> BusinessInfo {
 
 /// 64-bit FNV-1a, hex: a stable content fingerprint (not a security hash).
 pub fn fingerprint(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", crate::fnv::fnv1a(crate::fnv::START, bytes))
 }
 
 impl Record {

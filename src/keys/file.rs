@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::{BadLine, QueryKey, parse_line};
+use crate::fnv::{START, fnv1a};
 
 /// How far a keys file has been read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,7 +66,7 @@ pub fn read_appended<E>(
     }
     let (offset, lines, mut state) = match &continues {
         Some((m, head)) => (m.offset, m.lines, parse_state(head)),
-        None => (0, 0, FNV_START),
+        None => (0, 0, START),
     };
     let mut out = Appended { from_start: continues.is_none() && prev.is_some(), ..Appended::default() };
     file.seek(SeekFrom::Start(offset)).map_err(cannot)?;
@@ -81,7 +82,7 @@ pub fn read_appended<E>(
         }
         offset += n as u64;
         lines += 1;
-        state = fnv(state, &buf);
+        state = fnv1a(state, &buf);
         let text = String::from_utf8_lossy(&buf);
         match parse_line(&text) {
             Some(Ok(key)) => {
@@ -112,32 +113,22 @@ pub fn read_appended<E>(
     Ok(Ok(out))
 }
 
-const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a, continued from `state` over `bytes`.
-fn fnv(mut state: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        state = (state ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    state
-}
-
 fn parse_state(head: &str) -> u64 {
-    head.split_once(':').and_then(|(_, h)| u64::from_str_radix(h, 16).ok()).unwrap_or(FNV_START)
+    head.split_once(':').and_then(|(_, h)| u64::from_str_radix(h, 16).ok()).unwrap_or(START)
 }
 
 /// `LEN:HASH` of the file's first `len` bytes.
 fn hash_prefix(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::with_capacity(1 << 16, file.by_ref().take(len));
-    let mut state = FNV_START;
+    let mut state = START;
     let mut read = 0u64;
     loop {
         let chunk = reader.fill_buf()?;
         if chunk.is_empty() {
             break;
         }
-        state = fnv(state, chunk);
+        state = fnv1a(state, chunk);
         let n = chunk.len();
         read += n as u64;
         reader.consume(n);

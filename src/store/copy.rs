@@ -315,12 +315,8 @@ fn differs(a: &Store, b: &Store, tables: &[Table]) -> Result<Option<&'static str
 /// FNV-1a over a table's rows in key order, every column, with NULL apart
 /// from any value.
 pub fn digest(store: &Store, t: &Table) -> Result<(u64, u64), StoreError> {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut h = crate::fnv::START;
+    let mut feed = |bytes: &[u8]| h = crate::fnv::fnv1a(h, bytes);
     let (mut after, mut rows) = (None::<Vec<Cell>>, 0u64);
     loop {
         let batch = store.read_rows(t, after.as_deref(), BATCH)?;
