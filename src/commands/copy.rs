@@ -51,12 +51,13 @@ pub fn copy(config: &Path, to: &str, replace: bool) -> Result<Exit, CommandError
         return Err(CommandError::Usage("--to names the configured store itself".into()));
     }
     target.take_writer("oifde-sync copy (target)", WRITER_WAIT)?;
-    if let (copy::Target::Holds(what), false) = (copy::target_state(&source, &target)?, replace) {
-        return Err(refuse(&target.describe(), &what));
+    let state = copy::target_state(&source, &target)?;
+    if let (copy::Target::Holds(what), false) = (&state, replace) {
+        return Err(refuse(&target.describe(), what));
     }
     let report = {
         let sink = progress("copy");
-        copy::copy(&from, &mut target, sink.as_ref(), replace)?
+        copy::copy(&from, &mut target, sink.as_ref(), &state, replace)?
     };
     let records = report.tables.first().map_or(0, |(_, n, _)| *n);
     let how = match (report.resumed, report.redone, replace) {

@@ -227,24 +227,24 @@ pub fn target_state(source: &str, to: &Store) -> Result<Target, StoreError> {
     Ok(if held.is_empty() { Target::Empty } else { Target::Holds(held.join(", ")) })
 }
 
-/// Copies `from` into `to`, which [`target_state`] found empty or holding
-/// an unfinished copy from `from` (with `replace`, whatever it holds is
-/// deleted first). At the end both sides are compared table by table, row
-/// by row (a digest in key order): a resumed copy whose source changed
-/// meanwhile is done again from the start, so that no stale row is kept.
+/// Copies `from` into `to`, whose [`target_state`] the caller found (and
+/// passes as `state`): empty, holding an unfinished copy from `from`
+/// (resumed), or, with `replace`, anything (deleted first). At the end both
+/// sides are compared table by table, row by row (a digest in key order): a
+/// resumed copy whose source changed meanwhile is done again from the start,
+/// so that no stale row is kept.
 pub fn copy(
     from: &Store,
     to: &mut Store,
     progress: &dyn ProgressSink,
+    state: &Target,
     replace: bool,
 ) -> Result<CopyReport, StoreError> {
-    let source = from.describe();
     let tables = tables();
-    let state = target_state(&source, to)?;
-    if replace && state != Target::Empty {
+    if replace && *state != Target::Empty {
         to.clear_tables(&tables)?;
     }
-    let resumed = !replace && state == Target::Unfinished;
+    let resumed = !replace && *state == Target::Unfinished;
     let mut counts = Vec::new();
     for t in &tables {
         counts.push(from.count_rows(t.name)?);

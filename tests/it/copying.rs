@@ -25,7 +25,8 @@ fn rows_of(kind: Kind, target: &str, dir: &std::path::Path) -> Vec<String> {
             let from =
                 oifde_sync::store::Store::Postgres(Box::new(oifde_sync::store::Postgres::open_read_only(&pg).unwrap()));
             let mut to = oifde_sync::store::Store::open(&path).unwrap();
-            oifde_sync::store::copy::copy(&from, &mut to, &Quiet, false).unwrap();
+            oifde_sync::store::copy::copy(&from, &mut to, &Quiet, &oifde_sync::store::copy::Target::Empty, false)
+                .unwrap();
             path
         }
     };

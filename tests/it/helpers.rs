@@ -484,7 +484,7 @@ impl TestStore {
         let path = self.dir.path().join(format!("copy-{}.db", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
         let from = Store::Postgres(Box::new(oifde_sync::store::Postgres::open_read_only(&pg).unwrap()));
         let mut to = Store::open(&path).unwrap();
-        oifde_sync::store::copy::copy(&from, &mut to, &Quiet, false).unwrap();
+        oifde_sync::store::copy::copy(&from, &mut to, &Quiet, &oifde_sync::store::copy::Target::Empty, false).unwrap();
         path
     }
 }
