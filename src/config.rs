@@ -678,22 +678,22 @@ fn validate(raw: RawSettings, o: &Origins, needs_api: bool) -> Result<Settings, 
         ));
     }
     let q = raw.query;
-    for (kind, values) in crate::keys::configured_lists_raw(&q.user_mobiles, &q.call_ids, &q.cti_call_ids) {
-        let (name, list) = values;
-        for v in list.iter().filter(|v| !v.trim().is_empty()) {
+    let query = QuerySettings {
+        user_mobiles: q.user_mobiles,
+        call_ids: q.call_ids,
+        cti_call_ids: q.cti_call_ids,
+        keys_file: config_path(o, &q.keys_file),
+        give_up_after: duration(o, "query.give_up_after", &q.give_up_after)?,
+        point_lookback: duration(o, "query.point_lookback", &q.point_lookback)?,
+    };
+    for (kind, name, values) in crate::keys::configured_lists(&query) {
+        for v in values.iter().filter(|v| !v.trim().is_empty()) {
             crate::keys::QueryKey::of(kind, v).map_err(|m| o.invalid(name, format!("{m}; fix or remove it")))?;
         }
     }
     Ok(Settings {
         api,
-        query: QuerySettings {
-            user_mobiles: q.user_mobiles,
-            call_ids: q.call_ids,
-            cti_call_ids: q.cti_call_ids,
-            keys_file: config_path(o, &q.keys_file),
-            give_up_after: duration(o, "query.give_up_after", &q.give_up_after)?,
-            point_lookback: duration(o, "query.point_lookback", &q.point_lookback)?,
-        },
+        query,
         sync,
         store_path,
         store_url,

@@ -181,7 +181,7 @@ pub struct BadLine {
 /// config was loaded; a value that is not a key is left out here).
 pub fn configured(q: &QuerySettings) -> Vec<QueryKey> {
     let mut keys = Vec::new();
-    for (kind, (_, values)) in configured_lists_raw(&q.user_mobiles, &q.call_ids, &q.cti_call_ids) {
+    for (kind, _, values) in configured_lists(q) {
         for v in values.iter().filter(|v| !v.trim().is_empty()) {
             if let Ok(key) = QueryKey::of(kind, v) {
                 keys.push(key);
@@ -193,16 +193,12 @@ pub fn configured(q: &QuerySettings) -> Vec<QueryKey> {
     keys
 }
 
-/// The config's key lists with their kind and config key, for validation.
-pub fn configured_lists_raw<'a>(
-    mobiles: &'a [String],
-    calls: &'a [String],
-    ctis: &'a [String],
-) -> [(KeyKind, (&'static str, &'a [String])); 3] {
+/// The config's key lists, each with its kind and config key.
+pub fn configured_lists(q: &QuerySettings) -> [(KeyKind, &'static str, &[String]); 3] {
     [
-        (KeyKind::Mobile, ("query.user_mobiles", mobiles)),
-        (KeyKind::Call, ("query.call_ids", calls)),
-        (KeyKind::Cti, ("query.cti_call_ids", ctis)),
+        (KeyKind::Mobile, "query.user_mobiles", &q.user_mobiles),
+        (KeyKind::Call, "query.call_ids", &q.call_ids),
+        (KeyKind::Cti, "query.cti_call_ids", &q.cti_call_ids),
     ]
 }
 
