@@ -7,6 +7,11 @@ use oifde_sync::sync::PassStatus;
 
 use crate::helpers::*;
 
+/// Queries the server received for `key`, with a time window or without.
+fn asked(sim: &oifde_sync::simulator::Simulator, key: &str, windowed: bool) -> usize {
+    sim.request_log().iter().filter(|e| e.key.as_deref() == Some(key) && e.windowed == windowed).count()
+}
+
 fn state_of(store: &TestStore, key: &str) -> Option<String> {
     store.rows(&format!("SELECT state FROM query_keys WHERE query_key = '{key}'")).first().and_then(|r| r[0].clone())
 }
@@ -49,9 +54,7 @@ async fn a_backfill_reads_every_configured_key_and_changes_no_state(kind: Kind) 
     // Bounded by the period, like any window.
     let call_key = format!("call:{}", by_call.call_id);
     let cti_key = format!("cti:{cti}");
-    for e in sim.request_log().iter().filter(|e| e.key.as_deref() == Some(&call_key)) {
-        assert!(e.windowed, "a backfill query of a point key is bounded by the period");
-    }
+    assert_eq!(asked(&sim, &call_key, false), 0, "a backfill query of a point key is bounded by the period");
     for key in [&call_key, &cti_key] {
         assert_eq!(state_of(&store, key).as_deref(), Some("active"), "{key}: a backfill changes no state");
     }
@@ -61,8 +64,7 @@ async fn a_backfill_reads_every_configured_key_and_changes_no_state(kind: Kind) 
     assert_eq!(incremental(&engine, TO + 86_400).await.status, PassStatus::Ok);
     assert_eq!(state_of(&store, &call_key).as_deref(), Some("done"));
     let before = sim.queries_for(&call_key);
-    let again = oifde_sync::sync::PassKind::Backfill { from: FROM, to: TO - 1, key: None };
-    let report = engine.pass(again, &tokio_util::sync::CancellationToken::new()).await.unwrap();
+    let report = backfill(&engine).await;
     assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
     assert!(sim.queries_for(&call_key) > before, "a done key is read again by a backfill");
     assert_eq!(state_of(&store, &call_key).as_deref(), Some("done"), "and stays done");
@@ -192,8 +194,7 @@ async fn one_malformed_call_id_harms_no_other_key(kind: Kind) {
     assert_eq!(later.status, PassStatus::Ok, "{:?}", later.errors);
     for c in &calls {
         assert_eq!(state_of(&store, &format!("call:{c}")).as_deref(), Some("done"), "{c}");
-        let windowed =
-            sim.request_log().iter().filter(|e| e.key.as_deref() == Some(&format!("call:{c}")) && e.windowed).count();
+        let windowed = asked(&sim, &format!("call:{c}"), true);
         assert_eq!(windowed, 0, "call:{c} was asked in windows");
     }
     let expected: Vec<SimRecord> = sim.records().into_iter().filter(|r| calls.contains(&r.call_id)).collect();
@@ -228,8 +229,7 @@ async fn a_passing_refusal_of_a_key_only_query_switches_nothing(kind: Kind) {
     assert_eq!(incremental(&engine, TO + 86_400 + 60).await.status, PassStatus::Ok);
     for c in &calls[1..] {
         assert_eq!(state_of(&store, &format!("call:{c}")).as_deref(), Some("done"));
-        let windowed =
-            sim.request_log().iter().filter(|e| e.key.as_deref() == Some(&format!("call:{c}")) && e.windowed).count();
+        let windowed = asked(&sim, &format!("call:{c}"), true);
         assert_eq!(windowed, 0, "call:{c} was asked in windows");
     }
 }
@@ -248,9 +248,7 @@ async fn a_server_that_needed_windows_is_asked_again_an_hour_later(kind: Kind) {
     s.query.call_ids = calls[..2].to_vec();
     s.api.concurrency = 1;
     let engine = engine(s);
-    let key_only = |c: &str| {
-        sim.request_log().iter().filter(|e| e.key.as_deref() == Some(&format!("call:{c}")) && !e.windowed).count()
-    };
+    let key_only = |c: &str| asked(&sim, &format!("call:{c}"), false);
     let add = |c: &str| {
         let key = oifde_sync::keys::QueryKey::parse(&format!("call:{c}")).unwrap();
         engine.with_store(move |st| st.add_keys(&[key], 0))

@@ -13,6 +13,16 @@ fn edit(config: &Path, from: &str, to: &str) {
     std::fs::write(config, text.replacen(from, to, 1)).unwrap();
 }
 
+/// A config in `dir` for `sim` whose `[query] list` also names `value`.
+fn config_with_key(dir: &Path, sim: &oifde_sync::simulator::Simulator, list: &str, value: &str) {
+    let config = write_config(dir, sim, &sim.options().app_secret.clone(), "", "");
+    if list == "user_mobiles" {
+        edit(&config, "user_mobiles = [", &format!("user_mobiles = [\"{value}\", "));
+    } else {
+        edit(&config, "[query]\n", &format!("[query]\n{list} = [\"{value}\"]\n"));
+    }
+}
+
 fn quick_check(db: &Path) -> String {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).unwrap()
@@ -93,12 +103,7 @@ async fn keys_are_checked_wherever_they_come_from() {
     let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
     for (list, value) in [("user_mobiles", "+8618400004443"), ("user_mobiles", "180****9999"), ("call_ids", "abc-1")] {
         let dir = tempfile::tempdir().unwrap();
-        let c = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
-        if list == "user_mobiles" {
-            edit(&c, "user_mobiles = [", &format!("user_mobiles = [\"{value}\", "));
-        } else {
-            edit(&c, "[query]\n", &format!("[query]\n{list} = [\"{value}\"]\n"));
-        }
+        config_with_key(dir.path(), &sim, list, value);
         let out = run(dir.path(), &["check"], &[]).await;
         assert_eq!(out.status.code(), Some(0), "{value} is a valid key: {}", text(&out));
     }
@@ -106,12 +111,7 @@ async fn keys_are_checked_wherever_they_come_from() {
         [("user_mobiles", "184 0000 4443"), ("user_mobiles", "mobile:13200019769"), ("cti_call_ids", "abc def")]
     {
         let dir = tempfile::tempdir().unwrap();
-        let c = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
-        if list == "user_mobiles" {
-            edit(&c, "user_mobiles = [", &format!("user_mobiles = [\"{value}\", "));
-        } else {
-            edit(&c, "[query]\n", &format!("[query]\n{list} = [\"{value}\"]\n"));
-        }
+        config_with_key(dir.path(), &sim, list, value);
         for args in [&["check"][..], &["sync"]] {
             let out = run(dir.path(), args, &[]).await;
             assert_eq!(out.status.code(), Some(2), "{value}: {}", text(&out));

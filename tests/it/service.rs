@@ -32,6 +32,15 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `/metrics` at `url`, asked for OpenMetrics as Prometheus does, or as curl does.
+async fn scrape(url: &str, openmetrics: bool) -> String {
+    let mut request = reqwest::Client::new().get(url);
+    if openmetrics {
+        request = request.header("accept", "application/openmetrics-text; version=1.0.0");
+    }
+    request.send().await.unwrap().text().await.unwrap()
+}
+
 /// A config for `sim` in `dir` with the metrics endpoint on a free port.
 fn with_metrics(dir: &Path, sim: &oifde_sync::simulator::Simulator) -> (std::path::PathBuf, u16) {
     let port = free_port();
@@ -54,15 +63,7 @@ async fn the_daemon_runs_on_schedule_never_overlaps_and_stops_cleanly_on_sigterm
 
     wait_for("three finished passes", || db.exists() && runs(&db).iter().filter(|r| r.3.is_some()).count() >= 3).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let body = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .header("accept", "application/openmetrics-text; version=1.0.0")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = scrape(&format!("http://127.0.0.1:{port}/metrics"), true).await;
     assert!(body.contains("oifde_sync_inserted_total 300"), "{body}");
     assert!(body.contains("oifde_sync_request_duration_seconds_bucket"), "{body}");
     assert!(body.contains("oifde_sync_process_resident_memory_bytes "), "{body}");
@@ -271,21 +272,13 @@ async fn a_live_scrape_passes_promtool() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = format!("http://127.0.0.1:{port}/metrics");
     // What Prometheus asks for: OpenMetrics, one HELP line a family.
-    let open = reqwest::Client::new()
-        .get(&url)
-        .header("accept", "application/openmetrics-text; version=1.0.0")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let open = scrape(&url, true).await;
     assert!(open.ends_with("# EOF\n") && open.contains("oifde_sync_keys_read_total "), "{open}");
     let helps: Vec<&str> = open.lines().filter_map(|l| l.strip_prefix("# HELP ")?.split(' ').next()).collect();
     let distinct: std::collections::HashSet<&&str> = helps.iter().collect();
     assert_eq!(helps.len(), distinct.len(), "two families share a name: {open}");
     // What curl gets, and promtool reads.
-    let body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let body = scrape(&url, false).await;
     assert!(body.contains("oifde_sync_keys_read_total "), "{body}");
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])

@@ -72,10 +72,7 @@ async fn long_text_in_indexed_columns_is_stored(kind: Kind) {
     assert_summaries_exact(&rusqlite::Connection::open(store.local()).unwrap());
     // Replaced by a newer version: the summaries are taken down and up again.
     sim.update("long-1", |r| r.last_update_time = r.last_update_time.map(|t| t + 1000));
-    let report = engine
-        .pass(oifde_sync::sync::PassKind::Backfill { from: FROM, to: TO - 1, key: None }, &Default::default())
-        .await
-        .unwrap();
+    let report = backfill(&engine).await;
     assert_eq!((report.status, report.figures.updated), (PassStatus::Ok, 1), "{:?}", report.errors);
     assert_summaries_exact(&rusqlite::Connection::open(store.local()).unwrap());
 }
@@ -107,10 +104,7 @@ async fn times_no_calendar_shows_are_kept_and_read_as_null(kind: Kind) {
         r.last_update_time = r.last_update_time.map(|t| t + 1000);
         r.flag = Some("later".into());
     });
-    let report = engine
-        .pass(oifde_sync::sync::PassKind::Backfill { from: FROM, to: TO - 1, key: None }, &Default::default())
-        .await
-        .unwrap();
+    let report = backfill(&engine).await;
     assert_eq!((report.status, report.figures.updated), (PassStatus::Ok, 1), "{:?}", report.errors);
     assert_summaries_exact(&rusqlite::Connection::open(store.local()).unwrap());
 }
