@@ -32,6 +32,17 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Starts `run` in `dir` with `config` set to a pass every second (its
+/// stderr in `stderr.log`); returns the store's path and the process.
+fn daemon_every_second(dir: &Path, config: &Path) -> (std::path::PathBuf, Spawned) {
+    let every_second = std::fs::read_to_string(config)
+        .unwrap()
+        .replace("window = \"12h\"", "window = \"12h\"\nschedule = \"* * * * * *\"\nlag = \"0s\"");
+    std::fs::write(config, every_second).unwrap();
+    let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+    (dir.join("mirror.db"), spawn(dir, &["run"], &[], stderr.into()))
+}
+
 /// `/metrics` at `url`, asked for OpenMetrics as Prometheus does, or as curl does.
 async fn scrape(url: &str, openmetrics: bool) -> String {
     let mut request = reqwest::Client::new().get(url);
@@ -53,13 +64,7 @@ async fn the_daemon_runs_on_schedule_never_overlaps_and_stops_cleanly_on_sigterm
     let sim = simulator(options(300)).await;
     let dir = tempfile::tempdir().unwrap();
     let (config, port) = with_metrics(dir.path(), &sim);
-    let every_second = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("window = \"12h\"", "window = \"12h\"\nschedule = \"* * * * * *\"\nlag = \"0s\"");
-    std::fs::write(&config, every_second).unwrap();
-    let db = dir.path().join("mirror.db");
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = spawn(dir.path(), &["run"], &[], stderr.into());
+    let (db, mut child) = daemon_every_second(dir.path(), &config);
 
     wait_for("three finished passes", || db.exists() && runs(&db).iter().filter(|r| r.3.is_some()).count() >= 3).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -302,13 +307,7 @@ async fn ticks_during_the_first_pass_are_skipped_without_a_warning() {
     let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(100) }).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
-    let every_second = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("window = \"12h\"", "window = \"12h\"\nschedule = \"* * * * * *\"\nlag = \"0s\"");
-    std::fs::write(&config, every_second).unwrap();
-    let db = dir.path().join("mirror.db");
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-    let mut child = spawn(dir.path(), &["run"], &[], stderr.into());
+    let (db, mut child) = daemon_every_second(dir.path(), &config);
     wait_for("the first pass", || db.exists() && runs(&db).iter().any(|r| r.3.is_some())).await;
     let first = runs(&db)[0].clone();
     assert!(first.3.unwrap() - first.2 > 1000, "the first pass outlasted a tick: {first:?}");
