@@ -41,13 +41,13 @@ fn settings(sim: &Simulator, db: &Path) -> Settings {
     s.api.concurrency = 8;
     s.sync.window = Duration::from_secs(3600);
     s.query.user_mobiles.clear();
-    s.log_level = "error".into();
+    s.log.level = "error".into();
     s
 }
 
 fn engine(settings: Settings) -> Engine {
     let client = Arc::new(ApiClient::new(&settings.api).unwrap());
-    let store = Store::open_with(&settings.store_path, settings.store_full_text).unwrap();
+    let store = Store::open_configured(&settings.store).unwrap();
     Engine::new(Arc::new(settings), client, store)
 }
 
@@ -145,7 +145,7 @@ async fn dense_window_only(dir: &Path, rows: &mut Vec<Row>) {
     let sim = sim(options).await;
     let mut s = settings(&sim, &dir.join("dense.db"));
     s.sync.start = Start::At(to - 2 * DAY);
-    s.store_full_text = oifde_sync::store::FullText::Off;
+    s.store.full_text = oifde_sync::config::FullText::Off;
     let engine = engine(s);
     let ((first, secs), queries) = counted(&sim, pass(&engine, now)).await;
     assert_eq!(first.figures.inserted, 100_000);

@@ -10,12 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oifde_sync::api::{ApiClient, Query, Record};
+use oifde_sync::api::{ApiClient, Query};
+use oifde_sync::config::FullText;
 use oifde_sync::config::{ApiSettings, Credential};
 use oifde_sync::keys::QueryKey;
+use oifde_sync::record::Record;
 use oifde_sync::secret::Secret;
 use oifde_sync::simulator::dataset;
-use oifde_sync::store::{FullText, Store};
+use oifde_sync::store::Store;
 use oifde_sync::tz::{self, ServerZone};
 
 const BIN: &str = env!("CARGO_BIN_EXE_oifde-sync");

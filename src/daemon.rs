@@ -75,12 +75,14 @@ impl Shared {
 
     /// With `store.snapshot_to`, a fresh copy for analysts after a pass that wrote.
     async fn snapshot_after(&self, report: &crate::sync::PassReport) {
-        let Some((to, access)) = self.engine.settings.snapshot.clone() else { return };
+        let Some(crate::config::Snapshot { to, access }) = self.engine.settings.store.snapshot().cloned() else {
+            return;
+        };
         let f = &report.figures;
         if f.inserted + f.updated == 0 && to.exists() {
             return;
         }
-        let store = self.engine.settings.store_path.clone();
+        let Some(store) = self.engine.settings.store.sqlite_path().map(std::path::Path::to_path_buf) else { return };
         let written = tokio::task::spawn_blocking(move || {
             crate::store::snapshot::snapshot(&store, &to, &access).map(|n| (to, n))
         })

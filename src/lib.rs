@@ -22,6 +22,8 @@ pub mod keys;
 pub mod metrics;
 pub mod progress;
 pub mod queries;
+pub mod record;
+pub mod run_log;
 pub mod schedule;
 pub mod secret;
 pub mod simulator;

@@ -18,8 +18,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{KeyState, StreamCursor};
-use crate::sync::{Engine, Figures, PassReport, PassStatus};
+use crate::keys::{KeyState, StreamCursor};
+use crate::run_log::{Figures, PassStatus};
+use crate::sync::{Engine, PassReport};
 use crate::tz;
 
 type Labels = Vec<(&'static str, String)>;

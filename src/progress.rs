@@ -7,7 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::sync::ProgressSink;
+/// Progress of a pass, for a bar on a terminal or periodic log lines. Work
+/// is counted in units: a second of a stream key's span, or a point key.
+pub trait ProgressSink: Send + Sync {
+    fn planned(&self, _units: u64) {}
+    fn advanced(&self, _units: u64, _records: u64) {}
+}
+
+/// No progress shown.
+pub struct Silent;
+impl ProgressSink for Silent {}
 
 /// The bar on screen, if any: log lines are written around it.
 static ON_SCREEN: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);

@@ -14,10 +14,10 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::error::{ApiError, code_in};
-use super::record::{Record, value_int};
 use super::{QUERY_PATH, TOKEN_PATH, codes};
 use crate::config::{ApiSettings, Credential};
 use crate::keys::QueryKey;
+use crate::record::{Record, value_int};
 use crate::secret::Secret;
 
 /// One page request: a key, an inclusive window in epoch seconds (none for

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::codes;
-use super::record::RecordError;
+use crate::record::RecordError;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {

@@ -3,11 +3,9 @@
 
 mod client;
 mod error;
-pub mod record;
 
 pub use client::{ApiClient, ClientStats, Page, Query, parse_query_answer};
 pub use error::{Action, ApiError};
-pub use record::{Qa, Record, Turn};
 
 /// Path of the token interface.
 pub const TOKEN_PATH: &str = "/oifde/rest/api/gettoken";

@@ -26,7 +26,7 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
             return Ok(Exit::Config);
         }
     };
-    crate::telemetry::init(settings.log_format, &settings.log_level);
+    crate::telemetry::init(settings.log.format, &settings.log.level);
     ok("config", format!("{} is valid", config.display()));
     if let Some(warning) = super::secret_file_warning(&settings) {
         println!("warn    config: {warning}");
@@ -40,7 +40,7 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
         }
     };
 
-    let mut store = Store::open_configured(&settings);
+    let mut store = Store::open_configured(&settings.store);
     let opened = store
         .as_ref()
         .map_err(|e| e.to_string())
@@ -56,7 +56,7 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
             return Ok(Exit::Store);
         }
         (Err(e), _) => {
-            let fix = if settings.store_url.is_some() {
+            let fix = if settings.store.postgres().is_some() {
                 "check store.url, the password and that the database exists"
             } else {
                 "check store.path and that the directory is writable"
@@ -96,7 +96,7 @@ pub async fn check(config: &Path) -> Result<Exit, CommandError> {
         }
     }
 
-    let mut keys = keys::configured(&settings.query);
+    let mut keys = settings.query.configured();
     if let Some(file) = &settings.query.keys_file {
         let mut from_file = Vec::new();
         let read = keys::file::read_appended::<()>(file, None, &mut |batch| {

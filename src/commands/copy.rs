@@ -17,7 +17,7 @@ pub fn copy(config: &Path, to: &str, replace: bool) -> Result<Exit, CommandError
     let settings = load_offline_settings(config)?;
     // The source is read in one consistent state, with no lock: the daemon
     // goes on writing, and a read-only role can make an extract.
-    let from = Store::open_configured_read_only(&settings)?;
+    let from = Store::open_configured_read_only(&settings.store)?;
     from.read_snapshot()?;
     let source = from.describe();
     let refuse = |target: &str, what: &str| {
@@ -29,7 +29,7 @@ pub fn copy(config: &Path, to: &str, replace: bool) -> Result<Exit, CommandError
     let to_pg = to.starts_with("postgres://") || to.starts_with("postgresql://");
     if !to_pg && Path::new(to).exists() {
         // Looked at read-only first: a refused copy leaves the file as it was.
-        if crate::store::snapshot::is_the_store(&settings.store_path, Path::new(to)) && settings.store_url.is_none() {
+        if settings.store.sqlite_path().is_some_and(|store| crate::config::is_the_store(store, Path::new(to))) {
             return Err(CommandError::Usage("--to names the configured store itself".into()));
         }
         let peek = Store::open_read_only(Path::new(to))?;
@@ -41,11 +41,11 @@ pub fn copy(config: &Path, to: &str, replace: bool) -> Result<Exit, CommandError
         let mut pg = PgSettings::parse(to, &settings.api.tenant_id)
             .map_err(|m| CommandError::Usage(format!("--to: {m}")))?
             .with_env_password();
-        pg.ca_file = settings.store_url.as_ref().and_then(|s| s.ca_file.clone());
+        pg.ca_file = settings.store.postgres().and_then(|s| s.ca_file.clone());
         pg.password_from = "the --to URL (percent-encoded) or PGPASSWORD";
-        Store::Postgres(Box::new(Postgres::open(&pg, settings.store_full_text)?))
+        Store::Postgres(Box::new(Postgres::open(&pg, settings.store.full_text)?))
     } else {
-        Store::open_with(&PathBuf::from(to), settings.store_full_text)?
+        Store::open_with(&PathBuf::from(to), settings.store.full_text)?
     };
     if target.describe() == source {
         return Err(CommandError::Usage("--to names the configured store itself".into()));

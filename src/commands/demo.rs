@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::{CommandError, Exit};
 use crate::api::ApiClient;
-use crate::config::{ApiSettings, Credential, LogFormat, QuerySettings, Settings, SyncSettings};
+use crate::config::{
+    ApiSettings, Credential, LogFormat, LogSettings, QuerySettings, Settings, StoreSettings, SyncSettings,
+};
 use crate::secret::Secret;
 use crate::simulator::{SimOptions, Simulator};
 use crate::store::Store;
@@ -44,12 +46,8 @@ pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
             resweep: None,
             resweep_schedule: "0 30 3 * * *".into(),
         },
-        store_path: path,
-        store_url: None,
-        store_full_text: crate::store::FullText::Callers,
-        snapshot: None,
-        log_format: LogFormat::Text,
-        log_level: "warn".into(),
+        store: StoreSettings::sqlite(path),
+        log: LogSettings { format: LogFormat::Text, level: "warn".into() },
         metrics_listen: None,
         file: PathBuf::from("(demo)"),
         secret_in_file: false,

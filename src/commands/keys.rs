@@ -7,8 +7,9 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::{CommandError, Exit, load_offline_settings};
+use crate::keys::{KeyRow, KeyState};
 use crate::keys::{QueryKey, parse_line};
-use crate::store::{KeyRow, KeyState, Store};
+use crate::store::Store;
 use crate::tz;
 
 #[derive(Subcommand)]
@@ -41,7 +42,7 @@ pub fn keys(config: &Path, cmd: KeysCommand) -> Result<Exit, CommandError> {
         KeysCommand::Add { keys } => return add(&settings, &keys),
         KeysCommand::List { state, json } => {
             let state = state.as_deref().map(KeyState::parse).transpose().map_err(CommandError::Usage)?;
-            let store = Store::open_configured_read_only(&settings)?;
+            let store = Store::open_configured_read_only(&settings.store)?;
             let rows = store.list_keys(state)?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for row in &rows {
@@ -56,7 +57,7 @@ pub fn keys(config: &Path, cmd: KeysCommand) -> Result<Exit, CommandError> {
         }
         KeysCommand::Forget { keys } => {
             let keys = read_keys(&keys)?;
-            let mut store = Store::open_configured(&settings)?;
+            let mut store = Store::open_configured(&settings.store)?;
             let known = store.forget_keys(&keys)?;
             println!("{known} of {} keys forgotten", keys.len());
         }
@@ -78,7 +79,7 @@ fn add(settings: &crate::config::Settings, args: &[String]) -> Result<Exit, Comm
         .filter(|a| *a != "-")
         .map(|a| QueryKey::parse(a).map_err(CommandError::Usage))
         .collect::<Result<_, _>>()?;
-    let mut store = Store::open_configured(settings)?;
+    let mut store = Store::open_configured(&settings.store)?;
     store.wait_when_busy(IMPORT_WAIT);
     let now = tz::now_ms();
     let (mut read, mut changed, mut refused) = (listed.len() as u64, store.add_keys(&listed, now)?, 0u64);

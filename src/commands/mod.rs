@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use crate::api::{ApiClient, ApiError};
 use crate::config::{ConfigError, Settings};
+use crate::run_log::PassStatus;
 use crate::store::{Store, StoreError};
-use crate::sync::{Engine, PassReport, PassStatus};
+use crate::sync::{Engine, PassReport};
 
 /// Exit codes of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +78,7 @@ pub fn load_offline_settings(file: &Path) -> Result<Arc<Settings>, CommandError>
 }
 
 fn ready(settings: Settings) -> Result<Arc<Settings>, CommandError> {
-    crate::telemetry::init(settings.log_format, &settings.log_level);
+    crate::telemetry::init(settings.log.format, &settings.log.level);
     if let Some(warning) = secret_file_warning(&settings) {
         tracing::warn!("{warning}");
     }
@@ -108,7 +109,7 @@ pub fn engine(settings: Arc<Settings>, what: &str) -> Result<Engine, CommandErro
         ApiError::Tls(msg) => CommandError::Usage(msg),
         other => CommandError::Api(other),
     })?);
-    let mut store = Store::open_configured(&settings)?;
+    let mut store = Store::open_configured(&settings.store)?;
     store.take_writer(what, WRITER_WAIT)?;
     store.quick_check(QUICK_CHECK_LIMIT)?;
     Ok(Engine::new(settings, client, store))

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{CommandError, Exit, load_offline_settings};
-use crate::store::snapshot::{Access, parse_mode, snapshot as write_snapshot};
+use crate::config::{Access, Snapshot, is_the_store, parse_mode};
+use crate::store::snapshot::snapshot as write_snapshot;
 
 pub fn snapshot(
     config: &Path,
@@ -13,33 +14,33 @@ pub fn snapshot(
     group: Option<String>,
 ) -> Result<Exit, CommandError> {
     let settings = load_offline_settings(config)?;
-    if settings.store_url.is_some() {
+    let Some(store) = settings.store.sqlite_path() else {
         return Err(CommandError::Usage(
             "snapshot copies a SQLite store; with PostgreSQL, `oifde-sync copy --to FILE.db` writes a SQLite copy"
                 .into(),
         ));
-    }
-    let configured = settings.snapshot.clone();
+    };
+    let configured = settings.store.snapshot().cloned();
     let to = to
-        .or_else(|| configured.as_ref().map(|(p, _)| p.clone()))
+        .or_else(|| configured.as_ref().map(|s| s.to.clone()))
         .ok_or_else(|| CommandError::Usage("snapshot needs --to FILE (or store.snapshot_to in the config)".into()))?;
-    if crate::store::snapshot::is_the_store(&settings.store_path, &to) {
+    if is_the_store(store, &to) {
         return Err(CommandError::Usage(format!(
             "--to {} is the store itself ({}); a snapshot there would overwrite the live store. Name another file",
             to.display(),
-            settings.store_path.display()
+            store.display()
         )));
     }
     let mode = match mode {
         Some(m) => parse_mode(m).map_err(|e| CommandError::Usage(format!("--mode: {e}")))?,
-        None => configured.as_ref().map_or(0o640, |(_, a)| a.mode),
+        None => configured.as_ref().map_or(0o640, |s| s.access.mode),
     };
-    let group = group.or_else(|| configured.and_then(|(_, a)| a.group));
+    let group = group.or_else(|| configured.and_then(|Snapshot { access, .. }| access.group));
     let access = Access { mode, group };
-    let records = write_snapshot(&settings.store_path, &to, &access)?;
+    let records = write_snapshot(store, &to, &access)?;
     println!(
         "snapshot of {} ({records} records) written to {} (mode {:04o}{})",
-        settings.store_path.display(),
+        store.display(),
         to.display(),
         access.mode,
         access.group.as_deref().map(|g| format!(", group {g}")).unwrap_or_default()

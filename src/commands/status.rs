@@ -6,7 +6,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{CommandError, Exit, load_offline_settings};
-use crate::store::{RunRow, StatusReport, Store};
+use crate::run_log::{RunRow, StatusReport};
+use crate::store::Store;
 use crate::tz;
 
 /// The JSON document of `status --json`; field names are stable.
@@ -28,7 +29,7 @@ struct KeyLag {
 
 pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
     let settings = load_offline_settings(config)?;
-    let store = Store::open_configured_read_only(&settings)?;
+    let store = Store::open_configured_read_only(&settings.store)?;
     let report = store.status(5)?;
     let now = tz::now_ms();
     let lags: Vec<KeyLag> = report

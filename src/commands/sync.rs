@@ -8,7 +8,8 @@ use std::time::Instant;
 use super::{CommandError, Exit, engine, load_settings, pass_exit, shutdown_on_signals};
 use crate::keys::QueryKey;
 use crate::progress::progress;
-use crate::sync::{PassKind, PassStatus};
+use crate::run_log::PassStatus;
+use crate::sync::PassKind;
 use crate::tz;
 
 pub async fn sync(config: &Path, resweep: bool) -> Result<Exit, CommandError> {

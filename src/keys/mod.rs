@@ -4,10 +4,11 @@
 //! name one call and are read until it settles.
 
 pub mod file;
+mod state;
+
+pub use state::{KeyRow, KeyState, KeyUpdate, SkippedWindow, StreamCursor};
 
 use std::fmt;
-
-use crate::config::QuerySettings;
 
 /// How a key is polled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -175,31 +176,6 @@ pub fn sources_without(sources: &str, gone: &str) -> Option<String> {
 pub struct BadLine {
     pub line: u64,
     pub msg: String,
-}
-
-/// The keys of the config lists, without duplicates (validated when the
-/// config was loaded; a value that is not a key is left out here).
-pub fn configured(q: &QuerySettings) -> Vec<QueryKey> {
-    let mut keys = Vec::new();
-    for (kind, _, values) in configured_lists(q) {
-        for v in values.iter().filter(|v| !v.trim().is_empty()) {
-            if let Ok(key) = QueryKey::of(kind, v) {
-                keys.push(key);
-            }
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    keys.retain(|k| seen.insert(k.clone()));
-    keys
-}
-
-/// The config's key lists, each with its kind and config key.
-pub fn configured_lists(q: &QuerySettings) -> [(KeyKind, &'static str, &[String]); 3] {
-    [
-        (KeyKind::Mobile, "query.user_mobiles", &q.user_mobiles),
-        (KeyKind::Call, "query.call_ids", &q.call_ids),
-        (KeyKind::Cti, "query.cti_call_ids", &q.cti_call_ids),
-    ]
 }
 
 /// One line of a keys file: `None` for a blank or comment line.

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::api::{Qa, Turn};
+use crate::record::{Qa, Turn};
 
 /// How a record is rendered on the wire.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -6,7 +6,8 @@
 //! compared row by row.
 
 use super::{Store, StoreError};
-use crate::sync::{Figures, ProgressSink};
+use crate::progress::ProgressSink;
+use crate::run_log::Figures;
 
 /// A column's type in both stores: INTEGER/BIGINT or TEXT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,40 +3,10 @@
 //! trigram tokenizer, so substring search works for Chinese as for English;
 //! kept exact by the store in the same transaction as the turns it indexes.
 
-use std::fmt;
+use crate::config::FullText;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FullText {
-    Off,
-    /// `user_saying`: what callers said. System replies are the bot's own
-    /// templated text, and indexing them costs about four times as much.
-    Callers,
-    /// `user_saying` and `system_reply`.
-    All,
-}
-
+/// The SQL of the index, for each mode.
 impl FullText {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text.trim() {
-            "callers" => Ok(FullText::Callers),
-            "all" => Ok(FullText::All),
-            "off" => Ok(FullText::Off),
-            // `full_text = true/false` of earlier releases.
-            "true" => Ok(FullText::All),
-            "false" => Ok(FullText::Off),
-            other => Err(format!("must be \"callers\", \"all\" or \"off\", found {other:?}")),
-        }
-    }
-
-    /// The indexed columns of `record_details`.
-    pub fn columns(self) -> &'static [&'static str] {
-        match self {
-            FullText::Off => &[],
-            FullText::Callers => &["user_saying"],
-            FullText::All => &["user_saying", "system_reply"],
-        }
-    }
-
     /// The mode an existing index was built for, from its SQL.
     pub(super) fn of_sql(sql: &str) -> Self {
         if sql.contains("system_reply") { FullText::All } else { FullText::Callers }
@@ -78,15 +48,5 @@ impl FullText {
                  SELECT 'delete', rowid, user_saying, system_reply FROM record_details WHERE log_id = ?1"
             }
         }
-    }
-}
-
-impl fmt::Display for FullText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FullText::Off => "off",
-            FullText::Callers => "callers",
-            FullText::All => "all",
-        })
     }
 }

@@ -4,46 +4,10 @@
 use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 
 use super::{Sqlite, StoreError};
-use crate::sync::Figures;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct RunRow {
-    pub id: i64,
-    pub kind: String,
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
-    pub status: String,
-    #[serde(flatten)]
-    pub figures: Figures,
-    pub error: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct StatusReport {
-    pub records: i64,
-    pub turns: i64,
-    pub qa_rows: i64,
-    pub schema_version: i64,
-    pub db_bytes: u64,
-    /// What `db_bytes` counts: `"file"` (the SQLite file and its WAL) or
-    /// `"database"` (the whole PostgreSQL database, every tenant's rows).
-    pub db_bytes_counts: &'static str,
-    /// Keys by state, as `{"active": n, …}`.
-    #[serde(serialize_with = "states_as_map")]
-    pub keys: Vec<(super::KeyState, i64)>,
-    /// The active stream keys' cursors.
-    pub cursors: Vec<super::StreamCursor>,
-    /// Windows keys moved on without: read them with a backfill.
-    pub skipped_windows: Vec<super::SkippedWindow>,
-    pub runs: Vec<RunRow>,
-}
-
-fn states_as_map<S: serde::Serializer>(counts: &[(super::KeyState, i64)], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_map(counts.iter().map(|(state, n)| (state.as_str(), n)))
-}
+use crate::run_log::Figures;
+use crate::run_log::{RunRow, StatusReport};
 
 /// `keys = ?5, windows = ?6, …`: the figures' columns set from parameters
 /// numbered from `first`, with `mark` (`?` for SQLite, `$` for PostgreSQL).

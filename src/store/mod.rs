@@ -19,9 +19,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-pub use full_text::FullText;
-pub use keys::{KeyRow, KeyState, KeyUpdate, KeysFileRead, SkippedWindow, StreamCursor};
-pub use ledger::{RunRow, StatusReport};
+pub use keys::KeysFileRead;
+
+use crate::config::{FullText, StoreAt, StoreSettings};
+use crate::keys::{KeyRow, KeyState, KeyUpdate, SkippedWindow, StreamCursor};
+use crate::run_log::StatusReport;
 pub use lock::WriterLock;
 pub use postgres::Postgres;
 pub use upsert::PageOutcome;
@@ -181,10 +183,10 @@ write:
     fn set_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError>;
     fn pull_back_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError>;
     fn begin_run(&mut self, kind: &str, now_ms: i64) -> Result<i64, StoreError>;
-    fn finish_run(&mut self, id: i64, status: &str, f: &crate::sync::Figures, error: Option<&str>, now_ms: i64) -> Result<(), StoreError>;
+    fn finish_run(&mut self, id: i64, status: &str, f: &crate::run_log::Figures, error: Option<&str>, now_ms: i64) -> Result<(), StoreError>;
     fn mark_backfill_window(&mut self, job: &str, key: &str, start: i64, end: i64, now_ms: i64) -> Result<(), StoreError>;
     fn clear_backfill(&mut self, job: &str) -> Result<(), StoreError>;
-    fn apply_page(&mut self, records: &[crate::api::Record], now_ms: i64) -> Result<PageOutcome, StoreError>;
+    fn apply_page(&mut self, records: &[crate::record::Record], now_ms: i64) -> Result<PageOutcome, StoreError>;
     /// Takes the one-writer lock for `what` (a command), waiting up to `wait`
     /// for a holder to let go; kept while the store is open.
     fn take_writer(&mut self, what: &str, wait: Duration) -> Result<(), StoreError>;
@@ -207,10 +209,10 @@ impl Store {
     }
 
     /// The configured store (`store.path` or `store.url`), created and migrated.
-    pub fn open_configured(settings: &crate::config::Settings) -> Result<Self, StoreError> {
-        match &settings.store_url {
-            Some(pg) => Postgres::open(pg, settings.store_full_text).map(|p| Store::Postgres(Box::new(p))),
-            None => Self::open_with(&settings.store_path, settings.store_full_text),
+    pub fn open_configured(settings: &StoreSettings) -> Result<Self, StoreError> {
+        match &settings.at {
+            StoreAt::Postgres(pg) => Postgres::open(pg, settings.full_text).map(|p| Store::Postgres(Box::new(p))),
+            StoreAt::Sqlite { path, .. } => Self::open_with(path, settings.full_text),
         }
     }
 
@@ -220,10 +222,10 @@ impl Store {
     }
 
     /// The configured store, read only (for `status` and `keys list`).
-    pub fn open_configured_read_only(settings: &crate::config::Settings) -> Result<Self, StoreError> {
-        match &settings.store_url {
-            Some(pg) => Postgres::open_read_only(pg).map(|p| Store::Postgres(Box::new(p))),
-            None => Sqlite::open_read_only(&settings.store_path).map(Store::Sqlite),
+    pub fn open_configured_read_only(settings: &StoreSettings) -> Result<Self, StoreError> {
+        match &settings.at {
+            StoreAt::Postgres(pg) => Postgres::open_read_only(pg).map(|p| Store::Postgres(Box::new(p))),
+            StoreAt::Sqlite { path, .. } => Sqlite::open_read_only(path).map(Store::Sqlite),
         }
     }
 

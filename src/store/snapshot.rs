@@ -8,32 +8,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use super::StoreError;
-
-/// Who may read a snapshot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Access {
-    /// File mode, e.g. 0o640.
-    pub mode: u32,
-    /// A group to give the file to (the analysts'), by name.
-    pub group: Option<String>,
-}
-
-/// Whether `target` is the store at `store` itself: the same file (by device
-/// and inode, or by path before it exists), or its `-wal`, `-shm` or
-/// `.lock` file. A snapshot there would overwrite the live store.
-pub fn is_the_store(store: &Path, target: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-    let target_abs = absolute(target);
-    let target_id = id(target);
-    ["", "-wal", "-shm", "-journal", ".lock"].iter().any(|suffix| {
-        let mut side = store.as_os_str().to_owned();
-        side.push(suffix);
-        let side = Path::new(&side);
-        absolute(side) == target_abs || (target_id.is_some() && id(side) == target_id)
-    })
-}
+use crate::config::{Access, is_the_store};
 
 /// Writes a copy of the store at `store` to `to`; returns the records it holds.
 /// A target that is the store itself is refused before anything is touched.
@@ -81,12 +56,4 @@ fn group_id(name: &str) -> Result<u32, String> {
         .find(|(n, _)| *n == name)
         .and_then(|(_, gid)| gid.parse().ok())
         .ok_or_else(|| format!("no group named {name:?}"))
-}
-
-/// Parses a mode like "0640" or "640".
-pub fn parse_mode(text: &str) -> Result<u32, String> {
-    u32::from_str_radix(text.trim(), 8)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| format!("{text:?} is not a file mode like \"0640\""))
 }

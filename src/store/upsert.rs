@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{FullText, Sqlite, StoreError};
-use crate::api::Record;
+use crate::record::Record;
 
 /// What one page did to the store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

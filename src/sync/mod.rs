@@ -7,6 +7,7 @@
 
 mod pager;
 mod pass;
+mod pass_state;
 pub mod plan;
 pub mod report;
 
@@ -15,9 +16,10 @@ use std::sync::{Arc, Mutex};
 use crate::api::ApiClient;
 use crate::config::Settings;
 use crate::keys::QueryKey;
+use crate::progress::{ProgressSink, Silent};
 use crate::store::{Store, StoreError};
 
-pub use report::{Figures, PassReport, PassStatus};
+pub use report::PassReport;
 
 /// What a pass covers.
 #[derive(Clone, Debug)]
@@ -60,16 +62,6 @@ pub enum PassError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
-
-/// Progress of a pass, for a bar on a terminal or periodic log lines. Work
-/// is counted in units: a second of a stream key's span, or a point key.
-pub trait ProgressSink: Send + Sync {
-    fn planned(&self, _units: u64) {}
-    fn advanced(&self, _units: u64, _records: u64) {}
-}
-
-struct Silent;
-impl ProgressSink for Silent {}
 
 /// The pass machinery: the API client and the store's single writer.
 #[derive(Clone)]

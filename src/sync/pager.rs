@@ -9,10 +9,11 @@ use std::collections::{HashSet, VecDeque};
 use tokio::task::JoinHandle;
 
 use super::Engine;
-use super::pass::Pass;
+use super::pass_state::Pass;
 use super::plan::{Split, Window};
-use crate::api::{ApiError, Page, Query, Record};
+use crate::api::{ApiError, Page, Query};
 use crate::keys::QueryKey;
+use crate::record::Record;
 use crate::store::StoreError;
 use crate::tz;
 

@@ -9,52 +9,20 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::pager::{LeafOutcome, WindowError};
+use super::pass_state::Pass;
 use super::plan::{self, Window, Windows};
-use super::report::{PassReport, PassStatus, Tally, summarize};
+use super::report::{PassReport, Tally, summarize};
 use super::{Engine, PassError, PassKind};
 use crate::api::Action;
-use crate::keys::{self, Polling, QueryKey};
-use crate::store::{KeyRow, KeyState, StoreError};
+use crate::keys::{KeyRow, KeyState};
+use crate::keys::{Polling, QueryKey};
+use crate::run_log::PassStatus;
+use crate::store::StoreError;
 use crate::tz;
 
 /// Passes in a row a key waits at a window that cannot complete before it
 /// moves on without it.
 const MAX_FAILED_PASSES: i64 = 3;
-
-/// State of one running pass, shared by its key tasks.
-pub(super) struct Pass<'a> {
-    kind: &'a PassKind,
-    job: String,
-    pub tally: Tally,
-    errors: Mutex<Vec<String>>,
-    fatal: Mutex<Option<String>>,
-    stop: AtomicBool,
-    pub cancel: &'a CancellationToken,
-}
-
-impl Pass<'_> {
-    /// Logs a failed window, counts it, and keeps its line for the run log.
-    fn report_failure(&self, key: &QueryKey, span: Option<Window>, why: &str) {
-        let line = match span {
-            Some(w) => {
-                format!("key {key}, window {} .. {}: {why}", tz::utc_text(w.start * 1000), tz::utc_text(w.end * 1000))
-            }
-            None => format!("key {key}: {why}"),
-        };
-        tracing::error!("{line}");
-        self.tally.count(|f| f.failed_windows += 1);
-        self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-    }
-
-    fn end(&self, why: String) {
-        *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-        self.stop.store(true, Ordering::Relaxed);
-    }
-
-    fn stopped(&self) -> bool {
-        self.cancel.is_cancelled() || self.stop.load(Ordering::Relaxed)
-    }
-}
 
 /// What to do with one key in this pass.
 #[derive(Debug)]
@@ -185,7 +153,7 @@ impl Engine {
     /// the store; with no key anywhere, the window-only key. Returns warnings
     /// and whether there is nothing to read (a keys file with no key yet).
     async fn gather_keys(&self, now: i64) -> Result<(Vec<String>, bool), PassError> {
-        let configured = keys::configured(&self.settings.query);
+        let configured = self.settings.query.configured();
         let keys_file = self.settings.query.keys_file.clone();
         let now = now * 1000;
         self.with_store(move |s| {

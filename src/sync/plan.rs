@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::store::{KeyState, KeyUpdate};
+use crate::keys::{KeyState, KeyUpdate};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Window {

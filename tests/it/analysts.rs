@@ -2,8 +2,8 @@
 //! full-text index stays exact through updates, and `demo` answers the five
 //! questions.
 
+use oifde_sync::run_log::PassStatus;
 use oifde_sync::simulator::SimOptions;
-use oifde_sync::sync::PassStatus;
 use rusqlite::Connection;
 
 use crate::helpers::*;
@@ -38,16 +38,16 @@ async fn every_sql_block_of_the_readme_runs_and_answers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn full_text_search_follows_every_update() {
-    for mode in [oifde_sync::store::FullText::Callers, oifde_sync::store::FullText::All] {
+    for mode in [oifde_sync::config::FullText::Callers, oifde_sync::config::FullText::All] {
         search_follows_updates(mode).await;
     }
 }
 
-async fn search_follows_updates(mode: oifde_sync::store::FullText) {
+async fn search_follows_updates(mode: oifde_sync::config::FullText) {
     let sim = simulator(options(200)).await;
     let (_dir, db) = temp_db();
     let mut s = settings(&sim, &db);
-    s.store_full_text = mode;
+    s.store.full_text = mode;
     let engine = engine(s);
     assert_eq!(backfill(&engine).await.status, PassStatus::Ok);
     let target = sim.records().into_iter().find(|r| r.last_update_time.is_some()).unwrap();
@@ -89,7 +89,7 @@ async fn search_follows_updates(mode: oifde_sync::store::FullText) {
     assert_eq!(indexed, stored, "{mode}: index entries for {old_saying:?}");
     // What the index covers: callers' words always, system replies only with "all".
     let reply_hits = hits("\"本月话费为\"");
-    assert_eq!(reply_hits.is_empty(), mode == oifde_sync::store::FullText::Callers, "{mode}");
+    assert_eq!(reply_hits.is_empty(), mode == oifde_sync::config::FullText::Callers, "{mode}");
     conn.execute("INSERT INTO record_details_fts (record_details_fts, rank) VALUES ('integrity-check', 1)", [])
         .unwrap();
     let english = hits("call fee");
@@ -109,16 +109,16 @@ async fn the_default_index_covers_what_callers_said_and_modes_can_change() {
             .ok()
     };
     let mut s = settings(&sim, &db);
-    s.store_full_text =
-        oifde_sync::config::Settings::load(&dir.path().join("oifde-sync.toml")).unwrap().store_full_text;
-    assert_eq!(s.store_full_text, oifde_sync::store::FullText::Callers, "the default");
+    s.store.full_text =
+        oifde_sync::config::Settings::load(&dir.path().join("oifde-sync.toml")).unwrap().store.full_text;
+    assert_eq!(s.store.full_text, oifde_sync::config::FullText::Callers, "the default");
     assert_eq!(backfill(&engine(s.clone())).await.status, PassStatus::Ok);
     let sql = fts_sql(&db).unwrap();
     assert!(sql.contains("user_saying") && !sql.contains("system_reply"), "{sql}");
-    s.store_full_text = oifde_sync::store::FullText::All;
+    s.store.full_text = oifde_sync::config::FullText::All;
     drop(engine(s.clone()));
     assert!(fts_sql(&db).unwrap().contains("system_reply"));
-    s.store_full_text = oifde_sync::store::FullText::Off;
+    s.store.full_text = oifde_sync::config::FullText::Off;
     drop(engine(s));
     assert!(fts_sql(&db).is_none());
 }
@@ -128,7 +128,7 @@ async fn the_full_text_index_can_be_left_out_and_rebuilt() {
     let sim = simulator(options(100)).await;
     let (_dir, db) = temp_db();
     let mut s = settings(&sim, &db);
-    s.store_full_text = oifde_sync::store::FullText::Off;
+    s.store.full_text = oifde_sync::config::FullText::Off;
     assert_eq!(backfill(&engine(s.clone())).await.status, PassStatus::Ok);
     let has_fts = |db: &std::path::Path| -> bool {
         Connection::open(db)
@@ -137,7 +137,7 @@ async fn the_full_text_index_can_be_left_out_and_rebuilt() {
             .unwrap()
     };
     assert!(!has_fts(&db));
-    s.store_full_text = oifde_sync::store::FullText::All;
+    s.store.full_text = oifde_sync::config::FullText::All;
     drop(engine(s));
     assert!(has_fts(&db));
     let conn = Connection::open(&db).unwrap();

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use oifde_sync::api::{ApiClient, Qa, Turn};
+use oifde_sync::api::ApiClient;
 use oifde_sync::config::Settings;
+use oifde_sync::record::{Qa, Turn};
 use oifde_sync::simulator::{SimOptions, SimRecord, Simulator};
 use oifde_sync::store::Store;
 use oifde_sync::sync::{Engine, PassKind, PassReport};
@@ -34,7 +35,7 @@ pub fn settings(sim: &Simulator, db: &Path) -> Settings {
 
 pub fn engine(settings: Settings) -> Engine {
     let client = Arc::new(ApiClient::new(&settings.api).expect("client builds"));
-    let store = Store::open_configured(&settings).expect("store opens");
+    let store = Store::open_configured(&settings.store).expect("store opens");
     Engine::new(Arc::new(settings), client, store)
 }
 
@@ -387,7 +388,7 @@ pub struct TestStore {
 }
 
 pub struct Quiet;
-impl oifde_sync::sync::ProgressSink for Quiet {}
+impl oifde_sync::progress::ProgressSink for Quiet {}
 
 impl TestStore {
     /// `None` (said on stderr) when PostgreSQL is wanted and absent.
@@ -411,11 +412,19 @@ impl TestStore {
         self.url.as_ref().map(|u| oifde_sync::config::PgSettings::parse(u, &self.tenant).unwrap())
     }
 
+    /// Where this store is, as the settings say it.
+    pub fn at(&self) -> oifde_sync::config::StoreAt {
+        match self.pg() {
+            Some(pg) => oifde_sync::config::StoreAt::Postgres(Box::new(pg)),
+            None => oifde_sync::config::StoreAt::Sqlite { path: self.db.clone(), snapshot: None },
+        }
+    }
+
     /// Settings for syncing `sim` into this store.
     pub fn settings(&self, sim: &Simulator) -> Settings {
         let mut s = settings(sim, &self.db);
         assert_eq!(sim.options().tenant_id, self.tenant);
-        s.store_url = self.pg();
+        s.store.at = self.at();
         s
     }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use oifde_sync::run_log::PassStatus;
 use oifde_sync::simulator::SimOptions;
-use oifde_sync::sync::PassStatus;
 use rusqlite::Connection;
 
 use crate::cli::{run, text, write_config};

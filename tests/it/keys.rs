@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::time::Duration;
 
+use oifde_sync::run_log::PassStatus;
 use oifde_sync::simulator::{SimOptions, SimRecord};
-use oifde_sync::sync::{PassKind, PassStatus};
+use oifde_sync::sync::PassKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{run, text, write_config};

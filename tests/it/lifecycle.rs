@@ -2,8 +2,8 @@
 //! configured key is backfilled, a key lives while any source names it, a
 //! rewritten keys file is read again, and one bad key harms no other.
 
+use oifde_sync::run_log::PassStatus;
 use oifde_sync::simulator::SimRecord;
-use oifde_sync::sync::PassStatus;
 
 use crate::helpers::*;
 

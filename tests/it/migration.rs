@@ -1,8 +1,8 @@
 //! A store written by the previous schema version is migrated in place, its
 //! data intact, and its keys go on being polled.
 
+use oifde_sync::run_log::PassStatus;
 use oifde_sync::store::Store;
-use oifde_sync::sync::PassStatus;
 use rusqlite::Connection;
 
 use crate::helpers::*;
@@ -93,7 +93,7 @@ async fn a_version_2_store_gets_lean_raw_json_and_extra_fields_beside_the_rows()
     {
         let conn = Connection::open(&db).unwrap();
         for r in &records {
-            let parsed = oifde_sync::api::Record::from_value(0, &r.to_wire()).unwrap();
+            let parsed = oifde_sync::record::Record::from_value(0, &r.to_wire()).unwrap();
             conn.execute(
                 "INSERT INTO records (log_id, tenant_id, call_sor_id, call_id, cti_call_id, calling_number, called_number, \
                  start_time, end_time, last_update_time, flow_inst_id, dialog_type, call_data, location_id, flag, \

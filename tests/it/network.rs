@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use oifde_sync::run_log::PassStatus;
 use oifde_sync::simulator::{Faults, SimOptions, TlsIdentity};
-use oifde_sync::sync::PassStatus;
 
 use crate::helpers::*;
 
@@ -79,8 +79,7 @@ async fn a_window_beyond_the_paging_cap_is_split_and_fully_read(kind: Kind) {
 
     // The cap is real: without splitting, the same windows fail.
     let Some(store2) = TestStore::new(kind) else { return };
-    s.store_path = store2.db.clone();
-    s.store_url = store2.pg();
+    s.store.at = store2.at();
     s.sync.split_above = 100_000;
     let report = backfill(&engine(s)).await;
     assert_eq!(report.status, PassStatus::Partial);

@@ -2,7 +2,8 @@
 //! strings, missing lists, huge strings, bad escapes, deep nesting, unknown
 //! fields. It never panics; it stores the record or rejects the page.
 
-use oifde_sync::api::{ApiError, Record, parse_query_answer};
+use oifde_sync::api::{ApiError, parse_query_answer};
+use oifde_sync::record::Record;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 

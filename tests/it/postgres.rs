@@ -179,7 +179,7 @@ async fn the_readmes_postgres_queries_run_and_answer() {
     let (from, to) = (sim.options().from, sim.options().to - 1);
     let kind = oifde_sync::sync::PassKind::Backfill { from, to, key: None };
     let report = engine.pass(kind, &tokio_util::sync::CancellationToken::new()).await.unwrap();
-    assert_eq!(report.status, oifde_sync::sync::PassStatus::Ok);
+    assert_eq!(report.status, oifde_sync::run_log::PassStatus::Ok);
     for sql in &blocks {
         assert!(!store.rows(sql).is_empty(), "no rows from:\n{sql}");
     }

@@ -3,8 +3,8 @@
 //! window splitting and window-only queries.
 
 use oifde_sync::keys::QueryKey;
+use oifde_sync::run_log::PassStatus;
 use oifde_sync::simulator::{BusinessInfoStr, Faults, SimOptions};
-use oifde_sync::sync::PassStatus;
 use oifde_sync::tz::ServerZone;
 
 use crate::helpers::*;

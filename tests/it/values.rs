@@ -2,8 +2,8 @@
 //! characters, long text in indexed columns, times no calendar shows; and a
 //! record the store still refuses costs no other record or key.
 
+use oifde_sync::run_log::PassStatus;
 use oifde_sync::simulator::{SimOptions, SimRecord};
-use oifde_sync::sync::PassStatus;
 
 use crate::helpers::*;
 

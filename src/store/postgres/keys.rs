@@ -9,7 +9,8 @@ use tokio_postgres::Row;
 use super::Postgres;
 use crate::keys::QueryKey;
 use crate::keys::file::{Appended, Mark, read_appended};
-use crate::store::{KeyRow, KeyState, KeyUpdate, KeysFileRead, SkippedWindow, StoreError, StreamCursor};
+use crate::keys::{KeyRow, KeyState, KeyUpdate, SkippedWindow, StreamCursor};
+use crate::store::{KeysFileRead, StoreError};
 
 const SELECT_KEY: &str = "SELECT k.query_key, k.kind, k.source, k.state, k.added_at, k.last_query_at, \
      k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes, k.last_error FROM query_keys k \

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use super::Postgres;
-use crate::store::{RunRow, StatusReport, StoreError};
-use crate::sync::Figures;
+use crate::run_log::Figures;
+use crate::run_log::{RunRow, StatusReport};
+use crate::store::StoreError;
 
 /// Moves a cursor forward only: `$1` tenant, `$2` key, `$3` epoch ms, `$4` now.
 pub(super) const SET_CURSOR: &str = "INSERT INTO sync_cursors (tenant_id, query_key, cursor_time, updated_at) \

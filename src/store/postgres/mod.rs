@@ -21,8 +21,6 @@ use tokio_postgres::Client;
 use super::{FullText, StoreError};
 use crate::config::PgSettings;
 
-pub use connect::{check_user_info, without_password};
-
 /// `schema.pg.sql`: version 1, then each later version after a `-- migration: N` line.
 const SCHEMA: &str = include_str!("../../../schema.pg.sql");
 

@@ -8,7 +8,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use super::Postgres;
-use crate::api::{Qa, Record, Turn};
+use crate::record::{Qa, Record, Turn};
 use crate::store::StoreError;
 use crate::store::upsert::{Decision, PageOutcome, Summary, decide};
 
