@@ -180,8 +180,8 @@ async fn million_done_keys(dir: &Path, rows: &mut Vec<Row>) {
     let mut store = store;
     store.read_keys_file(&keys_file, now * 1000).unwrap().unwrap();
     let read_secs = t.elapsed().as_secs_f64();
-    store.sqlite_connection().unwrap().execute("UPDATE query_keys SET state = 'done'", []).unwrap();
     drop(store);
+    rusqlite::Connection::open(&db).unwrap().execute("UPDATE query_keys SET state = 'done'", []).unwrap();
     rows.push(Row {
         scenario: "keys file of 1,000,000 lines, first read".into(),
         keys: 1_000_000,

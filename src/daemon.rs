@@ -84,7 +84,7 @@ impl Shared {
         }
         let Some(store) = self.engine.settings.store.sqlite_path().map(std::path::Path::to_path_buf) else { return };
         let written = tokio::task::spawn_blocking(move || {
-            crate::store::snapshot::snapshot(&store, &to, &access).map(|n| (to, n))
+            crate::store::sqlite::snapshot::snapshot(&store, &to, &access).map(|n| (to, n))
         })
         .await;
         match written {

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod commands;
 pub mod config;
+pub mod copy;
 pub mod daemon;
 pub mod fnv;
 pub mod keys;

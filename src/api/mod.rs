@@ -1,11 +1,16 @@
-//! The OIFDE REST API: request and response types, error classes, and the
-//! client that holds the token, the rate limit and the retries.
+//! The OIFDE REST API: the client ([`ApiClient`]: retries), the token's
+//! life, the transport (rate limit, TLS, body cap), the wire format, and
+//! the error classes.
 
 mod client;
 mod error;
+mod token;
+mod transport;
+mod wire;
 
-pub use client::{ApiClient, ClientStats, Page, Query, parse_query_answer};
+pub use client::{ApiClient, ClientStats};
 pub use error::{Action, ApiError};
+pub use wire::{Page, Query, parse_query_answer};
 
 /// Path of the token interface.
 pub const TOKEN_PATH: &str = "/oifde/rest/api/gettoken";

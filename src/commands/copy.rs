@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use super::{CommandError, Exit, WRITER_WAIT, load_offline_settings};
 use crate::config::PgSettings;
+use crate::copy;
 use crate::progress::progress;
-use crate::store::{Postgres, Store, copy};
+use crate::store::Store;
 
 pub fn copy(config: &Path, to: &str, replace: bool) -> Result<Exit, CommandError> {
     let settings = load_offline_settings(config)?;
@@ -43,7 +44,7 @@ pub fn copy(config: &Path, to: &str, replace: bool) -> Result<Exit, CommandError
             .with_env_password();
         pg.ca_file = settings.store.postgres().and_then(|s| s.ca_file.clone());
         pg.password_from = "the --to URL (percent-encoded) or PGPASSWORD";
-        Store::Postgres(Box::new(Postgres::open(&pg, settings.store.full_text)?))
+        Store::open_postgres(&pg, settings.store.full_text)?
     } else {
         Store::open_with(&PathBuf::from(to), settings.store.full_text)?
     };

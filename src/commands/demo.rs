@@ -83,12 +83,13 @@ pub async fn demo() -> Result<Exit, CommandError> {
     println!("{}", second.summary("second sync (overlap only)", again.elapsed().as_secs_f64()));
     sim.stop().await;
 
-    let store = engine.store.lock().unwrap_or_else(|p| p.into_inner());
+    // The pass is over: the file is read as an analyst would, read-only.
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| CommandError::Failed(format!("cannot read {}: {e}", path.display())))?;
     println!("\nThe mirror is {}; open it with `sqlite3 {}` and try:", path.display(), path.display());
     for (title, sql) in crate::queries::CANONICAL {
         println!("\n-- {title}\n{sql}");
-        print_query(store.sqlite_connection().expect("the demo writes SQLite"), sql)
-            .map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
+        print_query(&conn, sql).map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
     }
     Ok(super::pass_exit(&report))
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{CommandError, Exit, load_offline_settings};
 use crate::config::{Access, Snapshot, is_the_store, parse_mode};
-use crate::store::snapshot::snapshot as write_snapshot;
+use crate::store::sqlite::snapshot::snapshot as write_snapshot;
 
 pub fn snapshot(
     config: &Path,

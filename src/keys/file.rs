@@ -139,6 +139,34 @@ fn hash_prefix(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
     Ok(format!("{len}:{state:016x}"))
 }
 
+/// What reading a keys file found.
+#[derive(Debug, Default)]
+pub struct KeysFileRead {
+    /// Keys the store did not know (or had removed).
+    pub new_keys: u64,
+    /// Valid lines read.
+    pub keys: u64,
+    pub bad: Vec<BadLine>,
+    pub bad_count: u64,
+    pub from_start: bool,
+    /// The file holds no byte at all.
+    pub empty: bool,
+}
+
+impl KeysFileRead {
+    /// What reading `file` found: `appended`, of which `new_keys` were new.
+    pub fn of(file: &Path, appended: Appended, new_keys: u64) -> Self {
+        Self {
+            new_keys,
+            keys: appended.keys,
+            bad: appended.bad,
+            bad_count: appended.bad_count,
+            from_start: appended.from_start,
+            empty: std::fs::metadata(file).is_ok_and(|m| m.len() == 0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

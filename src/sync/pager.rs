@@ -222,7 +222,7 @@ impl Engine {
                     Ok(o) => Ok((o, Vec::new())),
                     // One record's value: the others are written one by one.
                     Err(StoreError::Content { .. }) => {
-                        let (mut sum, mut refused) = (crate::store::PageOutcome::default(), Vec::new());
+                        let (mut sum, mut refused) = (crate::store::dedup::PageOutcome::default(), Vec::new());
                         for r in &records {
                             match s.apply_page(std::slice::from_ref(r), now) {
                                 Ok(o) => sum.add(o),

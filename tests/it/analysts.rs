@@ -8,16 +8,16 @@ use rusqlite::Connection;
 
 use crate::helpers::*;
 
-/// Every ```sql block of the README.
+/// Every ```sql block of the README and the docs.
 fn readme_sql() -> Vec<String> {
-    readme_blocks("sql")
+    doc_blocks("sql")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_sql_block_of_the_readme_runs_and_answers() {
     let blocks = readme_sql();
     for (title, sql) in oifde_sync::queries::CANONICAL {
-        assert!(blocks.iter().any(|b| b.trim() == sql.trim()), "the README shows {title:?} as the code has it");
+        assert!(blocks.iter().any(|b| b.trim() == sql.trim()), "the docs show {title:?} as the code has it");
     }
     // Recent records, so "the last 7 days" holds data.
     let sim = simulator(SimOptions { records: 600, users: 4, ..SimOptions::default() }).await;

@@ -33,11 +33,16 @@ fn assert_cursors_behind_data(store: &TestStore, sim: &oifde_sync::simulator::Si
     }
 }
 
-on_both_stores! {
+per_store!(
+    sync_killed_at_twenty_random_moments_loses_nothing,
+    an_interrupted_backfill_resumes_where_it_stopped,
+    sync_killed_while_reading_point_keys_marks_no_key_done_before_its_records
+);
+
 async fn sync_killed_at_twenty_random_moments_loses_nothing(kind: Kind) {
     let faults = Faults { slow_rate: 1.0, slow_delay: Duration::from_millis(25), ..Faults::default() };
     let sim = simulator(SimOptions { faults, users: 8, ..options(20_000) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "[log]\nlevel = \"warn\"\n");
     store.configure(&config);
@@ -63,8 +68,9 @@ async fn sync_killed_at_twenty_random_moments_loses_nothing(kind: Kind) {
     // A pass killed in flight leaves its run `running` until the next one
     // marks it failed.
     assert_eq!(store.count("SELECT count(*) FROM sync_runs WHERE status = 'running'"), 0);
-    let killed =
-        store.count("SELECT count(*) FROM sync_runs WHERE status = 'failed' AND error LIKE '%ended before the pass finished%'");
+    let killed = store.count(
+        "SELECT count(*) FROM sync_runs WHERE status = 'failed' AND error LIKE '%ended before the pass finished%'",
+    );
     // Once the store has caught up a pass is short, so later kills may miss
     // one; the early ones land mid-pass.
     assert!(killed >= 3, "kills hit passes in flight ({killed})");
@@ -73,7 +79,7 @@ async fn sync_killed_at_twenty_random_moments_loses_nothing(kind: Kind) {
 async fn an_interrupted_backfill_resumes_where_it_stopped(kind: Kind) {
     let faults = Faults { slow_rate: 1.0, slow_delay: Duration::from_millis(20), ..Faults::default() };
     let sim = simulator(SimOptions { faults, users: 4, ..options(3000) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     // Small windows, so that the backfill finishes many of them before it is killed.
     let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
@@ -111,7 +117,7 @@ async fn an_interrupted_backfill_resumes_where_it_stopped(kind: Kind) {
 async fn sync_killed_while_reading_point_keys_marks_no_key_done_before_its_records(kind: Kind) {
     let faults = Faults { slow_rate: 1.0, slow_delay: Duration::from_millis(10), ..Faults::default() };
     let sim = simulator(SimOptions { faults, ..options(3000) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "[log]\nlevel = \"warn\"\n");
     store.configure(&config);
@@ -151,5 +157,4 @@ async fn sync_killed_while_reading_point_keys_marks_no_key_done_before_its_recor
     // the queries in flight when a kill came.
     let queries: usize = calls.iter().map(|c| sim.queries_for(&format!("call:{c}"))).sum();
     assert!(queries <= calls.len() + 8 * 4, "{queries} queries for {} calls", calls.len());
-}
 }

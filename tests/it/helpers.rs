@@ -282,10 +282,24 @@ pub fn use_keys_file(config: &Path, keys_file: &Path) {
     std::fs::write(config, text).unwrap();
 }
 
-/// Every block of the README fenced as ```` ```INFO ````, e.g. `sql`.
-pub fn readme_blocks(info: &str) -> Vec<String> {
-    let readme = include_str!("../../README.md");
-    readme.split(&format!("```{info}\n")).skip(1).map(|rest| rest.split("```").next().unwrap().to_string()).collect()
+/// Every block of the README and of `docs/*.md` fenced as ```` ```INFO ````, e.g. `sql`.
+pub fn doc_blocks(info: &str) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    files.sort();
+    files.insert(0, root.join("README.md"));
+    let fence = format!("```{info}\n");
+    files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            text.split(&fence).skip(1).map(|rest| rest.split("```").next().unwrap().to_string()).collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Replaces the `store.path` line of `config` with `store.url = url`.
@@ -303,23 +317,23 @@ pub enum Kind {
 }
 
 /// The test PostgreSQL server's URL: `OIFDE_TEST_PG_URL`, else one that
-/// `.ci/postgres` starts (Debian's `postgresql` package). `None`, said on
-/// stderr, when there is none; with `OIFDE_TEST_REQUIRE_PG` set (CI) that fails.
-pub fn pg_server() -> Option<String> {
-    static URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+/// `.ci/postgres` starts (Debian's `postgresql` package) and stops once
+/// these tests have ended. The tests that need it are compiled as ignored
+/// where neither is to be had (`build.rs`); where one is and it cannot be
+/// reached, they fail.
+pub fn pg_server() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     URL.get_or_init(|| {
-        let url = std::env::var("OIFDE_TEST_PG_URL").ok().filter(|u| !u.is_empty()).or_else(|| {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/postgres");
-            let out = std::process::Command::new(script).output().ok()?;
-            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        });
-        if url.is_none() {
-            assert!(
-                std::env::var_os("OIFDE_TEST_REQUIRE_PG").is_none(),
-                "OIFDE_TEST_REQUIRE_PG is set but no PostgreSQL server could be started (.ci/postgres)"
-            );
+        if let Some(url) = std::env::var("OIFDE_TEST_PG_URL").ok().filter(|u| !u.is_empty()) {
+            return url;
         }
-        url
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/postgres");
+        let out = std::process::Command::new(&script)
+            .args(["--stop-with", &std::process::id().to_string()])
+            .output()
+            .unwrap_or_else(|e| panic!("{} cannot run: {e}", script.display()));
+        assert!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     })
     .clone()
 }
@@ -355,10 +369,10 @@ pub fn try_pg_rows(url: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>, Str
 }
 
 /// A new, empty database on the test server; databases of earlier runs are dropped first.
-pub fn pg_database() -> Option<String> {
+pub fn pg_database() -> String {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     static CLEANED: std::sync::Once = std::sync::Once::new();
-    let server = pg_server()?;
+    let server = pg_server();
     let pid = std::process::id();
     CLEANED.call_once(|| {
         let mine = format!("oifde_{pid}_");
@@ -373,7 +387,7 @@ pub fn pg_database() -> Option<String> {
     pg_rows(&server, &format!("CREATE DATABASE \"{name}\""));
     let (base, query) = server.split_once('?').unwrap_or((&server, ""));
     let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-    Some(if query.is_empty() { format!("{base}/{name}") } else { format!("{base}/{name}?{query}") })
+    if query.is_empty() { format!("{base}/{name}") } else { format!("{base}/{name}?{query}") }
 }
 
 /// A store for one test: a SQLite file, or a database of its own on the test server.
@@ -391,21 +405,14 @@ pub struct Quiet;
 impl oifde_sync::progress::ProgressSink for Quiet {}
 
 impl TestStore {
-    /// `None` (said on stderr) when PostgreSQL is wanted and absent.
-    pub fn new(kind: Kind) -> Option<Self> {
+    pub fn new(kind: Kind) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("mirror.db");
         let url = match kind {
             Kind::Sqlite => None,
-            Kind::Postgres => match pg_database() {
-                Some(url) => Some(url),
-                None => {
-                    eprintln!("SKIPPED: no PostgreSQL server (install Debian's postgresql, or set OIFDE_TEST_PG_URL)");
-                    return None;
-                }
-            },
+            Kind::Postgres => Some(pg_database()),
         };
-        Some(Self { kind, dir, db, url, tenant: SimOptions::default().tenant_id })
+        Self { kind, dir, db, url, tenant: SimOptions::default().tenant_id }
     }
 
     pub fn pg(&self) -> Option<oifde_sync::config::PgSettings> {
@@ -491,39 +498,17 @@ impl TestStore {
         let pg = oifde_sync::config::PgSettings::parse(url, tenant).unwrap();
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let path = self.dir.path().join(format!("copy-{}.db", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
-        let from = Store::Postgres(Box::new(oifde_sync::store::Postgres::open_read_only(&pg).unwrap()));
+        let from = Store::open_postgres_read_only(&pg).unwrap();
         let mut to = Store::open(&path).unwrap();
-        oifde_sync::store::copy::copy(&from, &mut to, &Quiet, &oifde_sync::store::copy::Target::Empty, false).unwrap();
+        oifde_sync::copy::copy(&from, &mut to, &Quiet, &oifde_sync::copy::Target::Empty, false).unwrap();
         path
     }
 }
 
-/// Each test in it runs twice: `NAME::sqlite` on a SQLite file and
-/// `NAME::postgres` on a PostgreSQL database (said skipped when there is none).
-macro_rules! on_both_stores {
-    ($( $(#[$m:meta])* async fn $name:ident($kind:ident: Kind) $body:block )*) => {
-        $(
-            $(#[$m])*
-            mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-                async fn body($kind: Kind) $body
-                #[tokio::test(flavor = "multi_thread")]
-                async fn sqlite() {
-                    body(Kind::Sqlite).await
-                }
-                #[tokio::test(flavor = "multi_thread")]
-                async fn postgres() {
-                    body(Kind::Postgres).await
-                }
-            }
-        )*
-    };
-}
-pub(crate) use on_both_stores;
-
 /// `NAME::sqlite` and `NAME::postgres` for each async `fn NAME(kind: Kind)`
 /// written outside the macro, so that its body is formatted like any code.
+/// Each test runs on a SQLite file and on a PostgreSQL database (shown as
+/// ignored where there is no PostgreSQL).
 macro_rules! per_store {
     ($($name:ident),* $(,)?) => {
         $(
@@ -533,6 +518,7 @@ macro_rules! per_store {
                     super::$name(crate::helpers::Kind::Sqlite).await
                 }
                 #[tokio::test(flavor = "multi_thread")]
+                #[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
                 async fn postgres() {
                     super::$name(crate::helpers::Kind::Postgres).await
                 }
@@ -546,7 +532,7 @@ pub(crate) use per_store;
 pub fn dump_tables(db: &Path) -> Vec<String> {
     let conn = Connection::open(db).unwrap();
     let mut out = Vec::new();
-    for t in oifde_sync::store::copy::tables() {
+    for t in oifde_sync::store::tables::tables() {
         let sql = format!("SELECT {} FROM \"{}\" ORDER BY {}", t.column_list(), t.name, t.key_list());
         let mut stmt = conn.prepare(&sql).unwrap();
         let n = stmt.column_count();

@@ -111,7 +111,8 @@ async fn a_credentials_refusal_inside_401_or_403_is_not_retried() {
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
-on_both_stores! {
+per_store!(server_text_that_echoes_the_secret_or_the_token_is_redacted_everywhere);
+
 async fn server_text_that_echoes_the_secret_or_the_token_is_redacted_everywhere(kind: Kind) {
     let (base, _seen, _stop) = scripted(|path, body| {
         if path.ends_with("gettoken") {
@@ -124,7 +125,7 @@ async fn server_text_that_echoes_the_secret_or_the_token_is_redacted_everywhere(
         )
     })
     .await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     store.configure(&config_for(dir.path(), &base, SECRET, 2, ""));
     let out = run(dir.path(), &["sync"], &[]).await;
@@ -138,7 +139,6 @@ async fn server_text_that_echoes_the_secret_or_the_token_is_redacted_everywhere(
         assert!(!shown.contains(&"x".repeat(400)), "server text is cut");
     }
     assert!(stored.contains("[redacted]"), "{stored}");
-}
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,10 +197,11 @@ async fn a_total_the_pages_contradict_is_not_believed() {
     }
 }
 
-on_both_stores! {
+per_store!(a_cursor_left_in_the_future_by_a_clock_that_ran_ahead_is_pulled_back);
+
 async fn a_cursor_left_in_the_future_by_a_clock_that_ran_ahead_is_pulled_back(kind: Kind) {
     let sim = simulator(options(200)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let engine = engine(store.settings(&sim));
     // One pass with the clock a day fast.
     assert_eq!(incremental(&engine, TO + 86_400).await.status, PassStatus::Ok);
@@ -212,7 +213,6 @@ async fn a_cursor_left_in_the_future_by_a_clock_that_ran_ahead_is_pulled_back(ki
     let report = incremental(&engine, TO + 60).await;
     assert_eq!(report.figures.inserted, 1, "{:?}", report.figures);
     assert_mirrors(&store.local(), &sim.records());
-}
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -377,7 +377,8 @@ async fn a_damaged_store_is_named_by_check_and_never_written() {
     assert_eq!(std::fs::read(&db).unwrap(), before, "nothing was written");
 }
 
-on_both_stores! {
+per_store!(a_record_sent_twice_and_a_lone_surrogate_do_not_block_a_key);
+
 async fn a_record_sent_twice_and_a_lone_surrogate_do_not_block_a_key(kind: Kind) {
     let now_ms = oifde_sync::tz::now_ms();
     let rec = |id: &str, updated: i64, saying: &str| {
@@ -399,7 +400,7 @@ async fn a_record_sent_twice_and_a_lone_surrogate_do_not_block_a_key(kind: Kind)
             move |path, _| if path.ends_with("gettoken") { token_answer() } else { json(StatusCode::OK, page.clone()) },
         )
         .await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     store.configure(&config_for(dir.path(), &base, SECRET, 1, ""));
     let out = run(dir.path(), &["sync"], &[]).await;
@@ -411,13 +412,13 @@ async fn a_record_sent_twice_and_a_lone_surrogate_do_not_block_a_key(kind: Kind)
     let odd = store.column("SELECT user_saying FROM record_details WHERE log_id = 'odd'");
     assert_eq!(odd, ["broken \u{fffd} text"]);
 }
-}
 
-on_both_stores! {
+per_store!(a_window_that_never_completes_is_set_aside_after_three_passes);
+
 async fn a_window_that_never_completes_is_set_aside_after_three_passes(kind: Kind) {
     let faults = oifde_sync::simulator::Faults { inflate_total: 3, ..Default::default() };
     let sim = simulator(SimOptions { faults, users: 1, ..options(100) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     store.configure(&write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", ""));
     let cursor = || store.rows("SELECT max(cursor_time) FROM sync_cursors").first().and_then(|r| r[0].clone());
@@ -455,19 +456,18 @@ async fn a_window_that_never_completes_is_set_aside_after_three_passes(kind: Kin
     assert!(!text(&run(dir.path(), &["status"], &[]).await).contains("never completed"));
     assert_mirrors(&store.local(), &sim.records());
 }
-}
 
-on_both_stores! {
+per_store!(a_total_that_ignores_the_window_stops_the_cutting);
+
 async fn a_total_that_ignores_the_window_stops_the_cutting(kind: Kind) {
     let faults = oifde_sync::simulator::Faults { report_total: Some(6000), ..Default::default() };
     let sim = simulator(SimOptions { faults, users: 1, ..options(300) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let engine = engine(store.settings(&sim));
     let report = incremental(&engine, TO + 60).await;
     assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
     assert_mirrors(&store.local(), &sim.records());
     assert!(sim.query_calls() < 20, "{} queries: no cutting down to seconds", sim.query_calls());
-}
 }
 
 #[tokio::test(flavor = "multi_thread")]

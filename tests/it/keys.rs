@@ -35,10 +35,20 @@ fn append(path: &std::path::Path, lines: &[String]) {
     }
 }
 
-on_both_stores! {
+per_store!(
+    a_call_id_feed_costs_at_most_two_queries_a_key_and_nothing_once_done,
+    a_call_still_in_progress_is_read_again_until_it_settles,
+    where_the_server_refuses_key_only_queries_point_keys_are_read_in_windows,
+    sparse_mobile_keys_cost_a_handful_of_queries_and_one_when_idle,
+    the_resweep_finds_an_update_older_than_the_overlap,
+    a_keys_file_is_read_once_and_then_only_what_is_appended,
+    an_empty_keys_file_skips_the_pass_with_a_warning,
+    keys_add_list_forget_and_a_key_removed_from_the_config
+);
+
 async fn a_call_id_feed_costs_at_most_two_queries_a_key_and_nothing_once_done(kind: Kind) {
     let sim = simulator(options(1500)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     let keys_file = dir.path().join("calls.txt");
     std::fs::write(&keys_file, "").unwrap();
@@ -102,7 +112,7 @@ async fn a_call_id_feed_costs_at_most_two_queries_a_key_and_nothing_once_done(ki
 
 async fn a_call_still_in_progress_is_read_again_until_it_settles(kind: Kind) {
     let sim = simulator(options(50)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut live = sim.records()[0].clone();
     let now = TO + 3600;
     live.log_id = "live-call".into();
@@ -133,7 +143,7 @@ async fn a_call_still_in_progress_is_read_again_until_it_settles(kind: Kind) {
 
 async fn where_the_server_refuses_key_only_queries_point_keys_are_read_in_windows(kind: Kind) {
     let sim = simulator(SimOptions { require_window: true, ..options(300) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let records = sim.records();
     let calls: Vec<String> = records.iter().take(5).map(|r| r.call_id.clone()).collect();
     let mut s = store.settings(&sim);
@@ -156,7 +166,7 @@ async fn where_the_server_refuses_key_only_queries_point_keys_are_read_in_window
 async fn sparse_mobile_keys_cost_a_handful_of_queries_and_one_when_idle(kind: Kind) {
     let month = 30 * 86_400;
     let sim = simulator(SimOptions { records: 120, users: 40, from: TO - month, to: TO, ..options(0) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     let mut mobiles = sim.mobiles();
     mobiles.extend((0..5).map(|i| format!("1990000000{i}")));
@@ -179,7 +189,7 @@ async fn sparse_mobile_keys_cost_a_handful_of_queries_and_one_when_idle(kind: Ki
 
 async fn the_resweep_finds_an_update_older_than_the_overlap(kind: Kind) {
     let sim = simulator(options(300)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.sync.resweep = Some(Duration::from_secs(3 * 86_400));
     let engine = engine(s);
@@ -198,7 +208,7 @@ async fn the_resweep_finds_an_update_older_than_the_overlap(kind: Kind) {
 
 async fn a_keys_file_is_read_once_and_then_only_what_is_appended(kind: Kind) {
     let sim = simulator(options(100)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     let keys_file = dir.path().join("calls.txt");
     let lines: Vec<String> = (0..5_000).map(|i| format!("call:old-{i:08}")).collect();
@@ -234,7 +244,7 @@ async fn a_keys_file_is_read_once_and_then_only_what_is_appended(kind: Kind) {
 
 async fn an_empty_keys_file_skips_the_pass_with_a_warning(kind: Kind) {
     let sim = simulator(options(100)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
     store.configure(&config);
@@ -250,7 +260,7 @@ async fn an_empty_keys_file_skips_the_pass_with_a_warning(kind: Kind) {
 
 async fn keys_add_list_forget_and_a_key_removed_from_the_config(kind: Kind) {
     let sim = simulator(options(200)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
     store.configure(&config);
@@ -318,5 +328,4 @@ async fn keys_add_list_forget_and_a_key_removed_from_the_config(kind: Kind) {
     let body = oifde_sync::metrics::Metrics::new(&engine.client.stats).render(&engine, &view);
     assert!(body.contains("oifde_sync_keys{state=\"removed\"} 1"), "{body}");
     assert!(!body.contains(&gone), "{body}");
-}
 }

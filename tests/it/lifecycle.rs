@@ -23,7 +23,7 @@ per_store!(a_backfill_reads_every_configured_key_and_changes_no_state);
 /// changes no key's state.
 async fn a_backfill_reads_every_configured_key_and_changes_no_state(kind: Kind) {
     let sim = simulator(options(400)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let records = sim.records();
     let mobiles = sim.mobiles();
     let by_call = records.iter().find(|r| r.calling_number.as_deref() != Some(mobiles[0].as_str())).unwrap();
@@ -77,7 +77,7 @@ per_store!(a_key_named_by_two_sources_lives_until_neither_names_it);
 /// keeps the pass going; a key only the config named is removed.
 async fn a_key_named_by_two_sources_lives_until_neither_names_it(kind: Kind) {
     let sim = simulator(options(200)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let records = sim.records();
     let (call, other) = (records[0].call_id.clone(), records[1].call_id.clone());
     let keys_file = store.dir.path().join("keys.txt");
@@ -117,7 +117,7 @@ per_store!(a_keys_file_that_is_missing_for_a_while_stops_no_other_key);
 
 async fn a_keys_file_that_is_missing_for_a_while_stops_no_other_key(kind: Kind) {
     let sim = simulator(options(200)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.query.keys_file = Some(store.dir.path().join("rotating.txt"));
     let report = incremental(&engine(s), TO + 60).await;
@@ -155,7 +155,7 @@ async fn a_month_of_silence_then_a_crowded_hour_is_cut_down_and_read_in_one_sync
         r.last_update_time = r.end_time;
         sim.insert(r);
     }
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.sync.start = oifde_sync::config::Start::At(TO - month);
     s.sync.split_above = 1000;
@@ -173,7 +173,7 @@ per_store!(one_malformed_call_id_harms_no_other_key);
 async fn one_malformed_call_id_harms_no_other_key(kind: Kind) {
     let faults = oifde_sync::simulator::Faults { refuse_values: vec!["BAD-ID-0000".into()], ..Default::default() };
     let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(200) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut calls: Vec<String> = sim.records().iter().map(|r| r.call_id.clone()).collect();
     calls.dedup();
     calls.truncate(6);
@@ -206,7 +206,7 @@ per_store!(a_passing_refusal_of_a_key_only_query_switches_nothing);
 async fn a_passing_refusal_of_a_key_only_query_switches_nothing(kind: Kind) {
     let faults = oifde_sync::simulator::Faults { refuse_key_only: 1, ..Default::default() };
     let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(200) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut calls: Vec<String> = sim.records().iter().map(|r| r.call_id.clone()).collect();
     calls.dedup();
     calls.truncate(4);
@@ -239,7 +239,7 @@ per_store!(a_server_that_needed_windows_is_asked_again_an_hour_later);
 async fn a_server_that_needed_windows_is_asked_again_an_hour_later(kind: Kind) {
     let faults = oifde_sync::simulator::Faults { refuse_key_only: 1000, ..Default::default() };
     let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(200) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut calls: Vec<String> = sim.records().iter().map(|r| r.call_id.clone()).collect();
     calls.dedup();
     calls.truncate(5);
@@ -279,7 +279,7 @@ per_store!(a_server_that_ignores_the_call_filter_costs_no_key_its_state);
 async fn a_server_that_ignores_the_call_filter_costs_no_key_its_state(kind: Kind) {
     let faults = oifde_sync::simulator::Faults { ignore_call_filter: true, ..Default::default() };
     let sim = simulator(oifde_sync::simulator::SimOptions { faults, ..options(60) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     // One call that is still going on: its key must settle, not the others'.
     let now = TO + 3600;
     let mut live = sim.records()[0].clone();
@@ -308,7 +308,7 @@ per_store!(a_large_import_beside_the_daemon_starves_nothing);
 /// succeeds, both imports finish, and every key is stored.
 async fn a_large_import_beside_the_daemon_starves_nothing(kind: Kind) {
     let sim = simulator(options(300)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let config = crate::cli::write_config(store.dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
     store.configure(&config);
     let engine = engine(store.settings(&sim));
@@ -381,7 +381,7 @@ async fn a_large_import_beside_the_daemon_starves_nothing(kind: Kind) {
 async fn a_backfill_over_https_reads_every_configured_key() {
     let (ca, identity) = crate::network::private_ca();
     let sim = simulator(oifde_sync::simulator::SimOptions { tls: Some(identity), ..options(300) }).await;
-    let Some(store) = TestStore::new(Kind::Sqlite) else { return };
+    let store = TestStore::new(Kind::Sqlite);
     let ca_file = store.dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca).unwrap();
     let records = sim.records();
@@ -405,7 +405,7 @@ per_store!(a_run_left_running_by_a_killed_process_is_marked_failed);
 
 async fn a_run_left_running_by_a_killed_process_is_marked_failed(kind: Kind) {
     let sim = simulator(options(50)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let engine = engine(store.settings(&sim));
     // What a process killed mid-pass leaves behind.
     let id = engine.with_store(|s| s.begin_run("sync", 1_000)).await.unwrap();

@@ -42,14 +42,13 @@ async fn a_version_1_store_is_migrated_with_its_data_and_keys() {
             .unwrap();
     }
     let store = Store::open(&db).unwrap();
-    let found: i64 = store.sqlite_connection().unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(found, oifde_sync::store::SCHEMA_VERSION);
+    let found: i64 = store.schema_version().unwrap();
+    assert_eq!(found, oifde_sync::store::sqlite::SCHEMA_VERSION);
     let keys = store.list_keys(None).unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!((keys[0].kind.as_str(), keys[0].state.as_str()), ("stream", "active"));
     assert_eq!(keys[0].cursor_time, Some((TO - 3600) * 1000));
-    let kept: i64 = store
-        .sqlite_connection()
+    let kept: i64 = Connection::open(&db)
         .unwrap()
         .query_row("SELECT count(*) FROM records WHERE log_id = 'kept'", [], |r| r.get(0))
         .unwrap();
@@ -78,8 +77,8 @@ fn a_migration_killed_half_way_leaves_version_1_and_runs_again() {
         assert_eq!(status.code(), Some(9));
     }
     let store = Store::open(&db).unwrap();
-    let found: i64 = store.sqlite_connection().unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(found, oifde_sync::store::SCHEMA_VERSION);
+    let found: i64 = store.schema_version().unwrap();
+    assert_eq!(found, oifde_sync::store::sqlite::SCHEMA_VERSION);
     assert!(store.list_keys(None).unwrap().is_empty());
 }
 

@@ -24,7 +24,18 @@ pub fn private_ca() -> (String, TlsIdentity) {
     (ca_cert.pem(), identity)
 }
 
-on_both_stores! {
+per_store!(
+    at_twenty_percent_faults_two_syncs_leave_the_store_equal_to_the_dataset,
+    page_drift_loses_nothing_after_the_next_pass,
+    a_window_beyond_the_paging_cap_is_split_and_fully_read,
+    requests_stay_under_the_rate_limit_and_the_in_flight_cap,
+    a_window_that_keeps_failing_is_reported_and_its_cursor_stays,
+    the_keys_file_is_read_as_it_grows_and_bad_lines_are_reported,
+    https_with_a_private_ca,
+    a_window_short_of_the_servers_total_is_reread_then_reported,
+    every_fault_alone_and_all_together_need_at_most_two_passes
+);
+
 async fn at_twenty_percent_faults_two_syncs_leave_the_store_equal_to_the_dataset(kind: Kind) {
     let faults = Faults {
         slow_rate: 0.03,
@@ -33,7 +44,7 @@ async fn at_twenty_percent_faults_two_syncs_leave_the_store_equal_to_the_dataset
         ..Faults::all_at(0.2)
     };
     let sim = simulator(SimOptions { faults, ..options(800) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.api.timeout = Duration::from_millis(300);
     s.api.page_size = 10;
@@ -48,7 +59,7 @@ async fn at_twenty_percent_faults_two_syncs_leave_the_store_equal_to_the_dataset
 async fn page_drift_loses_nothing_after_the_next_pass(kind: Kind) {
     let faults = Faults { drift_every_queries: Some(3), ..Faults::default() };
     let sim = simulator(SimOptions { faults, users: 2, ..options(400) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.api.page_size = 10;
     let engine = engine(s);
@@ -70,7 +81,7 @@ async fn page_drift_loses_nothing_after_the_next_pass(kind: Kind) {
 async fn a_window_beyond_the_paging_cap_is_split_and_fully_read(kind: Kind) {
     let faults = Faults { max_paging_depth: Some(100), ..Faults::default() };
     let sim = simulator(SimOptions { faults, users: 1, ..options(600) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.api.page_size = 20;
     s.sync.split_above = 100;
@@ -78,7 +89,7 @@ async fn a_window_beyond_the_paging_cap_is_split_and_fully_read(kind: Kind) {
     assert_mirrors(&store.local(), &sim.records());
 
     // The cap is real: without splitting, the same windows fail.
-    let Some(store2) = TestStore::new(kind) else { return };
+    let store2 = TestStore::new(kind);
     s.store.at = store2.at();
     s.sync.split_above = 100_000;
     let report = backfill(&engine(s)).await;
@@ -88,7 +99,7 @@ async fn a_window_beyond_the_paging_cap_is_split_and_fully_read(kind: Kind) {
 
 async fn requests_stay_under_the_rate_limit_and_the_in_flight_cap(kind: Kind) {
     let sim = simulator(SimOptions { users: 8, ..options(400) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.api.max_requests_per_second = 25;
     s.api.concurrency = 2;
@@ -109,7 +120,7 @@ async fn requests_stay_under_the_rate_limit_and_the_in_flight_cap(kind: Kind) {
 
 async fn a_window_that_keeps_failing_is_reported_and_its_cursor_stays(kind: Kind) {
     let sim = simulator(options(200)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.api.max_retries = 1;
     let engine = engine(s);
@@ -132,7 +143,7 @@ async fn a_window_that_keeps_failing_is_reported_and_its_cursor_stays(kind: Kind
 
 async fn the_keys_file_is_read_as_it_grows_and_bad_lines_are_reported(kind: Kind) {
     let sim = simulator(options(300)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     let mobiles = sim.mobiles();
     let keys = dir.path().join("keys.txt");
@@ -164,7 +175,7 @@ async fn https_with_a_private_ca(kind: Kind) {
     let (ca_pem, identity) = private_ca();
     let sim = simulator(SimOptions { tls: Some(identity), ..options(100) }).await;
     assert!(sim.base_url().starts_with("https://127.0.0.1:"));
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let dir = &store.dir;
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca_pem).unwrap();
@@ -194,7 +205,7 @@ async fn https_with_a_private_ca(kind: Kind) {
 async fn a_window_short_of_the_servers_total_is_reread_then_reported(kind: Kind) {
     let faults = Faults { inflate_total: 3, ..Faults::default() };
     let sim = simulator(SimOptions { faults, users: 1, ..options(100) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let engine = engine(store.settings(&sim));
     let report = incremental(&engine, TO + 60).await;
     assert_eq!(report.status, PassStatus::Partial);
@@ -233,7 +244,7 @@ async fn every_fault_alone_and_all_together_need_at_most_two_passes(kind: Kind) 
     ];
     for (name, faults) in matrix {
         let sim = simulator(SimOptions { faults, users: 3, ..options(150) }).await;
-        let Some(store) = TestStore::new(kind) else { return };
+        let store = TestStore::new(kind);
         let mut s = store.settings(&sim);
         s.api.timeout = Duration::from_millis(250);
         s.api.page_size = 20;
@@ -252,5 +263,4 @@ async fn every_fault_alone_and_all_together_need_at_most_two_passes(kind: Kind) 
         }
         assert_mirrors(&store.local(), &sim.records());
     }
-}
 }

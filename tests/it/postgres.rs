@@ -20,8 +20,9 @@ fn tenant_dir(store: &TestStore, sim: &oifde_sync::simulator::Simulator) -> temp
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
 async fn two_tenants_share_one_database_and_stay_apart() {
-    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let store = TestStore::new(Kind::Postgres);
     let north = simulator(SimOptions { tenant_id: "north".into(), seed: 11, ..options(700) }).await;
     let south = simulator(SimOptions { tenant_id: "south".into(), seed: 12, ..options(500) }).await;
     let (dn, ds) = (tenant_dir(&store, &north), tenant_dir(&store, &south));
@@ -52,8 +53,9 @@ async fn two_tenants_share_one_database_and_stay_apart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
 async fn a_second_writer_for_the_same_tenant_is_refused_naming_the_first() {
-    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let store = TestStore::new(Kind::Postgres);
     let north = simulator(SimOptions { tenant_id: "north".into(), ..options(100) }).await;
     let south = simulator(SimOptions { tenant_id: "south".into(), ..options(100) }).await;
     let (dn, ds) = (tenant_dir(&store, &north), tenant_dir(&store, &south));
@@ -85,8 +87,9 @@ async fn a_second_writer_for_the_same_tenant_is_refused_naming_the_first() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
 async fn a_daemon_that_loses_its_database_exits_for_a_restart() {
-    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let store = TestStore::new(Kind::Postgres);
     let sim = simulator(options(100)).await;
     let dir = tenant_dir(&store, &sim);
     let config = dir.path().join("oifde-sync.toml");
@@ -124,8 +127,9 @@ async fn a_daemon_that_loses_its_database_exits_for_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
 async fn copy_moves_a_sqlite_mirror_exactly_and_resumes_after_a_kill() {
-    let Some(pg) = TestStore::new(Kind::Postgres) else { return };
+    let pg = TestStore::new(Kind::Postgres);
     let sim = simulator(SimOptions { users: 6, ..options(6000) }).await;
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "[log]\nlevel = \"warn\"\n");
@@ -167,12 +171,13 @@ async fn copy_moves_a_sqlite_mirror_exactly_and_resumes_after_a_kill() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
 async fn the_readmes_postgres_queries_run_and_answer() {
-    let blocks = readme_blocks("sql postgres");
+    let blocks = doc_blocks("sql postgres");
     for (title, sql) in oifde_sync::queries::CANONICAL_POSTGRES {
-        assert!(blocks.iter().any(|b| b.trim() == sql.trim()), "the README shows {title:?} as the code has it");
+        assert!(blocks.iter().any(|b| b.trim() == sql.trim()), "the docs show {title:?} as the code has it");
     }
-    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let store = TestStore::new(Kind::Postgres);
     // Recent records, so "the last 7 days" holds data.
     let sim = simulator(SimOptions { records: 600, users: 4, ..SimOptions::default() }).await;
     let engine = engine(store.settings(&sim));
@@ -191,8 +196,9 @@ async fn the_readmes_postgres_queries_run_and_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
 async fn config_and_check_speak_of_the_database_without_its_password() {
-    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let store = TestStore::new(Kind::Postgres);
     let sim = simulator(options(50)).await;
     let dir = tenant_dir(&store, &sim);
     let config = dir.path().join("oifde-sync.toml");
@@ -228,16 +234,18 @@ async fn config_and_check_speak_of_the_database_without_its_password() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
 async fn tls_to_the_database_checks_its_certificate_against_the_ca_file() {
-    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let store = TestStore::new(Kind::Postgres);
     let url = store.url.clone().unwrap();
     // The server's own files: only the throwaway server of .ci/postgres can be given a certificate.
     let port = url.rsplit_once(':').unwrap().1.split('/').next().unwrap().to_string();
     let data = std::path::PathBuf::from(format!("/tmp/oifde-sync-pg-{port}"));
-    if !data.join("PG_VERSION").exists() {
-        eprintln!("SKIPPED: the test server is not one .ci/postgres started; its TLS cannot be set up here");
-        return;
-    }
+    assert!(
+        data.join("PG_VERSION").exists(),
+        "the test server must be one .ci/postgres started (its TLS is set up in {}); unset OIFDE_TEST_PG_URL",
+        data.display()
+    );
     let (ca_pem, identity) = crate::network::private_ca();
     let tls = data.join("tls");
     std::fs::create_dir_all(&tls).unwrap();
@@ -297,8 +305,9 @@ async fn tls_to_the_database_checks_its_certificate_against_the_ca_file() {
 /// A database written by the previous schema (version 1) is migrated in
 /// place, its keys kept, and gains the keys' `last_error`.
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
 async fn a_version_1_database_is_migrated_in_place() {
-    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let store = TestStore::new(Kind::Postgres);
     let url = store.url.clone().unwrap();
     let schema = include_str!("../../schema.pg.sql");
     let v1 = &schema[..schema.find("\n-- migration: 2").unwrap()];
@@ -328,8 +337,9 @@ async fn a_version_1_database_is_migrated_in_place() {
 /// `copy --to` URL) is refused naming the rule, and never shown; encoded,
 /// it connects and is shown as `***` everywhere, stored copies included.
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
 async fn a_password_in_the_url_is_never_shown_whatever_it_holds() {
-    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let store = TestStore::new(Kind::Postgres);
     let sim = simulator(options(20)).await;
     let dir = tenant_dir(&store, &sim);
     let config = dir.path().join("oifde-sync.toml");
@@ -374,8 +384,9 @@ async fn a_password_in_the_url_is_never_shown_whatever_it_holds() {
 /// The README's read-only role makes an extract while the tenant's daemon
 /// writes: no writer lock, one consistent state, rows equal to the tenant's.
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
 async fn an_analyst_with_a_read_only_role_extracts_while_the_daemon_writes() {
-    let Some(store) = TestStore::new(Kind::Postgres) else { return };
+    let store = TestStore::new(Kind::Postgres);
     let sim = simulator(options(400)).await;
     let dir = tenant_dir(&store, &sim);
     let url = store.url.clone().unwrap();

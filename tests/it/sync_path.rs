@@ -9,7 +9,18 @@ use oifde_sync::tz::ServerZone;
 
 use crate::helpers::*;
 
-on_both_stores! {
+per_store!(
+    backfill_mirrors_every_record_field_by_field,
+    reading_the_same_period_twice_writes_nothing,
+    newer_records_replace_equal_times_are_ignored_older_are_stale,
+    late_records_inside_the_overlap_are_picked_up,
+    token_expiry_mid_pass_renews_the_token_and_loses_nothing,
+    filter_times_follow_the_server_timezone_on_both_sides_of_utc,
+    every_page_is_read_with_the_smallest_page_size,
+    a_window_above_split_above_is_halved_until_it_fits,
+    window_only_queries_work_where_the_server_allows_them,
+    a_backfill_for_one_key_reads_only_that_key
+);
 
 async fn backfill_mirrors_every_record_field_by_field(kind: Kind) {
     let sim = simulator(options(1500)).await;
@@ -29,7 +40,7 @@ async fn backfill_mirrors_every_record_field_by_field(kind: Kind) {
         records.iter().any(|r| r.details.iter().any(|t| t.user_saying.as_deref().is_some_and(|s| s.contains('🙏'))))
     );
 
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let engine = engine(store.settings(&sim));
     let report = backfill(&engine).await;
     assert_eq!(report.status, PassStatus::Ok, "{:?}", report.errors);
@@ -39,7 +50,7 @@ async fn backfill_mirrors_every_record_field_by_field(kind: Kind) {
 
 async fn reading_the_same_period_twice_writes_nothing(kind: Kind) {
     let sim = simulator(options(800)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let engine = engine(store.settings(&sim));
     assert_eq!(backfill(&engine).await.status, PassStatus::Ok);
     let before = dump_data(&store.local());
@@ -52,7 +63,7 @@ async fn reading_the_same_period_twice_writes_nothing(kind: Kind) {
 
 async fn newer_records_replace_equal_times_are_ignored_older_are_stale(kind: Kind) {
     let sim = simulator(options(400)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let engine = engine(store.settings(&sim));
     assert_eq!(backfill(&engine).await.status, PassStatus::Ok);
 
@@ -100,7 +111,7 @@ async fn newer_records_replace_equal_times_are_ignored_older_are_stale(kind: Kin
 
 async fn late_records_inside_the_overlap_are_picked_up(kind: Kind) {
     let sim = simulator(options(300)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.sync.start = oifde_sync::config::Start::At(FROM);
     s.sync.lag = std::time::Duration::ZERO;
@@ -134,7 +145,7 @@ async fn late_records_inside_the_overlap_are_picked_up(kind: Kind) {
 async fn token_expiry_mid_pass_renews_the_token_and_loses_nothing(kind: Kind) {
     let faults = Faults { token_expires_after_queries: Some(5), ..Faults::default() };
     let sim = simulator(SimOptions { faults, ..options(600) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.api.page_size = 20;
     let engine = engine(s);
@@ -152,14 +163,14 @@ async fn filter_times_follow_the_server_timezone_on_both_sides_of_utc(kind: Kind
     for zone in ["+08:00", "-05:00", "Asia/Shanghai"] {
         let timezone = ServerZone::parse(zone).unwrap();
         let sim = simulator(SimOptions { timezone: timezone.clone(), ..options(300) }).await;
-        let Some(store) = TestStore::new(kind) else { return };
+        let store = TestStore::new(kind);
         let engine = engine(store.settings(&sim));
         assert_eq!(backfill(&engine).await.status, PassStatus::Ok, "{zone}");
         assert_mirrors(&store.local(), &sim.records());
     }
     // The zone matters: a server on +08:00 read as if it were UTC misses records.
     let sim = simulator(SimOptions { timezone: ServerZone::parse("+08:00").unwrap(), ..options(300) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.api.server_timezone = ServerZone::utc();
     let report = backfill(&engine(s)).await;
@@ -168,7 +179,7 @@ async fn filter_times_follow_the_server_timezone_on_both_sides_of_utc(kind: Kind
 
 async fn every_page_is_read_with_the_smallest_page_size(kind: Kind) {
     let sim = simulator(SimOptions { users: 2, ..options(300) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.api.page_size = 5;
     let report = backfill(&engine(s)).await;
@@ -179,7 +190,7 @@ async fn every_page_is_read_with_the_smallest_page_size(kind: Kind) {
 
 async fn a_window_above_split_above_is_halved_until_it_fits(kind: Kind) {
     let sim = simulator(SimOptions { users: 1, ..options(600) }).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&sim);
     s.sync.split_above = 40;
     s.api.page_size = 20;
@@ -192,7 +203,7 @@ async fn a_window_above_split_above_is_halved_until_it_fits(kind: Kind) {
 
 async fn window_only_queries_work_where_the_server_allows_them(kind: Kind) {
     let strict = simulator(options(100)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let mut s = store.settings(&strict);
     s.query.user_mobiles.clear();
     let report = backfill(&engine(s)).await;
@@ -200,7 +211,7 @@ async fn window_only_queries_work_where_the_server_allows_them(kind: Kind) {
     assert!(report.fatal.as_deref().unwrap_or("").contains("configure query keys"), "{:?}", report.fatal);
 
     let lenient = simulator(SimOptions { lenient_keys: true, ..options(100) }).await;
-    let Some(store2) = TestStore::new(kind) else { return };
+    let store2 = TestStore::new(kind);
     let mut s = store2.settings(&lenient);
     s.query.user_mobiles.clear();
     let report = backfill(&engine(s)).await;
@@ -210,7 +221,7 @@ async fn window_only_queries_work_where_the_server_allows_them(kind: Kind) {
 
 async fn a_backfill_for_one_key_reads_only_that_key(kind: Kind) {
     let sim = simulator(options(400)).await;
-    let Some(store) = TestStore::new(kind) else { return };
+    let store = TestStore::new(kind);
     let engine = engine(store.settings(&sim));
     let mobile = sim.mobiles()[0].clone();
     let key = QueryKey::parse(&format!("mobile:{mobile}")).unwrap();
@@ -220,5 +231,4 @@ async fn a_backfill_for_one_key_reads_only_that_key(kind: Kind) {
     let expected: Vec<_> = sim.records().into_iter().filter(|r| r.call_sor_id == mobile).collect();
     assert!(!expected.is_empty());
     assert_mirrors(&store.local(), &expected);
-}
 }

@@ -5,7 +5,8 @@ use tokio_postgres::types::ToSql;
 
 use super::Postgres;
 use crate::store::StoreError;
-use crate::store::copy::{Cell, Table, Ty};
+use crate::store::contract::CopyRows;
+use crate::store::tables::{Cell, Table, Ty};
 
 fn param(c: &Cell) -> Box<dyn ToSql + Sync + Send> {
     match c {
@@ -25,17 +26,17 @@ fn columns_here(t: &Table) -> String {
     t.columns.iter().map(|(c, _)| format!("\"{}\"", column_here(t, c))).collect::<Vec<_>>().join(", ")
 }
 
-impl Postgres {
-    pub fn read_snapshot(&self) -> Result<(), StoreError> {
+impl CopyRows for Postgres {
+    fn read_snapshot(&self) -> Result<(), StoreError> {
         self.run(self.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"))
     }
 
-    pub fn count_rows(&self, table: &str) -> Result<i64, StoreError> {
+    fn count_rows(&self, table: &str) -> Result<i64, StoreError> {
         let sql = format!("SELECT count(*) FROM \"{table}\" WHERE tenant_id = $1");
         self.run(async { Ok(self.client.query_one(&sql, &[&self.tenant]).await?.get(0)) })
     }
 
-    pub fn read_rows(&self, t: &Table, after: Option<&[Cell]>, limit: usize) -> Result<Vec<Vec<Cell>>, StoreError> {
+    fn read_rows(&self, t: &Table, after: Option<&[Cell]>, limit: usize) -> Result<Vec<Vec<Cell>>, StoreError> {
         let filter = match after {
             Some(_) => {
                 let placeholders: Vec<String> = (0..t.key).map(|i| format!("${}", i + 2)).collect();
@@ -72,7 +73,7 @@ impl Postgres {
 
     /// Writes copied rows (one statement of arrays; rows already there are
     /// kept) and the copy's position, in one transaction.
-    pub fn write_rows(
+    fn write_rows(
         &mut self,
         t: &Table,
         rows: &[Vec<Cell>],
@@ -129,7 +130,7 @@ impl Postgres {
         })
     }
 
-    pub fn copy_position(&self, source: &str, t: &Table) -> Result<Option<(Vec<Cell>, bool)>, StoreError> {
+    fn copy_position(&self, source: &str, t: &Table) -> Result<Option<(Vec<Cell>, bool)>, StoreError> {
         let row: Option<(String, bool)> = self.run(async {
             let row = self
                 .client
@@ -145,7 +146,7 @@ impl Postgres {
 
     /// Deletes this tenant's rows of `tables` (children first) and its copy
     /// positions, in one transaction.
-    pub fn clear_tables(&mut self, tables: &[Table]) -> Result<(), StoreError> {
+    fn clear_tables(&mut self, tables: &[Table]) -> Result<(), StoreError> {
         let names: Vec<&'static str> = tables.iter().rev().map(|t| t.name).chain(["copy_progress"]).collect();
         let tenant = self.tenant.clone();
         let client = &mut self.client;
@@ -159,7 +160,7 @@ impl Postgres {
     }
 
     /// New runs are numbered after the copied ones.
-    pub fn finish_copy(&mut self) -> Result<(), StoreError> {
+    fn finish_copy(&mut self) -> Result<(), StoreError> {
         self.run(self.client.batch_execute(
             "SELECT setval(pg_get_serial_sequence('sync_runs', 'id'), \
              greatest((SELECT max(id) FROM sync_runs), (SELECT last_value FROM sync_runs_id_seq)))",

@@ -8,9 +8,12 @@ use tokio_postgres::Row;
 
 use super::Postgres;
 use crate::keys::QueryKey;
+use crate::keys::file::KeysFileRead;
 use crate::keys::file::{Appended, Mark, read_appended};
 use crate::keys::{KeyRow, KeyState, KeyUpdate, SkippedWindow, StreamCursor};
-use crate::store::{KeysFileRead, StoreError};
+use crate::store::StoreError;
+use crate::store::contract::Keys;
+use crate::store::sql::ordered_counts;
 
 const SELECT_KEY: &str = "SELECT k.query_key, k.kind, k.source, k.state, k.added_at, k.last_query_at, \
      k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes, k.last_error FROM query_keys k \
@@ -71,7 +74,62 @@ async fn upsert(
 }
 
 impl Postgres {
-    pub fn configure_keys(&mut self, configured: &[QueryKey], now_ms: i64) -> Result<(), StoreError> {
+    fn read_keys_file_in_tx(
+        &self,
+        file: &Path,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<Result<KeysFileRead, String>, StoreError> {
+        let prev: Option<Mark> = self.run(async {
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT file_id, \"offset\", lines, head FROM key_files WHERE tenant_id = $1 AND path = $2",
+                    &[&self.tenant, &name],
+                )
+                .await?;
+            Ok(row.map(|r| Mark {
+                file_id: r.get(0),
+                offset: r.get::<_, i64>(1) as u64,
+                lines: r.get::<_, i64>(2) as u64,
+                head: r.get(3),
+            }))
+        })?;
+        let mut new_keys = 0u64;
+        let read = read_appended(file, prev.as_ref(), &mut |keys: &[QueryKey]| {
+            new_keys +=
+                self.run(upsert(&self.client, &self.tenant, keys, "keys_file", &[KeyState::Removed], now_ms))?;
+            Ok::<(), StoreError>(())
+        });
+        let appended: Appended = match read {
+            Err(msg) => return Ok(Err(msg)),
+            Ok(inner) => inner?,
+        };
+        let m = &appended.mark;
+        self.run(self.client.execute(
+            "INSERT INTO key_files (tenant_id, path, file_id, \"offset\", lines, head, read_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, path) DO UPDATE SET file_id = excluded.file_id, \
+             \"offset\" = excluded.\"offset\", lines = excluded.lines, head = excluded.head, read_at = excluded.read_at",
+            &[&self.tenant, &name, &m.file_id, &(m.offset as i64), &(m.lines as i64), &m.head, &now_ms],
+        ))?;
+        Ok(Ok(KeysFileRead::of(file, appended, new_keys)))
+    }
+
+    fn select_keys(
+        &self,
+        filter: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<KeyRow>, StoreError> {
+        let sql = format!("{SELECT_KEY} {filter}");
+        self.run(async {
+            let rows = self.client.query(&sql, params).await?;
+            Ok(rows.iter().map(key_row).collect())
+        })
+    }
+}
+
+impl Keys for Postgres {
+    fn configure_keys(&mut self, configured: &[QueryKey], now_ms: i64) -> Result<(), StoreError> {
         let listed: Vec<String> = configured.iter().map(ToString::to_string).collect();
         let tenant = self.tenant.clone();
         let client = &mut self.client;
@@ -118,7 +176,7 @@ impl Postgres {
 
     /// Reads what was appended to the keys file and adds its keys, in one
     /// transaction with the file's new mark.
-    pub fn read_keys_file(&mut self, file: &Path, now_ms: i64) -> Result<Result<KeysFileRead, String>, StoreError> {
+    fn read_keys_file(&mut self, file: &Path, now_ms: i64) -> Result<Result<KeysFileRead, String>, StoreError> {
         let name = file.display().to_string();
         self.run(self.client.batch_execute("BEGIN"))?;
         let result = self.read_keys_file_in_tx(file, &name, now_ms);
@@ -127,50 +185,9 @@ impl Postgres {
         result
     }
 
-    fn read_keys_file_in_tx(
-        &self,
-        file: &Path,
-        name: &str,
-        now_ms: i64,
-    ) -> Result<Result<KeysFileRead, String>, StoreError> {
-        let prev: Option<Mark> = self.run(async {
-            let row = self
-                .client
-                .query_opt(
-                    "SELECT file_id, \"offset\", lines, head FROM key_files WHERE tenant_id = $1 AND path = $2",
-                    &[&self.tenant, &name],
-                )
-                .await?;
-            Ok(row.map(|r| Mark {
-                file_id: r.get(0),
-                offset: r.get::<_, i64>(1) as u64,
-                lines: r.get::<_, i64>(2) as u64,
-                head: r.get(3),
-            }))
-        })?;
-        let mut new_keys = 0u64;
-        let read = read_appended(file, prev.as_ref(), &mut |keys: &[QueryKey]| {
-            new_keys +=
-                self.run(upsert(&self.client, &self.tenant, keys, "keys_file", &[KeyState::Removed], now_ms))?;
-            Ok::<(), StoreError>(())
-        });
-        let appended: Appended = match read {
-            Err(msg) => return Ok(Err(msg)),
-            Ok(inner) => inner?,
-        };
-        let m = &appended.mark;
-        self.run(self.client.execute(
-            "INSERT INTO key_files (tenant_id, path, file_id, \"offset\", lines, head, read_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, path) DO UPDATE SET file_id = excluded.file_id, \
-             \"offset\" = excluded.\"offset\", lines = excluded.lines, head = excluded.head, read_at = excluded.read_at",
-            &[&self.tenant, &name, &m.file_id, &(m.offset as i64), &(m.lines as i64), &m.head, &now_ms],
-        ))?;
-        Ok(Ok(KeysFileRead::of(file, appended, new_keys)))
-    }
-
     /// Written [`crate::store::KEYS_PER_TRANSACTION`] at a time, each
     /// chunk its own transaction, so that the daemon is never kept waiting long.
-    pub fn add_keys(&mut self, keys: &[QueryKey], now_ms: i64) -> Result<u64, StoreError> {
+    fn add_keys(&mut self, keys: &[QueryKey], now_ms: i64) -> Result<u64, StoreError> {
         let revive = [KeyState::Done, KeyState::GivenUp, KeyState::Removed];
         let mut changed = 0;
         for chunk in keys.chunks(crate::store::KEYS_PER_TRANSACTION) {
@@ -179,7 +196,7 @@ impl Postgres {
         Ok(changed)
     }
 
-    pub fn forget_keys(&mut self, keys: &[QueryKey]) -> Result<u64, StoreError> {
+    fn forget_keys(&mut self, keys: &[QueryKey]) -> Result<u64, StoreError> {
         let names: Vec<String> = keys.iter().map(ToString::to_string).collect();
         let tenant = self.tenant.clone();
         let client = &mut self.client;
@@ -195,7 +212,7 @@ impl Postgres {
         })
     }
 
-    pub fn has_keys(&self) -> Result<bool, StoreError> {
+    fn has_keys(&self) -> Result<bool, StoreError> {
         self.run(async {
             let row = self
                 .client
@@ -209,7 +226,7 @@ impl Postgres {
         })
     }
 
-    pub fn set_window_only(&mut self, on: bool, now_ms: i64) -> Result<(), StoreError> {
+    fn set_window_only(&mut self, on: bool, now_ms: i64) -> Result<(), StoreError> {
         if on {
             self.run(upsert(&self.client, &self.tenant, &[QueryKey::WindowOnly], "auto", &[KeyState::Removed], now_ms))
                 .map(drop)
@@ -222,19 +239,7 @@ impl Postgres {
         }
     }
 
-    fn select_keys(
-        &self,
-        filter: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<KeyRow>, StoreError> {
-        let sql = format!("{SELECT_KEY} {filter}");
-        self.run(async {
-            let rows = self.client.query(&sql, params).await?;
-            Ok(rows.iter().map(key_row).collect())
-        })
-    }
-
-    pub fn due_keys(&self, now_ms: i64) -> Result<Vec<KeyRow>, StoreError> {
+    fn due_keys(&self, now_ms: i64) -> Result<Vec<KeyRow>, StoreError> {
         self.select_keys(
             "AND (k.state IN ('active', 'settling') OR (k.state = 'waiting' AND k.next_query_at <= $2)) \
              ORDER BY CASE k.state WHEN 'active' THEN 0 WHEN 'settling' THEN 1 ELSE 2 END",
@@ -242,12 +247,12 @@ impl Postgres {
         )
     }
 
-    pub fn list_keys(&self, state: Option<KeyState>) -> Result<Vec<KeyRow>, StoreError> {
+    fn list_keys(&self, state: Option<KeyState>) -> Result<Vec<KeyRow>, StoreError> {
         let state = state.map(KeyState::as_str);
         self.select_keys("AND ($2::TEXT IS NULL OR k.state = $2) ORDER BY k.query_key", &[&self.tenant, &state])
     }
 
-    pub fn key_queried(&mut self, key: &str, u: KeyUpdate, error: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
+    fn key_queried(&mut self, key: &str, u: KeyUpdate, error: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
         self.run(self.client.execute(
             "UPDATE query_keys SET state = $3, next_query_at = $4, records_found = coalesce($5, records_found), \
              misses = $6, last_query_at = $7, last_error = $8 WHERE tenant_id = $1 AND query_key = $2",
@@ -256,7 +261,7 @@ impl Postgres {
         .map(drop)
     }
 
-    pub fn stream_key_read(&mut self, key: &str, records: i64, now_ms: i64) -> Result<(), StoreError> {
+    fn stream_key_read(&mut self, key: &str, records: i64, now_ms: i64) -> Result<(), StoreError> {
         self.run(self.client.execute(
             "UPDATE query_keys SET last_query_at = $3, records_found = records_found + $4, failed_passes = 0 \
              WHERE tenant_id = $1 AND query_key = $2",
@@ -265,7 +270,7 @@ impl Postgres {
         .map(drop)
     }
 
-    pub fn key_failed_pass(&mut self, key: &str) -> Result<i64, StoreError> {
+    fn key_failed_pass(&mut self, key: &str) -> Result<i64, StoreError> {
         self.run(async {
             let row = self
                 .client
@@ -279,14 +284,7 @@ impl Postgres {
         })
     }
 
-    pub fn skip_window(
-        &mut self,
-        key: &str,
-        start: i64,
-        end: i64,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    fn skip_window(&mut self, key: &str, start: i64, end: i64, reason: &str, now_ms: i64) -> Result<(), StoreError> {
         let tenant = self.tenant.clone();
         let client = &mut self.client;
         super::run_on(self.rt.as_ref(), &self.shown, async move {
@@ -308,7 +306,7 @@ impl Postgres {
         })
     }
 
-    pub fn skipped_windows(&self) -> Result<Vec<SkippedWindow>, StoreError> {
+    fn skipped_windows(&self) -> Result<Vec<SkippedWindow>, StoreError> {
         self.run(async {
             let rows = self
                 .client
@@ -325,7 +323,7 @@ impl Postgres {
         })
     }
 
-    pub fn clear_skipped(&mut self, key: Option<&str>, start: i64, end: i64) -> Result<(), StoreError> {
+    fn clear_skipped(&mut self, key: Option<&str>, start: i64, end: i64) -> Result<(), StoreError> {
         self.run(self.client.execute(
             "DELETE FROM skipped_windows WHERE tenant_id = $1 AND ($2::TEXT IS NULL OR query_key = $2) \
              AND window_start >= $3 AND window_end <= $4",
@@ -334,7 +332,7 @@ impl Postgres {
         .map(drop)
     }
 
-    pub fn key_counts(&self) -> Result<Vec<(KeyState, i64)>, StoreError> {
+    fn key_counts(&self) -> Result<Vec<(KeyState, i64)>, StoreError> {
         let rows: Vec<(String, i64)> = self.run(async {
             let rows = self
                 .client
@@ -342,10 +340,10 @@ impl Postgres {
                 .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })?;
-        Ok(crate::store::keys::ordered_counts(rows))
+        Ok(ordered_counts(rows))
     }
 
-    pub fn stream_cursors(&self) -> Result<Vec<StreamCursor>, StoreError> {
+    fn stream_cursors(&self) -> Result<Vec<StreamCursor>, StoreError> {
         let rows =
             self.select_keys("AND k.state = 'active' AND k.kind = 'stream' ORDER BY k.query_key", &[&self.tenant])?;
         Ok(rows.into_iter().map(|k| StreamCursor { query_key: k.query_key, cursor_time: k.cursor_time }).collect())

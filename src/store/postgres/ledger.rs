@@ -1,20 +1,20 @@
-//! Cursors, the run log, backfill progress and the status report of one
-//! tenant in PostgreSQL, as `store/ledger.rs` keeps them in SQLite.
+//! Cursors, the run log and backfill progress of one tenant in PostgreSQL.
 
 use std::collections::HashMap;
 
 use super::Postgres;
-use crate::run_log::Figures;
-use crate::run_log::{RunRow, StatusReport};
+use crate::run_log::{Figures, RunRow};
 use crate::store::StoreError;
+use crate::store::contract::Ledger;
+use crate::store::sql::{ABANDONED, figure_sets, spans_by_key};
 
 /// Moves a cursor forward only: `$1` tenant, `$2` key, `$3` epoch ms, `$4` now.
 pub(super) const SET_CURSOR: &str = "INSERT INTO sync_cursors (tenant_id, query_key, cursor_time, updated_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, query_key) DO UPDATE SET cursor_time = excluded.cursor_time, \
      updated_at = excluded.updated_at WHERE excluded.cursor_time > sync_cursors.cursor_time";
 
-impl Postgres {
-    pub fn cursor(&self, key: &str) -> Result<Option<i64>, StoreError> {
+impl Ledger for Postgres {
+    fn cursor(&self, key: &str) -> Result<Option<i64>, StoreError> {
         self.run(async {
             let row = self
                 .client
@@ -27,11 +27,11 @@ impl Postgres {
         })
     }
 
-    pub fn set_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError> {
+    fn set_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError> {
         self.run(self.client.execute(SET_CURSOR, &[&self.tenant, &key, &(epoch_s * 1000), &now_ms])).map(drop)
     }
 
-    pub fn pull_back_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError> {
+    fn pull_back_cursor(&mut self, key: &str, epoch_s: i64, now_ms: i64) -> Result<(), StoreError> {
         self.run(self.client.execute(
             "UPDATE sync_cursors SET cursor_time = $3, updated_at = $4 WHERE tenant_id = $1 AND query_key = $2 \
              AND cursor_time > $3",
@@ -42,9 +42,9 @@ impl Postgres {
 
     /// A new run; the tenant's runs still `running` (a process that ended
     /// mid-pass) are marked failed first.
-    pub fn begin_run(&mut self, kind: &str, now_ms: i64) -> Result<i64, StoreError> {
+    fn begin_run(&mut self, kind: &str, now_ms: i64) -> Result<i64, StoreError> {
         self.run(async {
-            let abandoned = crate::store::ledger::ABANDONED.replace("?1", "$2") + " AND tenant_id = $1";
+            let abandoned = ABANDONED.replace("?1", "$2") + " AND tenant_id = $1";
             self.client.execute(&abandoned, &[&self.tenant, &now_ms]).await?;
             let row = self
                 .client
@@ -58,7 +58,7 @@ impl Postgres {
         })
     }
 
-    pub fn finish_run(
+    fn finish_run(
         &mut self,
         id: i64,
         status: &str,
@@ -68,7 +68,7 @@ impl Postgres {
     ) -> Result<(), StoreError> {
         let sql = format!(
             "UPDATE sync_runs SET finished_at = $3, status = $4, error = $5, {} WHERE tenant_id = $1 AND id = $2",
-            crate::store::ledger::figure_sets('$', 6)
+            figure_sets('$', 6)
         );
         let values: Vec<i64> = f.values().into_iter().map(|v| v as i64).collect();
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
@@ -77,7 +77,7 @@ impl Postgres {
         self.run(self.client.execute(&sql, &params)).map(drop)
     }
 
-    pub fn backfill_done(&self, job: &str) -> Result<HashMap<String, Vec<(i64, i64)>>, StoreError> {
+    fn backfill_done(&self, job: &str) -> Result<HashMap<String, Vec<(i64, i64)>>, StoreError> {
         let rows: Vec<(String, i64, i64)> = self.run(async {
             let rows = self
                 .client
@@ -88,10 +88,10 @@ impl Postgres {
                 .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
         })?;
-        Ok(crate::store::ledger::spans_by_key(rows))
+        Ok(spans_by_key(rows))
     }
 
-    pub fn mark_backfill_window(
+    fn mark_backfill_window(
         &mut self,
         job: &str,
         key: &str,
@@ -108,7 +108,7 @@ impl Postgres {
         .map(drop)
     }
 
-    pub fn clear_backfill(&mut self, job: &str) -> Result<(), StoreError> {
+    fn clear_backfill(&mut self, job: &str) -> Result<(), StoreError> {
         self.run(
             self.client
                 .execute("DELETE FROM backfill_progress WHERE tenant_id = $1 AND job = $2", &[&self.tenant, &job]),
@@ -116,49 +116,27 @@ impl Postgres {
         .map(drop)
     }
 
-    pub fn status(&self, last_runs: usize) -> Result<StatusReport, StoreError> {
+    fn last_runs(&self, n: usize) -> Result<Vec<RunRow>, StoreError> {
         let sql = format!(
             "SELECT id, kind, started_at, finished_at, status, error, {} FROM sync_runs WHERE tenant_id = $1 \
              ORDER BY id DESC LIMIT $2",
             Figures::COLUMNS.join(", ")
         );
-        let (records, turns, qa_rows, db_bytes, runs) = self.run(async {
-            let count = |table: &'static str| async move {
-                let sql = format!("SELECT count(*) FROM {table} WHERE tenant_id = $1");
-                self.client.query_one(&sql, &[&self.tenant]).await.map(|r| r.get::<_, i64>(0))
-            };
-            let (records, turns, qa_rows) =
-                (count("records").await?, count("record_details").await?, count("qa_records").await?);
-            let bytes: i64 = self.client.query_one("SELECT pg_database_size(current_database())", &[]).await?.get(0);
-            let rows = self.client.query(&sql, &[&self.tenant, &(last_runs as i64)]).await?;
-            let runs: Vec<RunRow> = rows
-                .iter()
-                .map(|r| {
-                    let values: Vec<u64> = (0..Figures::COLUMNS.len()).map(|i| r.get::<_, i64>(i + 6) as u64).collect();
-                    RunRow {
-                        id: r.get(0),
-                        kind: r.get(1),
-                        started_at: r.get(2),
-                        finished_at: r.get(3),
-                        status: r.get(4),
-                        error: r.get(5),
-                        figures: Figures::from_values(&values),
-                    }
-                })
-                .collect();
-            Ok((records, turns, qa_rows, bytes as u64, runs))
-        })?;
-        Ok(StatusReport {
-            records,
-            turns,
-            qa_rows,
-            schema_version: self.schema_version()?,
-            db_bytes,
-            db_bytes_counts: "database",
-            keys: self.key_counts()?,
-            cursors: self.stream_cursors()?,
-            skipped_windows: self.skipped_windows()?,
-            runs,
-        })
+        let rows = self.run(self.client.query(&sql, &[&self.tenant, &(n as i64)]))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let values: Vec<u64> = Figures::COLUMNS.iter().map(|c| r.get::<_, i64>(*c) as u64).collect();
+                RunRow {
+                    id: r.get("id"),
+                    kind: r.get("kind"),
+                    started_at: r.get("started_at"),
+                    finished_at: r.get("finished_at"),
+                    status: r.get("status"),
+                    error: r.get("error"),
+                    figures: Figures::from_values(&values),
+                }
+            })
+            .collect())
     }
 }

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use super::{FullText, StoreError};
+use super::StoreError;
+use super::contract::{Backend, Size};
+use crate::config::FullText;
 use crate::config::PgSettings;
 
 /// `schema.pg.sql`: version 1, then each later version after a `-- migration: N` line.
@@ -101,7 +103,6 @@ impl Postgres {
         db.set_full_text(full_text)?;
         Ok(db)
     }
-
     /// Connects to an existing store without changing it.
     pub fn open_read_only(settings: &PgSettings) -> Result<Self, StoreError> {
         let db = Self::connect(settings)?;
@@ -117,7 +118,6 @@ impl Postgres {
         }
         Ok(db)
     }
-
     fn connect(settings: &PgSettings) -> Result<Self, StoreError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -143,26 +143,15 @@ impl Postgres {
             prepared: None,
         })
     }
-
     /// Runs `f` on the store's runtime and waits for it.
     fn run<T: Send>(&self, f: impl Future<Output = Result<T, tokio_postgres::Error>> + Send) -> Result<T, StoreError> {
         run_on(self.rt.as_ref(), &self.shown, f)
     }
-
-    pub fn describe(&self) -> String {
-        self.shown.clone()
-    }
-
     pub fn tenant(&self) -> &str {
         &self.tenant
     }
-
-    fn schema_version(&self) -> Result<i64, StoreError> {
-        self.run(stored_version(&self.client))
-    }
-
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let steps = super::split_steps(SCHEMA);
+        let steps = crate::store::sql::split_steps(SCHEMA);
         let client = &mut self.client;
         let applied = run_on(self.rt.as_ref(), &self.shown, async move {
             let tx = client.transaction().await?;
@@ -203,7 +192,6 @@ impl Postgres {
             }
         }
     }
-
     /// Trigram (`pg_trgm`) GIN indexes over the columns `wanted` covers; a
     /// `LIKE '%…%'` on them uses the index, for Chinese as for English.
     fn set_full_text(&mut self, wanted: FullText) -> Result<(), StoreError> {
@@ -258,15 +246,33 @@ impl Postgres {
         self.full_text = wanted;
         Ok(())
     }
+}
 
-    /// PostgreSQL checks its own pages; nothing to do here.
-    pub fn quick_check(&self, _limit: Duration) -> Result<bool, StoreError> {
-        Ok(true)
+impl Backend for Postgres {
+    /// PostgreSQL waits on row locks by itself.
+    fn wait_when_busy(&self, _wait: Duration) {}
+
+    /// The whole database, every tenant's rows.
+    fn size(&self) -> Result<Size, StoreError> {
+        let bytes: i64 = self.run(async {
+            Ok(self.client.query_one("SELECT pg_database_size(current_database())", &[]).await?.get(0))
+        })?;
+        Ok(Size { bytes: bytes as u64, counts: "database" })
     }
 
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+    fn schema_version(&self) -> Result<i64, StoreError> {
+        self.run(stored_version(&self.client))
+    }
+    /// PostgreSQL checks its own pages; nothing to do here.
+    fn quick_check(&self, _limit: Duration) -> Result<bool, StoreError> {
+        Ok(true)
+    }
     /// Takes the tenant's session advisory lock, waiting up to `wait`; the
     /// server drops it when this connection ends, however this process ends.
-    pub fn take_writer(&mut self, what: &str, wait: Duration) -> Result<(), StoreError> {
+    fn take_writer(&mut self, what: &str, wait: Duration) -> Result<(), StoreError> {
         let started = Instant::now();
         loop {
             let got: bool = self.run(async {

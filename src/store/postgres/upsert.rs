@@ -10,7 +10,8 @@ use tokio_postgres::{Client, Statement};
 use super::Postgres;
 use crate::record::{Qa, Record, Turn};
 use crate::store::StoreError;
-use crate::store::upsert::{Decision, PageOutcome, Summary, decide};
+use crate::store::contract::Pages;
+use crate::store::dedup::{Decision, PageOutcome, Summary, decide};
 
 /// The day (UTC) of epoch ms in a column, as the summaries count it.
 fn day_of(column: &str) -> String {
@@ -61,8 +62,8 @@ impl Prepared {
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
-impl Postgres {
-    pub fn apply_page(&mut self, records: &[Record], now_ms: i64) -> Result<PageOutcome, StoreError> {
+impl Pages for Postgres {
+    fn apply_page(&mut self, records: &[Record], now_ms: i64) -> Result<PageOutcome, StoreError> {
         let tenant = self.tenant.clone();
         let client = &mut self.client;
         let prepared = &mut self.prepared;

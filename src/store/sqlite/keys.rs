@@ -6,37 +6,12 @@ use std::path::Path;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{Sqlite, StoreError, sql_error};
-use crate::keys::file::{Appended, Mark, read_appended};
-use crate::keys::{BadLine, KeyRow, KeyState, KeyUpdate, QueryKey, SkippedWindow, StreamCursor};
-
-/// What reading a keys file found.
-#[derive(Debug, Default)]
-pub struct KeysFileRead {
-    /// Keys the store did not know (or had removed).
-    pub new_keys: u64,
-    /// Valid lines read.
-    pub keys: u64,
-    pub bad: Vec<BadLine>,
-    pub bad_count: u64,
-    pub from_start: bool,
-    /// The file holds no byte at all.
-    pub empty: bool,
-}
-
-impl KeysFileRead {
-    /// What reading `file` found: `appended`, of which `new_keys` were new.
-    pub(super) fn of(file: &Path, appended: Appended, new_keys: u64) -> Self {
-        Self {
-            new_keys,
-            keys: appended.keys,
-            bad: appended.bad,
-            bad_count: appended.bad_count,
-            from_start: appended.from_start,
-            empty: std::fs::metadata(file).is_ok_and(|m| m.len() == 0),
-        }
-    }
-}
+use super::{Sqlite, sql_error};
+use crate::keys::file::{Appended, KeysFileRead, Mark, read_appended};
+use crate::keys::{KeyRow, KeyState, KeyUpdate, QueryKey, SkippedWindow, StreamCursor};
+use crate::store::StoreError;
+use crate::store::contract::Keys;
+use crate::store::sql::ordered_counts;
 
 const SELECT_KEY: &str = "SELECT k.query_key, k.kind, k.source, k.state, k.added_at, k.last_query_at, \
      k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes, k.last_error FROM query_keys k \
@@ -58,14 +33,6 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
         failed_passes: r.get(10)?,
         last_error: r.get(11)?,
     })
-}
-
-/// Counts by state name, as states in their order (unknown names left out).
-pub(super) fn ordered_counts(rows: Vec<(String, i64)>) -> Vec<(KeyState, i64)> {
-    let mut counts: Vec<(KeyState, i64)> =
-        rows.into_iter().filter_map(|(s, n)| KeyState::parse(&s).ok().map(|s| (s, n))).collect();
-    counts.sort_by_key(|(s, _)| KeyState::ALL.iter().position(|x| x == s));
-    counts
 }
 
 /// Adds `key` from `source`: a key that is not removed adds `source` to its
@@ -97,10 +64,12 @@ impl Sqlite {
         let path = self.path.clone();
         self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| sql_error(&path, e))
     }
+}
 
+impl Keys for Sqlite {
     /// Makes the config's keys active and marks config keys no longer listed
     /// as removed.
-    pub fn configure_keys(&mut self, configured: &[QueryKey], now_ms: i64) -> Result<(), StoreError> {
+    fn configure_keys(&mut self, configured: &[QueryKey], now_ms: i64) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
         let tx = self.keys_tx()?;
@@ -129,7 +98,7 @@ impl Sqlite {
 
     /// Reads what was appended to the keys file and adds its keys, in one
     /// transaction with the file's new mark. `Err` inside: the file cannot be read.
-    pub fn read_keys_file(&mut self, file: &Path, now_ms: i64) -> Result<Result<KeysFileRead, String>, StoreError> {
+    fn read_keys_file(&mut self, file: &Path, now_ms: i64) -> Result<Result<KeysFileRead, String>, StoreError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
         let name = file.display().to_string();
@@ -168,20 +137,20 @@ impl Sqlite {
 
     /// `keys add`: new keys, and done, given-up or removed ones made active
     /// again. Returns how many changed.
-    /// Written [`super::KEYS_PER_TRANSACTION`] at a time, so that a pass
+    /// Written [`crate::store::KEYS_PER_TRANSACTION`] at a time, so that a pass
     /// of the daemon beside it is never kept waiting long.
-    pub fn add_keys(&mut self, keys: &[QueryKey], now_ms: i64) -> Result<u64, StoreError> {
+    fn add_keys(&mut self, keys: &[QueryKey], now_ms: i64) -> Result<u64, StoreError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
         let mut changed = 0;
-        for chunk in keys.chunks(super::KEYS_PER_TRANSACTION) {
+        for chunk in keys.chunks(crate::store::KEYS_PER_TRANSACTION) {
             let tx = self.keys_tx()?;
             for key in chunk {
                 let revive = [KeyState::Done, KeyState::GivenUp, KeyState::Removed];
                 changed += u64::from(upsert(&tx, key, "command", &revive, now_ms).map_err(sql)?);
             }
             tx.commit().map_err(sql)?;
-            if chunk.len() == super::KEYS_PER_TRANSACTION {
+            if chunk.len() == crate::store::KEYS_PER_TRANSACTION {
                 // More may follow: a writer waiting for the store (the daemon) gets its turn.
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
@@ -190,7 +159,7 @@ impl Sqlite {
     }
 
     /// `keys forget`: the keys and their cursors are deleted. Returns how many were known.
-    pub fn forget_keys(&mut self, keys: &[QueryKey]) -> Result<u64, StoreError> {
+    fn forget_keys(&mut self, keys: &[QueryKey]) -> Result<u64, StoreError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
         let tx = self.keys_tx()?;
@@ -204,7 +173,7 @@ impl Sqlite {
     }
 
     /// Whether any key other than the window-only one is still polled.
-    pub fn has_keys(&self) -> Result<bool, StoreError> {
+    fn has_keys(&self) -> Result<bool, StoreError> {
         self.conn
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM query_keys WHERE state != 'removed' AND query_key != '*')",
@@ -215,7 +184,7 @@ impl Sqlite {
     }
 
     /// Turns the window-only key `*` on or off.
-    pub fn set_window_only(&mut self, on: bool, now_ms: i64) -> Result<(), StoreError> {
+    fn set_window_only(&mut self, on: bool, now_ms: i64) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
         let tx = self.keys_tx()?;
@@ -230,7 +199,7 @@ impl Sqlite {
 
     /// The keys a pass at `now_ms` reads: active and settling ones, and
     /// waiting ones whose time has come. Done keys cost nothing.
-    pub fn due_keys(&self, now_ms: i64) -> Result<Vec<KeyRow>, StoreError> {
+    fn due_keys(&self, now_ms: i64) -> Result<Vec<KeyRow>, StoreError> {
         let sql = format!(
             "{SELECT_KEY} WHERE k.state = 'active' UNION ALL {SELECT_KEY} WHERE k.state = 'settling' \
              UNION ALL {SELECT_KEY} WHERE k.state = 'waiting' AND k.next_query_at <= ?1"
@@ -240,7 +209,7 @@ impl Sqlite {
     }
 
     /// Every key, or those in `state`, by key.
-    pub fn list_keys(&self, state: Option<KeyState>) -> Result<Vec<KeyRow>, StoreError> {
+    fn list_keys(&self, state: Option<KeyState>) -> Result<Vec<KeyRow>, StoreError> {
         let sql = format!("{SELECT_KEY} WHERE ?1 IS NULL OR k.state = ?1 ORDER BY k.query_key");
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
         stmt.query_map([state.map(KeyState::as_str)], key_row).and_then(|rows| rows.collect()).map_err(|e| self.sql(e))
@@ -248,7 +217,7 @@ impl Sqlite {
 
     /// Records a point key's query, once its records are committed, with
     /// why the server refused it (`None`: it did not).
-    pub fn key_queried(&mut self, key: &str, u: KeyUpdate, error: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
+    fn key_queried(&mut self, key: &str, u: KeyUpdate, error: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE query_keys SET state = ?2, next_query_at = ?3, records_found = coalesce(?4, records_found), \
@@ -260,7 +229,7 @@ impl Sqlite {
     }
 
     /// Records that a stream key was read this pass, to its end.
-    pub fn stream_key_read(&mut self, key: &str, records: i64, now_ms: i64) -> Result<(), StoreError> {
+    fn stream_key_read(&mut self, key: &str, records: i64, now_ms: i64) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE query_keys SET last_query_at = ?2, records_found = records_found + ?3, failed_passes = 0 \
@@ -273,7 +242,7 @@ impl Sqlite {
 
     /// One more pass of `key` ended at a window that cannot complete; returns
     /// how many in a row.
-    pub fn key_failed_pass(&mut self, key: &str) -> Result<i64, StoreError> {
+    fn key_failed_pass(&mut self, key: &str) -> Result<i64, StoreError> {
         self.conn
             .query_row(
                 "UPDATE query_keys SET failed_passes = failed_passes + 1 WHERE query_key = ?1 RETURNING failed_passes",
@@ -287,14 +256,7 @@ impl Sqlite {
 
     /// Records a window the key moves on without, and moves its cursor past
     /// it, in one transaction.
-    pub fn skip_window(
-        &mut self,
-        key: &str,
-        start: i64,
-        end: i64,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    fn skip_window(&mut self, key: &str, start: i64, end: i64, reason: &str, now_ms: i64) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |e| sql_error(&path, e);
         let tx = self.keys_tx()?;
@@ -316,7 +278,7 @@ impl Sqlite {
     }
 
     /// Windows keys moved on without, oldest first.
-    pub fn skipped_windows(&self) -> Result<Vec<SkippedWindow>, StoreError> {
+    fn skipped_windows(&self) -> Result<Vec<SkippedWindow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT query_key, window_start, window_end, reason FROM skipped_windows ORDER BY window_start, query_key")
@@ -329,7 +291,7 @@ impl Sqlite {
     }
 
     /// A completed backfill of `key` over `[start, end)` covers the skipped windows inside it.
-    pub fn clear_skipped(&mut self, key: Option<&str>, start: i64, end: i64) -> Result<(), StoreError> {
+    fn clear_skipped(&mut self, key: Option<&str>, start: i64, end: i64) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "DELETE FROM skipped_windows WHERE (?1 IS NULL OR query_key = ?1) AND window_start >= ?2 AND window_end <= ?3",
@@ -340,7 +302,7 @@ impl Sqlite {
     }
 
     /// How many keys are in each state (states with none left out).
-    pub fn key_counts(&self) -> Result<Vec<(KeyState, i64)>, StoreError> {
+    fn key_counts(&self) -> Result<Vec<(KeyState, i64)>, StoreError> {
         let mut stmt =
             self.conn.prepare("SELECT state, count(*) FROM query_keys GROUP BY state").map_err(|e| self.sql(e))?;
         let rows: Vec<(String, i64)> = stmt
@@ -351,7 +313,7 @@ impl Sqlite {
     }
 
     /// The active stream keys with their cursors.
-    pub fn stream_cursors(&self) -> Result<Vec<StreamCursor>, StoreError> {
+    fn stream_cursors(&self) -> Result<Vec<StreamCursor>, StoreError> {
         let sql = format!("{SELECT_KEY} WHERE k.state = 'active' AND k.kind = 'stream' ORDER BY k.query_key");
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
         stmt.query_map([], |r| Ok(StreamCursor { query_key: r.get(0)?, cursor_time: r.get(9)? }))

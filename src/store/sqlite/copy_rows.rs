@@ -3,8 +3,9 @@
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params_from_iter};
 
-use super::copy::{Cell, Table, Ty};
 use super::{FullText, Sqlite, StoreError};
+use crate::store::contract::CopyRows;
+use crate::store::tables::{Cell, Table, Ty};
 
 fn to_value(c: &Cell) -> Value {
     match c {
@@ -13,18 +14,18 @@ fn to_value(c: &Cell) -> Value {
     }
 }
 
-impl Sqlite {
-    pub fn read_snapshot(&self) -> Result<(), StoreError> {
+impl CopyRows for Sqlite {
+    fn read_snapshot(&self) -> Result<(), StoreError> {
         // A deferred transaction takes its snapshot at its first read.
         self.conn.execute_batch("BEGIN DEFERRED; SELECT count(*) FROM sqlite_master;").map_err(|e| self.sql(e))
     }
 
-    pub fn count_rows(&self, table: &str) -> Result<i64, StoreError> {
+    fn count_rows(&self, table: &str) -> Result<i64, StoreError> {
         self.conn.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get(0)).map_err(|e| self.sql(e))
     }
 
     /// Up to `limit` rows after the key `after`, in key order.
-    pub fn read_rows(&self, t: &Table, after: Option<&[Cell]>, limit: usize) -> Result<Vec<Vec<Cell>>, StoreError> {
+    fn read_rows(&self, t: &Table, after: Option<&[Cell]>, limit: usize) -> Result<Vec<Vec<Cell>>, StoreError> {
         let placeholders = vec!["?"; t.key].join(", ");
         let filter = match after {
             Some(_) => format!("WHERE ({}) > ({placeholders})", t.key_list()),
@@ -50,7 +51,7 @@ impl Sqlite {
 
     /// Writes copied rows (keeping rows already there) and the copy's
     /// position, in one transaction.
-    pub fn write_rows(
+    fn write_rows(
         &mut self,
         t: &Table,
         rows: &[Vec<Cell>],
@@ -82,7 +83,7 @@ impl Sqlite {
     }
 
     /// Where a copy from `source` stands for table `t`: the last key and whether it is done.
-    pub fn copy_position(&self, source: &str, t: &Table) -> Result<Option<(Vec<Cell>, bool)>, StoreError> {
+    fn copy_position(&self, source: &str, t: &Table) -> Result<Option<(Vec<Cell>, bool)>, StoreError> {
         let row: Option<(String, bool)> = self
             .conn
             .query_row(
@@ -97,7 +98,7 @@ impl Sqlite {
 
     /// Deletes every row of `tables` (children first) and the copy's
     /// positions, in one transaction.
-    pub fn clear_tables(&mut self, tables: &[Table]) -> Result<(), StoreError> {
+    fn clear_tables(&mut self, tables: &[Table]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |e| super::sql_error(&path, e);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
@@ -109,7 +110,7 @@ impl Sqlite {
     }
 
     /// The full-text index is built again over the copied turns.
-    pub fn finish_copy(&mut self) -> Result<(), StoreError> {
+    fn finish_copy(&mut self) -> Result<(), StoreError> {
         if self.full_text != FullText::Off {
             self.conn
                 .execute("INSERT INTO record_details_fts (record_details_fts) VALUES ('rebuild')", [])
