@@ -9,6 +9,7 @@ mod helpers;
 mod hostile;
 mod install;
 mod keys;
+mod layers;
 mod lifecycle;
 mod migration;
 mod network;
