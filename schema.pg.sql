@@ -334,3 +334,9 @@ JOIN records r ON r.tenant_id = q.tenant_id AND r.log_id = q.log_id;
 -- SQLite gives it back. Rows written before keep it in raw_json.
 ALTER TABLE records ADD COLUMN api_tenant_id TEXT;
 UPDATE records SET api_tenant_id = raw_json::json ->> 'tenantId' WHERE raw_json IS NOT NULL;
+
+-- migration: 3
+-- The indexes the SQLite store has and this one lacked: keys by source (a
+-- config change, a keys file's keys) and records by their last update.
+CREATE INDEX IF NOT EXISTS query_keys_source ON query_keys (tenant_id, source, state);
+CREATE INDEX IF NOT EXISTS records_last_update_time ON records (tenant_id, last_update_time);

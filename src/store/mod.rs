@@ -10,6 +10,7 @@ pub mod postgres;
 mod sql;
 pub mod sqlite;
 pub mod tables;
+mod worker;
 
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 pub use contract::{Backend, CopyRows, Keys, Ledger, Pages, Size};
 pub use postgres::Postgres;
 pub use sqlite::Sqlite;
+pub use worker::Worker;
 
 use crate::config::{FullText, PgSettings, StoreAt, StoreSettings};
 use crate::run_log::StatusReport;
@@ -27,13 +29,14 @@ pub(crate) const KEYS_PER_TRANSACTION: usize = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the store {path}: {msg}")]
-    Open { path: PathBuf, msg: String },
+    /// `store`: the file, or the database URL without its password.
+    #[error("cannot open the store {store}: {msg}")]
+    Open { store: String, msg: String },
     #[error(
-        "the store {path} has schema version {found}, newer than this oifde-sync understands ({supported}); \
-         upgrade oifde-sync or point store.path at another file"
+        "the store {store} has schema version {found}, newer than this oifde-sync understands ({supported}); \
+         upgrade oifde-sync or point the config (store.path or store.url) at another store"
     )]
-    TooNew { path: PathBuf, found: i64, supported: i64 },
+    TooNew { store: String, found: i64, supported: i64 },
     #[error("cannot migrate the store {path}: {source}")]
     Migrate { path: PathBuf, source: rusqlite::Error },
     #[error(

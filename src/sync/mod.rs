@@ -17,7 +17,7 @@ use crate::api::ApiClient;
 use crate::config::Settings;
 use crate::keys::QueryKey;
 use crate::progress::{ProgressSink, Silent};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Worker};
 
 pub use report::PassReport;
 
@@ -68,7 +68,8 @@ pub enum PassError {
 pub struct Engine {
     pub settings: Arc<Settings>,
     pub client: Arc<ApiClient>,
-    pub store: Arc<Mutex<Store>>,
+    /// The store, on a thread of its own.
+    store: Arc<Worker>,
     progress: Arc<dyn ProgressSink>,
     /// Whether the server refuses key-only queries, from evidence.
     point_windows: Arc<Mutex<PointWindows>>,
@@ -99,7 +100,7 @@ impl Engine {
         Self {
             settings,
             client,
-            store: Arc::new(Mutex::new(store)),
+            store: Arc::new(Worker::start(store)),
             progress: Arc::new(Silent),
             point_windows: Arc::new(Mutex::new(PointWindows::default())),
             foreign_said: Arc::default(),
@@ -111,14 +112,11 @@ impl Engine {
         self
     }
 
-    /// Runs `f` on the store from a blocking thread; SQLite calls block.
+    /// Runs `f` on the store's thread and waits for it.
     pub async fn with_store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
-            .await
-            .expect("store task panicked")
+        self.store.run(f).await
     }
 }

@@ -204,7 +204,8 @@ async fn config_and_check_speak_of_the_database_without_its_password() {
     let config = dir.path().join("oifde-sync.toml");
     let check = run(dir.path(), &["check"], &[]).await;
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
-    assert!(text(&check).contains("postgres://") && text(&check).contains("schema 2"), "{}", text(&check));
+    let schema = format!("schema {}", oifde_sync::store::postgres::SCHEMA_VERSION);
+    assert!(text(&check).contains("postgres://") && text(&check).contains(&schema), "{}", text(&check));
 
     // Both store.path and store.url: a config error naming the keys.
     let both = std::fs::read_to_string(&config).unwrap().replace("[store]\n", "[store]\npath = \"x.db\"\n");
@@ -325,7 +326,8 @@ async fn a_version_1_database_is_migrated_in_place() {
     let sim = simulator(options(20)).await;
     let engine = engine(store.settings(&sim));
     drop(engine);
-    assert_eq!(pg_rows(&url, "SELECT version FROM oifde_schema")[0][0].as_deref(), Some("2"));
+    let current = oifde_sync::store::postgres::SCHEMA_VERSION.to_string();
+    assert_eq!(pg_rows(&url, "SELECT version FROM oifde_schema")[0][0].as_deref(), Some(current.as_str()));
     assert!(pg_rows(&url, "SELECT * FROM v_calls").len() == 1, "the views work");
     let kept = pg_rows(&url, "SELECT state, last_error FROM query_keys WHERE query_key = 'call:kept'");
     assert_eq!(kept, vec![vec![Some("waiting".to_string()), None]]);
@@ -413,4 +415,42 @@ async fn an_analyst_with_a_read_only_role_extracts_while_the_daemon_writes() {
     let conn = rusqlite::Connection::open(analyst.path().join("mine.db")).unwrap();
     let n: i64 = conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 400);
+}
+
+/// A database of the previous schema (version 2) gains the indexes the
+/// SQLite store has, in place; afterwards both stores hold the same indexes
+/// by name (PostgreSQL's md5 keys of the summary tables apart, which SQLite
+/// holds as primary keys).
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
+async fn a_version_2_database_gains_the_indexes_the_sqlite_store_has() {
+    let store = TestStore::new(Kind::Postgres);
+    let url = store.url.clone().unwrap();
+    let schema = include_str!("../../schema.pg.sql");
+    let v2 = &schema[..schema.find("\n-- migration: 3").unwrap()];
+    pg_rows(&url, &format!("{v2};\nUPDATE oifde_schema SET version = 2;"));
+    pg_rows(
+        &url,
+        "INSERT INTO query_keys (tenant_id, query_key, kind, source, state, added_at) \
+         VALUES ('tenant001', 'call:kept', 'point', 'config', 'waiting', 1)",
+    );
+    let sim = simulator(options(20)).await;
+    drop(engine(store.settings(&sim)));
+    let current = oifde_sync::store::postgres::SCHEMA_VERSION.to_string();
+    assert_eq!(pg_rows(&url, "SELECT version FROM oifde_schema")[0][0].as_deref(), Some(current.as_str()));
+    assert_eq!(pg_rows(&url, "SELECT state FROM query_keys WHERE query_key = 'call:kept'").len(), 1, "the key is kept");
+    let mut pg: Vec<String> = pg_rows(
+        &url,
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname NOT LIKE '%\\_pkey' \
+         AND indexname NOT LIKE 'summary\\_%\\_key' AND indexname NOT LIKE '%\\_trgm'",
+    )
+    .into_iter()
+    .map(|r| r[0].clone().unwrap())
+    .collect();
+    pg.sort();
+    let sqlite = TestStore::new(Kind::Sqlite);
+    drop(oifde_sync::store::Store::open(&sqlite.db).unwrap());
+    let mut lite = sqlite.column("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL");
+    lite.sort();
+    assert_eq!(pg, lite, "the indexes of the two stores");
 }

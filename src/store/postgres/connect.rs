@@ -62,7 +62,7 @@ where
 
 /// Connects and starts the connection's task on the current runtime.
 pub(super) async fn connect(settings: &PgSettings) -> Result<Client, StoreError> {
-    let open_err = |msg: String| StoreError::Open { path: settings.shown.clone().into(), msg };
+    let open_err = |msg: String| StoreError::Open { store: settings.shown.clone(), msg };
     let mut config = settings.config.clone();
     if config.get_application_name().is_none() {
         // What a DBA sees in pg_stat_activity.

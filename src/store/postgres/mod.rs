@@ -27,7 +27,7 @@ use crate::config::PgSettings;
 const SCHEMA: &str = include_str!("../../../schema.pg.sql");
 
 /// The schema version this binary writes to PostgreSQL.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Serialises schema changes between daemons starting together.
 const MIGRATION_LOCK: i64 = 0x6f69_6664_6573_6368;
@@ -82,16 +82,21 @@ async fn stored_version(c: &impl tokio_postgres::GenericClient) -> Result<i64, t
     Ok(c.query_one("SELECT version::BIGINT FROM oifde_schema", &[]).await?.get(0))
 }
 
-/// Runs `f` on `rt` from a thread of its own (so that it works inside
-/// another runtime too) and waits for it.
+/// Runs `f` on `rt` and waits for it: on the calling thread (the store's
+/// worker), or, called from inside another runtime (a command's own), from a
+/// thread of its own.
 fn run_on<T: Send>(
     rt: Option<&tokio::runtime::Runtime>,
     shown: &str,
     f: impl Future<Output = Result<T, tokio_postgres::Error>> + Send,
 ) -> Result<T, StoreError> {
     let rt = rt.expect("runtime present until drop");
-    std::thread::scope(|s| s.spawn(|| rt.block_on(f)).join().expect("store thread panicked"))
-        .map_err(|e| pg_error(shown, &e))
+    let result = if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(|| rt.block_on(f)).join().expect("store thread panicked"))
+    } else {
+        rt.block_on(f)
+    };
+    result.map_err(|e| pg_error(shown, &e))
 }
 
 impl Postgres {
@@ -109,12 +114,12 @@ impl Postgres {
         let found = db.schema_version()?;
         if found == 0 {
             return Err(StoreError::Open {
-                path: settings.shown.clone().into(),
+                store: settings.shown.clone(),
                 msg: "no oifde-sync tables in this database; run `oifde-sync sync` first".into(),
             });
         }
         if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path: settings.shown.clone().into(), found, supported: SCHEMA_VERSION });
+            return Err(StoreError::TooNew { store: settings.shown.clone(), found, supported: SCHEMA_VERSION });
         }
         Ok(db)
     }
@@ -122,7 +127,7 @@ impl Postgres {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Open { path: settings.shown.clone().into(), msg: e.to_string() })?;
+            .map_err(|e| StoreError::Open { store: settings.shown.clone(), msg: e.to_string() })?;
         let client = std::thread::scope(|s| {
             s.spawn(|| rt.block_on(connect::connect(settings))).join().expect("connect thread panicked")
         });
@@ -177,7 +182,7 @@ impl Postgres {
             other => other,
         })?;
         match applied {
-            Err(found) => Err(StoreError::TooNew { path: self.shown.clone().into(), found, supported: SCHEMA_VERSION }),
+            Err(found) => Err(StoreError::TooNew { store: self.shown.clone(), found, supported: SCHEMA_VERSION }),
             Ok(applied) => {
                 match (applied.first(), applied.last()) {
                     (Some(1), _) => {

@@ -51,7 +51,7 @@ impl WriterLock {
     pub fn acquire(store: &Path, what: &str, wait: Duration) -> Result<Self, StoreError> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = lock_path(store);
-        let open_err = |e: std::io::Error| StoreError::Open { path: path.clone(), msg: e.to_string() };
+        let open_err = |e: std::io::Error| StoreError::Open { store: path.display().to_string(), msg: e.to_string() };
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

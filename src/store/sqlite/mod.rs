@@ -73,7 +73,7 @@ impl Sqlite {
 
     /// As [`Sqlite::open`]; `full_text` builds (and fills), changes or drops the index.
     pub fn open_with(path: &Path, full_text: FullText) -> Result<Self, StoreError> {
-        let open_err = |msg: String| StoreError::Open { path: path.to_path_buf(), msg };
+        let open_err = |msg: String| StoreError::Open { store: path.display().to_string(), msg };
         create_private(path).map_err(|e| open_err(e.to_string()))?;
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(|e| open_err(e.to_string()))?;
@@ -103,16 +103,16 @@ impl Sqlite {
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         if !path.is_file() {
             return Err(StoreError::Open {
-                path: path.to_path_buf(),
+                store: path.display().to_string(),
                 msg: "no such file; run `oifde-sync sync` first".into(),
             });
         }
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| StoreError::Open { path: path.to_path_buf(), msg: e.to_string() })?;
+            .map_err(|e| StoreError::Open { store: path.display().to_string(), msg: e.to_string() })?;
         let store = Sqlite { writer: None, conn, path: path.to_path_buf(), full_text: FullText::Off };
         let found = store.user_version()?;
         if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path: path.to_path_buf(), found, supported: SCHEMA_VERSION });
+            return Err(StoreError::TooNew { store: path.display().to_string(), found, supported: SCHEMA_VERSION });
         }
         Ok(store)
     }
@@ -131,7 +131,11 @@ impl Sqlite {
     fn migrate(&mut self) -> Result<bool, StoreError> {
         let found = self.user_version()?;
         if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path: self.path.clone(), found, supported: SCHEMA_VERSION });
+            return Err(StoreError::TooNew {
+                store: self.path.display().to_string(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
         }
         if found == SCHEMA_VERSION {
             return Ok(false);

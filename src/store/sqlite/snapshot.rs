@@ -19,7 +19,7 @@ pub fn snapshot(store: &Path, to: &Path, access: &Access) -> Result<i64, StoreEr
     }
     let gid = access.group.as_deref().map(group_id).transpose().map_err(fail)?;
     let conn = Connection::open_with_flags(store, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| StoreError::Open { path: store.to_path_buf(), msg: e.to_string() })?;
+        .map_err(|e| StoreError::Open { store: store.display().to_string(), msg: e.to_string() })?;
     let tmp = PathBuf::from(format!("{}.tmp-{}", to.display(), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
