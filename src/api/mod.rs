@@ -8,8 +8,9 @@ mod token;
 mod transport;
 mod wire;
 
-pub use client::{ApiClient, ClientStats};
+pub use client::ApiClient;
 pub use error::{Action, ApiError};
+pub use transport::ClientStats;
 pub use wire::{Page, Query, parse_query_answer};
 
 /// Path of the token interface.

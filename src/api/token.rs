@@ -6,11 +6,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::sync::Mutex;
 
-use super::client::ApiClient;
 use super::error::{ApiError, code_in};
+use super::transport::Transport;
 use super::{TOKEN_PATH, codes};
-use crate::config::Credential;
+use crate::config::{ApiSettings, Credential};
 use crate::record::value_int;
 use crate::secret::Secret;
 
@@ -28,21 +29,32 @@ pub(super) struct Token {
 }
 
 #[derive(Default)]
-pub(super) struct TokenState {
+struct TokenState {
     current: Option<(Token, Instant)>,
     generation: u64,
     /// A refusal (or a redirect): remembered so no further `gettoken` is sent.
     refused: Option<ApiError>,
 }
 
-impl ApiClient {
-    /// A token, fetching or renewing it as needed.
-    pub async fn token(&self) -> Result<Secret, ApiError> {
-        self.current_token().await.map(|t| t.value)
+/// The tenant's token: one at a time, shared by every request.
+pub(super) struct Tokens {
+    credential: Credential,
+    tenant_id: String,
+    state: Mutex<TokenState>,
+}
+
+impl Tokens {
+    pub(super) fn new(settings: &ApiSettings) -> Self {
+        Self {
+            credential: settings.credential.clone(),
+            tenant_id: settings.tenant_id.clone(),
+            state: Mutex::new(TokenState::default()),
+        }
     }
 
-    pub(super) async fn current_token(&self) -> Result<Token, ApiError> {
-        let mut state = self.token.lock().await;
+    /// The token in use, fetched through `transport` or renewed as needed.
+    pub(super) async fn current(&self, transport: &Transport) -> Result<Token, ApiError> {
+        let mut state = self.state.lock().await;
         if let Some(e) = &state.refused {
             return Err(e.clone());
         }
@@ -51,7 +63,7 @@ impl ApiClient {
         {
             return Ok(token.clone());
         }
-        let (value, lifetime) = match &self.settings.credential {
+        let (value, lifetime) = match &self.credential {
             Credential::FixedToken(t) => (t.clone(), Duration::MAX),
             Credential::NotLoaded => {
                 return Err(ApiError::Transport {
@@ -59,7 +71,7 @@ impl ApiClient {
                     msg: "no API secret was loaded for this command".into(),
                 });
             }
-            Credential::AppSecret(secret) => match self.get_token(secret).await {
+            Credential::AppSecret(secret) => match self.fetch(transport, secret).await {
                 Ok(ok) => ok,
                 Err(e) if e.is_fatal() => {
                     state.refused = Some(e.clone());
@@ -80,21 +92,22 @@ impl ApiClient {
     /// Drops `token` if it is still the current one. A fixed token cannot be
     /// renewed, so its refusal ends the request.
     pub(super) async fn invalidate(&self, token: &Token, e: &ApiError) -> Result<(), ApiError> {
-        if let (Credential::FixedToken(_), ApiError::Remote { code, msg, .. }) = (&self.settings.credential, e) {
+        if let (Credential::FixedToken(_), ApiError::Remote { code, msg, .. }) = (&self.credential, e) {
             return Err(ApiError::FixedTokenRejected { code: code.clone(), msg: msg.clone() });
         }
-        let mut state = self.token.lock().await;
+        let mut state = self.state.lock().await;
         if state.current.as_ref().is_some_and(|(t, _)| t.generation == token.generation) {
             state.current = None;
         }
         Ok(())
     }
 
-    async fn get_token(&self, secret: &Secret) -> Result<(Secret, Duration), ApiError> {
-        self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
-        let body = serde_json::json!({ "appKey": self.settings.tenant_id, "appSecret": secret.expose() });
+    /// A new token from `gettoken`, and its lifetime.
+    async fn fetch(&self, transport: &Transport, secret: &Secret) -> Result<(Secret, Duration), ApiError> {
+        transport.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+        let body = serde_json::json!({ "appKey": self.tenant_id, "appSecret": secret.expose() });
         // A refusal is a refusal whatever HTTP status it came with: never retried.
-        let v = match self.post(TOKEN_PATH, &body).await {
+        let v = match transport.post(TOKEN_PATH, &body).await {
             Ok(v) => v,
             Err(ApiError::Remote { code, msg, .. }) if code_in(&code, &codes::CREDENTIALS) => {
                 return Err(ApiError::Credentials { code, msg });
@@ -104,7 +117,7 @@ impl ApiClient {
             }
             Err(e) => return Err(e),
         };
-        if let Some((code, msg)) = self.failure(&v) {
+        if let Some((code, msg)) = transport.failure(&v) {
             return Err(if code_in(&code, &codes::CREDENTIALS) {
                 ApiError::Credentials { code, msg }
             } else {
@@ -123,13 +136,7 @@ impl ApiClient {
             .map(|s| Duration::from_secs(s as u64))
             .unwrap_or(DEFAULT_TOKEN_LIFETIME);
         tracing::debug!(lifetime_s = lifetime.as_secs(), "obtained a token");
-        {
-            let mut known = self.redacted.lock().unwrap_or_else(|p| p.into_inner());
-            known.push(token.to_string());
-            if known.len() > 32 {
-                known.remove(1);
-            }
-        }
+        transport.redact(token);
         Ok((Secret::new(token), lifetime))
     }
 }

@@ -3,25 +3,121 @@
 //! the answer read up to [`MAX_BODY`] and parsed as a JSON object.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use governor::Quota;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
-use super::client::ApiClient;
 use super::error::ApiError;
 use super::wire::{error_code, parse_json};
-use crate::config::ApiSettings;
+use crate::config::{ApiSettings, Credential};
 
 /// The largest answer body read; a page of 100 records is about 250 KB.
 pub const MAX_BODY: usize = 32 << 20;
 /// The server's clock may differ from ours by this much before it is reported.
 const MAX_SKEW: Duration = Duration::from_secs(300);
 
+/// Request counters, for `sync_runs` and metrics.
+#[derive(Debug)]
+pub struct ClientStats {
+    /// Seconds from sending a request to having its whole answer.
+    pub latency: prometheus_client::metrics::histogram::Histogram,
+    pub requests: AtomicU64,
+    /// Requests answered with a success (HTTP 2xx and no errorCode).
+    pub answered_ok: AtomicU64,
+    pub token_requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+impl Default for ClientStats {
+    fn default() -> Self {
+        let buckets = prometheus_client::metrics::histogram::exponential_buckets(0.005, 2.0, 14);
+        Self {
+            latency: prometheus_client::metrics::histogram::Histogram::new(buckets),
+            requests: AtomicU64::default(),
+            answered_ok: AtomicU64::default(),
+            token_requests: AtomicU64::default(),
+            retries: AtomicU64::default(),
+            failures: AtomicU64::default(),
+        }
+    }
+}
+
+impl ClientStats {
+    /// Requests and retries so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.requests.load(Ordering::Relaxed), self.retries.load(Ordering::Relaxed))
+    }
+}
+
+/// The HTTP side of the client, shared by the token and the queries.
+pub(super) struct Transport {
+    http: reqwest::Client,
+    base_url: String,
+    limiter: DefaultDirectRateLimiter,
+    in_flight: Semaphore,
+    /// The secret and the tokens in use: never shown in server text.
+    redacted: std::sync::Mutex<Vec<String>>,
+    /// The server's clock was found off; said once.
+    skew_reported: AtomicBool,
+    pub(super) stats: Arc<ClientStats>,
+}
+
+/// Server text kept in messages, in characters.
+const MAX_SERVER_TEXT: usize = 300;
+
+impl Transport {
+    pub(super) fn new(settings: &ApiSettings) -> Result<Self, ApiError> {
+        let known = match &settings.credential {
+            Credential::AppSecret(s) | Credential::FixedToken(s) => s.expose().to_string(),
+            Credential::NotLoaded => String::new(),
+        };
+        Ok(Self {
+            http: http_client(settings)?,
+            base_url: settings.base_url.clone(),
+            limiter: RateLimiter::direct(quota(settings.max_requests_per_second)),
+            in_flight: Semaphore::new(settings.concurrency),
+            redacted: std::sync::Mutex::new(vec![known]),
+            skew_reported: AtomicBool::new(false),
+            stats: Arc::new(ClientStats::default()),
+        })
+    }
+
+    /// Server text as it may be shown or stored: the secret and every token
+    /// replaced, cut to a few hundred characters.
+    pub(super) fn clean(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for known in self.redacted.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|k| k.len() >= 4) {
+            out = out.replace(known.as_str(), "[redacted]");
+        }
+        if out.chars().count() > MAX_SERVER_TEXT {
+            out = out.chars().take(MAX_SERVER_TEXT).collect::<String>() + "…";
+        }
+        out
+    }
+
+    /// `Some((code, msg))`, cleaned, when the answer reports a failure.
+    pub(super) fn failure(&self, v: &Value) -> Option<(String, String)> {
+        error_code(v).map(|(code, msg)| (self.clean(&code), self.clean(&msg)))
+    }
+
+    /// A token issued: never shown in server text from now on.
+    pub(super) fn redact(&self, token: &str) {
+        let mut known = self.redacted.lock().unwrap_or_else(|p| p.into_inner());
+        known.push(token.to_string());
+        if known.len() > 32 {
+            known.remove(1);
+        }
+    }
+}
+
 /// The HTTP client for `settings`: timeouts, the CA, no redirect, no proxy.
-pub(super) fn http_client(settings: &ApiSettings) -> Result<reqwest::Client, ApiError> {
+fn http_client(settings: &ApiSettings) -> Result<reqwest::Client, ApiError> {
     // reqwest is built without a default crypto provider; ring is ours.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
@@ -50,13 +146,13 @@ pub(super) fn http_client(settings: &ApiSettings) -> Result<reqwest::Client, Api
     builder.build().map_err(|e| ApiError::Tls(e.to_string()))
 }
 
-impl ApiClient {
+impl Transport {
     /// One POST under the rate limit and the in-flight cap; the JSON answer.
     pub(super) async fn post(&self, path: &'static str, body: &impl Serialize) -> Result<Value, ApiError> {
         let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
         self.limiter.until_ready().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let url = format!("{}{}", self.settings.base_url, path);
+        let url = format!("{}{}", self.base_url, path);
         let sent = Instant::now();
         let result = self.exchange(path, url, body).await;
         self.stats.latency.observe(sent.elapsed().as_secs_f64());
@@ -119,7 +215,7 @@ impl ApiClient {
     }
 }
 
-impl ApiClient {
+impl Transport {
     /// Reports, once, a server clock far from ours: cursors and windows are
     /// computed from the local clock.
     fn check_clock(&self, headers: &reqwest::header::HeaderMap) {
@@ -168,7 +264,7 @@ fn transport(path: &'static str, e: reqwest::Error) -> ApiError {
 
 /// At most `per_second` cells in any one-second span and no initial burst:
 /// one cell every `1 s / n` (with a 2 % margin for timer slack), burst 1.
-pub(super) fn quota(per_second: u32) -> Quota {
+fn quota(per_second: u32) -> Quota {
     let period = Duration::from_secs(1).mul_f64(1.02 / f64::from(per_second.max(1)));
     Quota::with_period(period).expect("period is above zero").allow_burst(NonZeroU32::MIN)
 }
