@@ -340,3 +340,44 @@ UPDATE records SET api_tenant_id = raw_json::json ->> 'tenantId' WHERE raw_json 
 -- config change, a keys file's keys) and records by their last update.
 CREATE INDEX IF NOT EXISTS query_keys_source ON query_keys (tenant_id, source, state);
 CREATE INDEX IF NOT EXISTS records_last_update_time ON records (tenant_id, last_update_time);
+
+-- migration: 4
+-- Huawei's CDR files: one row a leg of a call, the files read, and the span
+-- of a CDR call on its point key (as SQLite's version 7).
+CREATE TABLE IF NOT EXISTS cdr_legs (
+    tenant_id       TEXT NOT NULL,
+    call_id         TEXT NOT NULL,
+    call_id_num     BIGINT NOT NULL,
+    device_type     BIGINT,
+    developer       TEXT,
+    account_id      TEXT,
+    cc_id           TEXT,
+    agent_id        TEXT,
+    caller_no       TEXT,
+    callee_no       TEXT,
+    wait_begin      BIGINT,
+    wait_end        BIGINT,
+    ack_begin       BIGINT,
+    ack_end         BIGINT,
+    call_begin      BIGINT,
+    call_end        BIGINT,
+    device_no       TEXT,
+    call_type       TEXT,
+    release_cause   TEXT,
+    vdn_id          TEXT,
+    pre_device_type TEXT,
+    pre_device_no   TEXT,
+    extra_json      TEXT,
+    PRIMARY KEY (tenant_id, call_id, call_id_num)
+);
+CREATE TABLE IF NOT EXISTS cdr_files (
+    tenant_id   TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    size        BIGINT NOT NULL,
+    modified_at BIGINT NOT NULL,
+    rows        BIGINT NOT NULL,
+    read_at     BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, path)
+);
+ALTER TABLE query_keys ADD COLUMN IF NOT EXISTS call_begin BIGINT;
+ALTER TABLE query_keys ADD COLUMN IF NOT EXISTS call_end BIGINT;

@@ -307,3 +307,42 @@ ALTER TABLE query_keys ADD COLUMN last_error TEXT;
 -- Records whose text held NUL characters, stored as U+FFFD (the original in
 -- raw_json / extra_json), counted per pass.
 ALTER TABLE sync_runs ADD COLUMN nul_replaced INTEGER NOT NULL DEFAULT 0;
+
+-- migration: 7
+-- Huawei's CDR files: one row a leg of a call (times in epoch ms, from
+-- query.cdr_timezone; the columns beyond the documented ones in extra_json),
+-- the files read, and the span of a CDR call on its point key.
+CREATE TABLE cdr_legs (
+    call_id         TEXT NOT NULL,
+    call_id_num     INTEGER NOT NULL,
+    device_type     INTEGER,
+    developer       TEXT,
+    account_id      TEXT,
+    cc_id           TEXT,
+    agent_id        TEXT,
+    caller_no       TEXT,
+    callee_no       TEXT,
+    wait_begin      INTEGER,
+    wait_end        INTEGER,
+    ack_begin       INTEGER,
+    ack_end         INTEGER,
+    call_begin      INTEGER,
+    call_end        INTEGER,
+    device_no       TEXT,
+    call_type       TEXT,
+    release_cause   TEXT,
+    vdn_id          TEXT,
+    pre_device_type TEXT,
+    pre_device_no   TEXT,
+    extra_json      TEXT,
+    PRIMARY KEY (call_id, call_id_num)
+) STRICT;
+CREATE TABLE cdr_files (
+    path        TEXT PRIMARY KEY,
+    size        INTEGER NOT NULL,
+    modified_at INTEGER NOT NULL,
+    rows        INTEGER NOT NULL,
+    read_at     INTEGER NOT NULL
+) STRICT;
+ALTER TABLE query_keys ADD COLUMN call_begin INTEGER;
+ALTER TABLE query_keys ADD COLUMN call_end INTEGER;

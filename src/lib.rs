@@ -14,12 +14,14 @@
 //! - [`commands`]: what each CLI command does.
 
 pub mod api;
+pub mod cdr;
 pub mod commands;
 pub mod config;
 pub mod copy;
 pub mod daemon;
 pub mod fnv;
 pub mod keys;
+pub mod ledgers;
 pub mod metrics;
 pub mod progress;
 pub mod queries;

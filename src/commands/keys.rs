@@ -1,4 +1,4 @@
-//! `keys add | list | forget`: the query keys kept in the store.
+//! `keys add | import | list | forget`: the query keys kept in the store.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{CommandError, Exit, load_offline_settings};
 use crate::keys::{KeyRow, KeyState};
 use crate::keys::{QueryKey, parse_line};
+use crate::ledgers::cdr_import::{CdrRules, Imported, import_file};
 use crate::store::Store;
 use crate::tz;
 
@@ -19,6 +20,13 @@ pub enum KeysCommand {
     Add {
         #[arg(required = true)]
         keys: Vec<String>,
+    },
+    /// Reads Huawei CDR files now (`*.csv`, `*.zip` bundles; `-`: CSV on
+    /// standard input): every call with an IVR leg becomes a point key, every
+    /// row a `cdr_legs` row. Calls no API; a refused file or line is reported.
+    Import {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
     },
     /// Lists the keys with their state.
     List {
@@ -40,6 +48,19 @@ pub fn keys(config: &Path, cmd: KeysCommand) -> Result<Exit, CommandError> {
     let settings = load_offline_settings(config)?;
     match cmd {
         KeysCommand::Add { keys } => return add(&settings, &keys),
+        KeysCommand::Import { files } => {
+            let rules = CdrRules::of(&settings);
+            let mut store = Store::open_configured(&settings.store)?;
+            store.wait_when_busy(IMPORT_WAIT);
+            let mut total = Imported::default();
+            for file in &files {
+                total.add(import_file(&mut store, file, &rules, tz::now_ms())?);
+            }
+            for warning in total.warnings() {
+                eprintln!("{warning}");
+            }
+            println!("{}", total.summary());
+        }
         KeysCommand::List { state, json } => {
             let state = state.as_deref().map(KeyState::parse).transpose().map_err(CommandError::Usage)?;
             let store = Store::open_configured_read_only(&settings.store)?;

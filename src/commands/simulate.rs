@@ -54,6 +54,10 @@ pub struct SimulateArgs {
     /// Also write a config that points oifde-sync at this simulator to FILE.
     #[arg(long, value_name = "FILE")]
     pub print_config: Option<PathBuf>,
+    /// Writes the tenant's CDR files into DIR, as CC-FS delivers them (a zip a
+    /// day); the config of --print-config then reads its keys from there.
+    #[arg(long, value_name = "DIR")]
+    pub cdr_dir: Option<PathBuf>,
 }
 
 /// Writes `text` to `path`, readable by its owner only (it holds the secret).
@@ -116,16 +120,24 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
     let mobiles: Vec<String> = sim.mobiles().iter().map(|m| format!("{m:?}")).collect();
     println!("  its query keys, for [query] in a config:");
     println!("    user_mobiles = [{}]", mobiles.join(", "));
+    let mut query = format!("user_mobiles = [{}]", mobiles.join(", "));
+    if let Some(dir) = &args.cdr_dir {
+        let legs = crate::simulator::cdr::legs(&sim.records(), o.seed);
+        let files = crate::simulator::cdr::write_dir(dir, &legs, &o.timezone)
+            .map_err(|e| CommandError::Usage(format!("--cdr-dir {}: {e}", dir.display())))?;
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        println!("  wrote {} CDR files ({} legs) into {}", files.len(), legs.len(), dir.display());
+        query = format!("cdr_dir = {:?}", dir.display().to_string());
+    }
     if let Some(path) = &args.print_config {
         let text = format!(
             "# A config for the simulator on {url}; try: oifde-sync --config {file} sync\n\
              [api]\nbase_url = \"{url}\"\ntenant_id = {tenant:?}\napp_secret = {secret:?}\n\n\
-             [query]\nuser_mobiles = [{mobiles}]\n\n[sync]\nstart = \"{days}d\"\n\n[store]\npath = \"oifde-sync.db\"\n",
+             [query]\n{query}\n\n[sync]\nstart = \"{days}d\"\n\n[store]\npath = \"oifde-sync.db\"\n",
             url = sim.base_url(),
             file = path.display(),
             tenant = o.tenant_id,
             secret = o.app_secret,
-            mobiles = mobiles.join(", "),
             days = args.days.max(1) + 1,
         );
         write_private(path, &text)

@@ -8,10 +8,20 @@ use serde::Deserialize;
 
 use super::{ConfigError, Origins, config_path, duration};
 use crate::keys::{KeyKind, QueryKey};
+use crate::tz::ServerZone;
 
 /// The keys of `[query]`.
-pub(super) const KEYS: &[&str] =
-    &["user_mobiles", "call_ids", "cti_call_ids", "keys_file", "give_up_after", "point_lookback"];
+pub(super) const KEYS: &[&str] = &[
+    "user_mobiles",
+    "call_ids",
+    "cti_call_ids",
+    "keys_file",
+    "give_up_after",
+    "point_lookback",
+    "cdr_dir",
+    "cdr_key",
+    "cdr_timezone",
+];
 
 #[derive(Clone, Debug)]
 pub struct QuerySettings {
@@ -24,6 +34,12 @@ pub struct QuerySettings {
     /// Where point keys are read in windows (servers that refuse key-only
     /// queries): from this long before the key was added.
     pub point_lookback: Duration,
+    /// A directory of Huawei CDR files (`*.csv`, `*.zip`), read at every pass.
+    pub cdr_dir: Option<PathBuf>,
+    /// Which key a CDR `call_id` is: `cti` (OIFDE's `ctiCallId`) or `call`.
+    pub cdr_key: KeyKind,
+    /// The zone of the CDR files' times; `None`: `api.server_timezone`.
+    pub cdr_timezone: Option<ServerZone>,
 }
 
 impl Default for QuerySettings {
@@ -35,6 +51,9 @@ impl Default for QuerySettings {
             keys_file: None,
             give_up_after: Duration::from_secs(86_400),
             point_lookback: Duration::from_secs(7 * 86_400),
+            cdr_dir: None,
+            cdr_key: KeyKind::Cti,
+            cdr_timezone: None,
         }
     }
 }
@@ -78,6 +97,9 @@ pub(super) struct RawQuery {
     keys_file: String,
     give_up_after: String,
     point_lookback: String,
+    cdr_dir: String,
+    cdr_key: String,
+    cdr_timezone: String,
 }
 
 /// A list from the file, or `a,b,c` from the environment; items stay text
@@ -104,6 +126,9 @@ impl Default for RawQuery {
             keys_file: String::new(),
             give_up_after: "24h".into(),
             point_lookback: "7d".into(),
+            cdr_dir: String::new(),
+            cdr_key: "cti".into(),
+            cdr_timezone: String::new(),
         }
     }
 }
@@ -117,6 +142,21 @@ pub(super) fn validate(q: RawQuery, o: &Origins) -> Result<QuerySettings, Config
         keys_file: config_path(o, &q.keys_file),
         give_up_after: duration(o, "query.give_up_after", &q.give_up_after)?,
         point_lookback: duration(o, "query.point_lookback", &q.point_lookback)?,
+        cdr_dir: config_path(o, &q.cdr_dir),
+        cdr_key: match q.cdr_key.trim() {
+            "cti" => KeyKind::Cti,
+            "call" => KeyKind::Call,
+            other => {
+                return Err(o.invalid(
+                    "query.cdr_key",
+                    format!("must be \"cti\" (a CDR call_id is OIFDE's ctiCallId) or \"call\", found {other:?}"),
+                ));
+            }
+        },
+        cdr_timezone: match q.cdr_timezone.trim() {
+            "" => None,
+            zone => Some(ServerZone::parse(zone).map_err(|m| o.invalid("query.cdr_timezone", m))?),
+        },
     };
     for (kind, name, values) in query.lists() {
         for v in values.iter().filter(|v| !v.trim().is_empty()) {

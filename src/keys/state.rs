@@ -64,6 +64,10 @@ pub struct KeyRow {
     pub failed_passes: i64,
     /// Why the server refused the key's last query, if it did.
     pub last_error: Option<String>,
+    /// A CDR call's span over all its legs, epoch ms: where a server that
+    /// refuses key-only queries is asked (from five minutes before to five after).
+    pub call_begin: Option<i64>,
+    pub call_end: Option<i64>,
 }
 
 impl KeyRow {

@@ -2,6 +2,7 @@
 //! `queryRecordHistory` as documented, over a generated tenant, for trying the
 //! tool and for its tests. Start it in-process with [`Simulator::start`].
 
+pub mod cdr;
 pub mod dataset;
 mod server;
 mod tls;

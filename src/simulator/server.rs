@@ -89,6 +89,8 @@ pub struct RequestLogEntry {
     pub key: Option<String>,
     /// The query carried `beginTime` or `endTime`.
     pub windowed: bool,
+    /// Its `beginTime` and `endTime` as sent, if it had them.
+    pub window: (Option<String>, Option<String>),
     /// Requests being handled at that moment, this one included.
     pub in_flight: usize,
 }
@@ -268,7 +270,8 @@ impl Shared {
             .flatten();
         let windowed = v.get("beginTime").is_some() || v.get("endTime").is_some();
         let mut state = self.lock();
-        state.log.push(RequestLogEntry { at: self.started.elapsed(), path, in_flight, key, windowed });
+        let window = (field("beginTime"), field("endTime"));
+        state.log.push(RequestLogEntry { at: self.started.elapsed(), path, in_flight, key, windowed, window });
         let (fault, slow) = roll(&state.faults);
         let delay = slow.then_some(state.faults.slow_delay);
         (guard, fault, delay)

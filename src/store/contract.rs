@@ -15,8 +15,9 @@ use std::time::Duration;
 use super::StoreError;
 use super::dedup::PageOutcome;
 use super::tables::{Cell, Table};
+use crate::cdr::Leg;
 use crate::keys::file::KeysFileRead;
-use crate::keys::{KeyRow, KeyState, KeyUpdate, QueryKey, SkippedWindow, StreamCursor};
+use crate::keys::{KeyKind, KeyRow, KeyState, KeyUpdate, QueryKey, SkippedWindow, StreamCursor};
 use crate::record::Record;
 use crate::run_log::{Figures, RunRow};
 
@@ -141,6 +142,29 @@ pub trait CopyRows {
     fn finish_copy(&mut self) -> Result<(), StoreError>;
 }
 
+/// The calls of Huawei's own ledgers: CDR legs, and the files they came from.
+pub trait Calls {
+    /// The size and modification time (epoch ms) `path` had when it was
+    /// last read whole; `None` when it never was.
+    fn cdr_file_mark(&self, path: &str) -> Result<Option<(i64, i64)>, StoreError>;
+    /// Stores `legs` (a leg read again replaces itself) and, in the same
+    /// transaction, makes each of their calls that has an IVR leg a point
+    /// key of `kind` from source `cdr`, carrying the call's span over all
+    /// its stored legs. A removed key comes back; a done one stays done.
+    /// Returns the keys added (or brought back).
+    fn add_cdr_legs(&mut self, legs: &[Leg], kind: KeyKind, now_ms: i64) -> Result<u64, StoreError>;
+    /// Records that `path`, of `size` bytes and modified at `modified_ms`,
+    /// was read whole: `rows` legs.
+    fn cdr_file_read(
+        &mut self,
+        path: &str,
+        size: i64,
+        modified_ms: i64,
+        rows: u64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+}
+
 /// What `db_bytes` of the status counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Size {
@@ -151,7 +175,7 @@ pub struct Size {
 }
 
 /// A store: every part of the contract, and the store's own life.
-pub trait Backend: Keys + Ledger + Pages + CopyRows + Send {
+pub trait Backend: Keys + Ledger + Pages + CopyRows + Calls + Send {
     /// Where the store is, for messages: the file, or the database URL
     /// without its password.
     fn describe(&self) -> String;

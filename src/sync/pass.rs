@@ -16,6 +16,7 @@ use super::{Engine, PassError, PassKind};
 use crate::api::Action;
 use crate::keys::{KeyRow, KeyState};
 use crate::keys::{Polling, QueryKey};
+use crate::ledgers::cdr_import::{CdrRules, import_dir};
 use crate::run_log::PassStatus;
 use crate::store::StoreError;
 use crate::tz;
@@ -23,6 +24,9 @@ use crate::tz;
 /// Passes in a row a key waits at a window that cannot complete before it
 /// moves on without it.
 const MAX_FAILED_PASSES: i64 = 3;
+
+/// A CDR call is looked for from this long before its begin to this long after its end.
+const CALL_MARGIN_S: i64 = 300;
 
 /// What to do with one key in this pass.
 #[derive(Debug)]
@@ -149,16 +153,26 @@ impl Engine {
         Ok(PassReport { run_id, status, figures, errors, warnings, fatal })
     }
 
-    /// Brings the config's keys and what was appended to the keys file into
-    /// the store; with no key anywhere, the window-only key. Returns warnings
-    /// and whether there is nothing to read (a keys file with no key yet).
+    /// Brings the config's keys, what was appended to the keys file and the
+    /// new CDR files into the store; with no key anywhere, the window-only
+    /// key. Returns warnings and whether there is nothing to read (a keys
+    /// file or CDR directory with no key yet).
     async fn gather_keys(&self, now: i64) -> Result<(Vec<String>, bool), PassError> {
         let configured = self.settings.query.configured();
         let keys_file = self.settings.query.keys_file.clone();
+        let cdr_dir = self.settings.query.cdr_dir.clone();
+        let rules = CdrRules::of(&self.settings);
         let now = now * 1000;
         self.with_store(move |s| {
             s.configure_keys(&configured, now)?;
             let (mut warnings, mut nothing, mut file_empty) = (Vec::new(), false, false);
+            if let Some(dir) = &cdr_dir {
+                let imported = import_dir(s, dir, &rules, tz::now_ms())?;
+                if imported.files > 0 {
+                    tracing::info!(dir = %dir.display(), "CDR files read: {}", imported.summary());
+                }
+                warnings.extend(imported.warnings());
+            }
             if let Some(file) = &keys_file {
                 // A keys file missing for a moment (being rotated) stops no other key.
                 let read = match s.read_keys_file(file, now)? {
@@ -192,8 +206,14 @@ impl Engine {
                     "keys file {} {what} yet and no other key is configured; nothing to read this pass",
                     file.display()
                 ));
+            } else if let Some(dir) = cdr_dir.as_ref().filter(|_| !has_keys) {
+                nothing = true;
+                warnings.push(format!(
+                    "the CDR directory {} holds no IVR call yet and no other key is configured; nothing to read this pass",
+                    dir.display()
+                ));
             }
-            s.set_window_only(keys_file.is_none() && !has_keys, now)?;
+            s.set_window_only(keys_file.is_none() && cdr_dir.is_none() && !has_keys, now)?;
             Ok((warnings, nothing))
         })
         .await
@@ -346,8 +366,16 @@ impl Engine {
             }
         }
         if matches!(end, KeyEnd::Stopped) && (refused_key_only.is_some() || !key_only) {
-            let from = row.added_at.div_euclid(1000) - self.settings.query.point_lookback.as_secs() as i64;
-            let to = pass.kind.now() - self.settings.sync.lag.as_secs() as i64;
+            let now = pass.kind.now() - self.settings.sync.lag.as_secs() as i64;
+            // A CDR call is asked for around its own span; any other key from
+            // query.point_lookback before it was added.
+            let (from, to) = match (row.call_begin, row.call_end) {
+                (Some(begin), end) => {
+                    let end = end.unwrap_or(begin).max(begin);
+                    (begin.div_euclid(1000) - CALL_MARGIN_S, (end.div_euclid(1000) + CALL_MARGIN_S).min(now))
+                }
+                _ => (row.added_at.div_euclid(1000) - self.settings.query.point_lookback.as_secs() as i64, now),
+            };
             if from < to {
                 end = self.read_span(pass, key, Window::new(from, to), to - from, AfterWindow::KeyFault).await?;
             }

@@ -10,6 +10,7 @@ mod hostile;
 mod install;
 mod keys;
 mod layers;
+mod ledgers;
 mod lifecycle;
 mod migration;
 mod network;

@@ -417,18 +417,19 @@ async fn an_analyst_with_a_read_only_role_extracts_while_the_daemon_writes() {
     assert_eq!(n, 400);
 }
 
-/// A database of the previous schema (version 2) gains the indexes the
-/// SQLite store has, in place; afterwards both stores hold the same indexes
+/// A database of the previous schema version is migrated in place, its keys
+/// kept, and holds the indexes the SQLite store has (version 3 added them); afterwards both stores hold the same indexes
 /// by name (PostgreSQL's md5 keys of the summary tables apart, which SQLite
 /// holds as primary keys).
 #[tokio::test(flavor = "multi_thread")]
 #[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
-async fn a_version_2_database_gains_the_indexes_the_sqlite_store_has() {
+async fn a_database_of_the_previous_version_is_migrated_and_has_the_sqlite_stores_indexes() {
     let store = TestStore::new(Kind::Postgres);
     let url = store.url.clone().unwrap();
     let schema = include_str!("../../schema.pg.sql");
-    let v2 = &schema[..schema.find("\n-- migration: 3").unwrap()];
-    pg_rows(&url, &format!("{v2};\nUPDATE oifde_schema SET version = 2;"));
+    let current = oifde_sync::store::postgres::SCHEMA_VERSION;
+    let previous = &schema[..schema.find(&format!("\n-- migration: {current}")).unwrap()];
+    pg_rows(&url, &format!("{previous};\nUPDATE oifde_schema SET version = {};", current - 1));
     pg_rows(
         &url,
         "INSERT INTO query_keys (tenant_id, query_key, kind, source, state, added_at) \
@@ -436,9 +437,10 @@ async fn a_version_2_database_gains_the_indexes_the_sqlite_store_has() {
     );
     let sim = simulator(options(20)).await;
     drop(engine(store.settings(&sim)));
-    let current = oifde_sync::store::postgres::SCHEMA_VERSION.to_string();
-    assert_eq!(pg_rows(&url, "SELECT version FROM oifde_schema")[0][0].as_deref(), Some(current.as_str()));
-    assert_eq!(pg_rows(&url, "SELECT state FROM query_keys WHERE query_key = 'call:kept'").len(), 1, "the key is kept");
+    assert_eq!(pg_rows(&url, "SELECT version FROM oifde_schema")[0][0].as_deref(), Some(current.to_string().as_str()));
+    let kept = pg_rows(&url, "SELECT state, call_begin FROM query_keys WHERE query_key = 'call:kept'");
+    assert_eq!(kept, vec![vec![Some("waiting".to_string()), None]], "the key is kept");
+    assert_eq!(pg_rows(&url, "SELECT count(*) FROM cdr_legs")[0][0].as_deref(), Some("0"));
     let mut pg: Vec<String> = pg_rows(
         &url,
         "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname NOT LIKE '%\\_pkey' \

@@ -16,7 +16,7 @@ use crate::store::contract::Keys;
 use crate::store::sql::ordered_counts;
 
 const SELECT_KEY: &str = "SELECT k.query_key, k.kind, k.source, k.state, k.added_at, k.last_query_at, \
-     k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes, k.last_error FROM query_keys k \
+     k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes, k.last_error, k.call_begin, k.call_end FROM query_keys k \
      LEFT JOIN sync_cursors c ON c.tenant_id = k.tenant_id AND c.query_key = k.query_key \
      WHERE k.tenant_id = $1";
 
@@ -34,12 +34,14 @@ fn key_row(r: &Row) -> KeyRow {
         cursor_time: r.get(9),
         failed_passes: r.get(10),
         last_error: r.get(11),
+        call_begin: r.get(12),
+        call_end: r.get(13),
     }
 }
 
 /// Adds keys from `source`; those in one of `revive` states become active
 /// again. One statement for many keys. Returns how many are new or revived.
-async fn upsert(
+pub(super) async fn upsert(
     client: &impl tokio_postgres::GenericClient,
     tenant: &str,
     keys: &[QueryKey],

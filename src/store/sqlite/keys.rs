@@ -14,7 +14,7 @@ use crate::store::contract::Keys;
 use crate::store::sql::ordered_counts;
 
 const SELECT_KEY: &str = "SELECT k.query_key, k.kind, k.source, k.state, k.added_at, k.last_query_at, \
-     k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes, k.last_error FROM query_keys k \
+     k.next_query_at, k.records_found, k.misses, c.cursor_time, k.failed_passes, k.last_error, k.call_begin, k.call_end FROM query_keys k \
      LEFT JOIN sync_cursors c ON c.query_key = k.query_key";
 
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
@@ -32,13 +32,15 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
         cursor_time: r.get(9)?,
         failed_passes: r.get(10)?,
         last_error: r.get(11)?,
+        call_begin: r.get(12)?,
+        call_end: r.get(13)?,
     })
 }
 
 /// Adds `key` from `source`: a key that is not removed adds `source` to its
 /// set; a key in one of `revive` states becomes active again with it.
 /// Returns whether the key is new or revived.
-fn upsert(
+pub(super) fn upsert(
     tx: &Transaction<'_>,
     key: &QueryKey,
     source: &str,

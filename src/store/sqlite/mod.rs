@@ -2,6 +2,7 @@
 //! by its owner only, migrated by `PRAGMA user_version`. One writer at a
 //! time (`<store>.lock`); analysts read beside it.
 
+mod calls;
 mod copy_rows;
 mod full_text;
 mod keys;
@@ -30,7 +31,7 @@ fn migrations() -> Vec<&'static str> {
 }
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 #[cfg(test)]
 #[test]

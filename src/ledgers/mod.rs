@@ -1,0 +1,5 @@
+//! The platform's own ledgers of calls, brought into the store: Huawei's
+//! CDR files ([`cdr_import`]) make every IVR call a point key and keep its
+//! legs.
+
+pub mod cdr_import;
