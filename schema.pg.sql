@@ -381,3 +381,38 @@ CREATE TABLE IF NOT EXISTS cdr_files (
 );
 ALTER TABLE query_keys ADD COLUMN IF NOT EXISTS call_begin BIGINT;
 ALTER TABLE query_keys ADD COLUMN IF NOT EXISTS call_end BIGINT;
+
+-- migration: 5
+-- The platform's own count of calls and the last verification of the
+-- mirror against it (as SQLite's version 8).
+CREATE TABLE IF NOT EXISTS platform_stats (
+    tenant_id                   TEXT NOT NULL,
+    access_code                 TEXT NOT NULL,
+    record_time                 BIGINT NOT NULL,
+    call_count                  BIGINT NOT NULL,
+    exit_no_consult_count       BIGINT NOT NULL,
+    call_staff_no_consult_count BIGINT NOT NULL,
+    call_staff_consult_count    BIGINT NOT NULL,
+    exit_consulting_count       BIGINT NOT NULL,
+    interact_count              BIGINT NOT NULL,
+    autonomy_rate               TEXT,
+    average_interact_per_call   TEXT,
+    db_record_time              BIGINT,
+    interface_request_count     BIGINT,
+    interface_success_count     BIGINT,
+    interface_success_rate      TEXT,
+    extra_json                  TEXT,
+    fetched_at                  BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, access_code, record_time)
+);
+CREATE INDEX IF NOT EXISTS records_called_number ON records (tenant_id, called_number, start_time);
+CREATE TABLE IF NOT EXISTS verifications (
+    tenant_id      TEXT PRIMARY KEY,
+    verified_at    BIGINT NOT NULL,
+    period_from    BIGINT NOT NULL,
+    period_to      BIGINT NOT NULL,
+    platform_calls BIGINT NOT NULL,
+    mirrored       BIGINT NOT NULL,
+    missing        BIGINT NOT NULL,
+    missing_hours  BIGINT NOT NULL
+);

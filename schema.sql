@@ -346,3 +346,38 @@ CREATE TABLE cdr_files (
 ) STRICT;
 ALTER TABLE query_keys ADD COLUMN call_begin INTEGER;
 ALTER TABLE query_keys ADD COLUMN call_end INTEGER;
+
+-- migration: 8
+-- The platform's own count of calls (queryCallStatisticsReport, by hour and
+-- access code; a re-read replaces the hour), and the last verification of
+-- the mirror against it.
+CREATE TABLE platform_stats (
+    access_code                 TEXT NOT NULL,
+    record_time                 INTEGER NOT NULL,
+    call_count                  INTEGER NOT NULL,
+    exit_no_consult_count       INTEGER NOT NULL,
+    call_staff_no_consult_count INTEGER NOT NULL,
+    call_staff_consult_count    INTEGER NOT NULL,
+    exit_consulting_count       INTEGER NOT NULL,
+    interact_count              INTEGER NOT NULL,
+    autonomy_rate               TEXT,
+    average_interact_per_call   TEXT,
+    db_record_time              INTEGER,
+    interface_request_count     INTEGER,
+    interface_success_count     INTEGER,
+    interface_success_rate      TEXT,
+    extra_json                  TEXT,
+    fetched_at                  INTEGER NOT NULL,
+    PRIMARY KEY (access_code, record_time)
+) STRICT;
+CREATE INDEX records_called_number ON records (called_number, start_time);
+CREATE TABLE verifications (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    verified_at    INTEGER NOT NULL,
+    period_from    INTEGER NOT NULL,
+    period_to      INTEGER NOT NULL,
+    platform_calls INTEGER NOT NULL,
+    mirrored       INTEGER NOT NULL,
+    missing        INTEGER NOT NULL,
+    missing_hours  INTEGER NOT NULL
+) STRICT;

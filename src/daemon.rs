@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
+use crate::ledgers::verify::{day_start_ms, fetch, last_days, verify};
 use crate::metrics::Metrics;
 use crate::schedule::Schedule;
 use crate::sync::{Engine, PassKind};
@@ -91,6 +92,46 @@ impl Shared {
             Ok(Ok((to, records))) => tracing::info!(to = %to.display(), records, "snapshot written"),
             Ok(Err(e)) => tracing::error!("snapshot failed: {e}"),
             Err(e) => tracing::error!("snapshot failed: {e}"),
+        }
+    }
+
+    /// The platform's call statistics of the last `reconcile.days` days
+    /// fetched (a request an access code a day), and the mirror verified
+    /// against them; the result kept for `status` and the metrics. A refused
+    /// access code is said, and fails nothing.
+    async fn reconcile(&self) {
+        let settings = &self.engine.settings;
+        let zone = settings.api.server_timezone.clone();
+        let now = tz::now_ms();
+        let days = last_days(&zone, now / 1000, settings.reconcile.days);
+        let (hours, refused) = fetch(&self.engine.client, &settings.reconcile.access_codes, &days).await;
+        for r in &refused {
+            tracing::warn!("{r}");
+        }
+        let (from, to) = (days[0], day_start_ms(&zone, days[days.len() - 1] / 1000 + 90_000));
+        let settled_before = now - (settings.sync.settle + settings.sync.lag).as_millis() as i64;
+        let verified = self
+            .engine
+            .with_store(move |store| {
+                store.put_platform_hours(&hours, now)?;
+                let v = verify(store, from, to, settled_before, &zone, now)?;
+                store.keep_verification(&v.summary)?;
+                Ok(v)
+            })
+            .await;
+        match verified {
+            Ok(v) if v.summary.missing > 0 => tracing::warn!(
+                missing = v.summary.missing,
+                hours = v.summary.missing_hours,
+                "settled hours miss calls the platform counted; {}",
+                v.backfill.as_deref().map(|c| format!("re-read them with: {c}")).unwrap_or_default()
+            ),
+            Ok(v) => tracing::info!(
+                platform = v.summary.platform_calls,
+                mirrored = v.summary.mirrored,
+                "verified against the platform's count: no settled hour misses a call"
+            ),
+            Err(e) => tracing::error!("verification failed: {e}"),
         }
     }
 
@@ -198,6 +239,13 @@ pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, Dae
             Box::pin(async move { shared.resweep().await })
         }));
         tracing::info!(schedule = %resweep_schedule, span_s = span.as_secs(), "resweep scheduled");
+    }
+    if !shared.engine.settings.reconcile.access_codes.is_empty() {
+        let reconcile_schedule = shared.engine.settings.reconcile.schedule.clone();
+        loops.push(every(parse(&reconcile_schedule)?, shared.clone(), |shared| {
+            Box::pin(async move { shared.reconcile().await })
+        }));
+        tracing::info!(schedule = %reconcile_schedule, "verification against the platform's call statistics scheduled");
     }
     tracing::info!(schedule = %schedule, "daemon started");
     let first = shared.clone();

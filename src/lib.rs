@@ -23,6 +23,7 @@ pub mod fnv;
 pub mod keys;
 pub mod ledgers;
 pub mod metrics;
+pub mod platform;
 pub mod progress;
 pub mod queries;
 pub mod record;

@@ -69,6 +69,22 @@ enum Command {
         #[arg(long)]
         replace: bool,
     },
+    /// The mirror against the platform's own call statistics, hour by hour;
+    /// exit 1 when a settled hour misses calls.
+    Verify {
+        /// First day, YYYY-MM-DD in api.server_timezone (default: reconcile.days back).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, included (default: today).
+        #[arg(long)]
+        to: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Use the statistics already fetched; no API call.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Validates the config, opens the store, gets a token, makes one small query.
     Check,
     /// A local stand-in for the OIFDE server, for trying the tool.
@@ -96,6 +112,9 @@ fn main() -> ExitCode {
             Command::Status { json } => commands::status::status(&config, json),
             Command::Copy { to, replace } => commands::copy::copy(&config, &to, replace),
             Command::Check => commands::check::check(&config).await,
+            Command::Verify { from, to, json, offline } => {
+                commands::verify::verify(&config, from.as_deref(), to.as_deref(), json, offline).await
+            }
             Command::Snapshot { to, mode, group } => commands::snapshot::snapshot(&config, to, mode.as_deref(), group),
             Command::Simulate(args) => commands::simulate::simulate(args).await,
             Command::Demo => commands::demo::demo().await,

@@ -38,6 +38,7 @@ pub struct Metrics {
     last_success: FloatGauge,
     keys: Family<Labels, Gauge>,
     cursor_lag: FloatGauge,
+    missing_calls: Gauge,
     resident_bytes: Gauge,
     cpu_seconds: FloatGauge,
     open_fds: Gauge,
@@ -48,6 +49,15 @@ pub struct Metrics {
 pub struct StoreView {
     pub keys: Vec<(KeyState, i64)>,
     pub cursors: Vec<StreamCursor>,
+    /// The last verification against the platform's count, if any.
+    pub verified: Option<crate::platform::Verified>,
+}
+
+impl StoreView {
+    /// Reads the view from the store.
+    pub fn of(store: &crate::store::Store) -> Result<Self, crate::store::StoreError> {
+        Ok(Self { keys: store.key_counts()?, cursors: store.stream_cursors()?, verified: store.last_verification()? })
+    }
 }
 
 impl Metrics {
@@ -73,6 +83,7 @@ impl Metrics {
             last_success: FloatGauge::default(),
             keys: Family::default(),
             cursor_lag: FloatGauge::default(),
+            missing_calls: Gauge::default(),
             resident_bytes: Gauge::default(),
             cpu_seconds: FloatGauge::default(),
             open_fds: Gauge::default(),
@@ -93,6 +104,11 @@ impl Metrics {
             "cursor_lag_seconds",
             "How far the furthest-behind active stream key's cursor is behind now",
             m.cursor_lag.clone(),
+        );
+        registry.register(
+            "missing_calls",
+            "Calls the platform counted in settled hours that the mirror lacks, as of the last verification",
+            m.missing_calls.clone(),
         );
         registry.register("process_resident_memory_bytes", "Resident memory of this process", m.resident_bytes.clone());
         registry.register("process_cpu_seconds", "CPU time this process has used", m.cpu_seconds.clone());
@@ -135,6 +151,7 @@ impl Metrics {
         let now = tz::now_ms();
         let worst = view.cursors.iter().filter_map(|c| c.cursor_time).map(|t| now - t).max().unwrap_or(0);
         self.cursor_lag.set(worst as f64 / 1000.0);
+        self.missing_calls.set(view.verified.as_ref().map_or(0, |v| v.missing));
         let process = ProcessFigures::read();
         self.resident_bytes.set(process.resident_bytes);
         self.cpu_seconds.set(process.cpu_seconds);
@@ -209,10 +226,7 @@ async fn scrape(
     State((metrics, engine)): State<(Arc<Metrics>, Engine)>,
     headers: axum::http::HeaderMap,
 ) -> impl IntoResponse {
-    let view = engine
-        .with_store(|s| Ok(StoreView { keys: s.key_counts()?, cursors: s.stream_cursors()? }))
-        .await
-        .unwrap_or_default();
+    let view = engine.with_store(|s| StoreView::of(s)).await.unwrap_or_default();
     let body = metrics.render(&engine, &view);
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if accept.contains("application/openmetrics-text") {

@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::keys::{KeyState, SkippedWindow, StreamCursor};
+use crate::platform::Verified;
 
 /// Declares the figures once: the struct, its column names and its values.
 macro_rules! figures {
@@ -136,6 +137,8 @@ pub struct StatusReport {
     /// Windows keys moved on without: read them with a backfill.
     pub skipped_windows: Vec<SkippedWindow>,
     pub runs: Vec<RunRow>,
+    /// The last verification against the platform's count of calls.
+    pub verified: Option<Verified>,
 }
 
 fn states_as_map<S: serde::Serializer>(counts: &[(KeyState, i64)], s: S) -> Result<S::Ok, S::Error> {

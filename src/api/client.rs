@@ -13,8 +13,9 @@ use super::error::{ApiError, code_in};
 use super::token::{Token, Tokens};
 use super::transport::{ClientStats, Transport};
 use super::wire::{Page, Query, QueryBody, parse_page};
-use super::{QUERY_PATH, codes};
+use super::{QUERY_PATH, STATS_PATH, codes};
 use crate::config::ApiSettings;
+use crate::platform::{PlatformHour, parse_hours};
 
 pub struct ApiClient {
     settings: ApiSettings,
@@ -97,14 +98,30 @@ impl ApiClient {
         self.tokens.current(&self.transport).await.map(|t| t.value)
     }
 
+    /// One day of the platform's hourly call statistics for `access_code`
+    /// (`day_ms`: that day's 00:00 in `api.server_timezone`), with retries
+    /// and token renewal.
+    pub async fn call_statistics(&self, access_code: &str, day_ms: i64) -> Result<Vec<PlatformHour>, ApiError> {
+        self.retrying(|| self.renewing(|token| self.post_statistics(token, access_code, day_ms))).await
+    }
+
     async fn query_renewing(&self, q: &Query<'_>) -> Result<Page, ApiError> {
+        self.renewing(|token| self.post_query(token, q)).await
+    }
+
+    /// `attempt` with the current token; a token the server refuses is
+    /// renewed and the attempt made once more.
+    async fn renewing<'a, T, Fut>(&'a self, attempt: impl Fn(Token) -> Fut) -> Result<T, ApiError>
+    where
+        Fut: std::future::Future<Output = Result<T, ApiError>> + 'a,
+    {
         let token = self.tokens.current(&self.transport).await?;
-        match self.post_query(&token, q).await {
+        match attempt(token.clone()).await {
             Err(e) if e.is_token_error() => {
                 tracing::info!("token refused ({e}); renewing it and retrying once");
                 self.tokens.invalidate(&token, &e).await?;
                 let fresh = self.tokens.current(&self.transport).await?;
-                let again = self.post_query(&fresh, q).await;
+                let again = attempt(fresh.clone()).await;
                 if let Err(e) = &again
                     && e.is_token_error()
                 {
@@ -117,7 +134,27 @@ impl ApiClient {
         }
     }
 
-    async fn post_query(&self, token: &Token, q: &Query<'_>) -> Result<Page, ApiError> {
+    async fn post_statistics(
+        &self,
+        token: Token,
+        access_code: &str,
+        day_ms: i64,
+    ) -> Result<Vec<PlatformHour>, ApiError> {
+        let body = serde_json::json!({
+            "type": "hour",
+            "tenantId": self.settings.tenant_id,
+            "accessCode": access_code,
+            "timestamp": day_ms,
+            "authToken": token.value.expose(),
+        });
+        let v = self.transport.post(STATS_PATH, &body).await?;
+        if let Some((code, msg)) = self.transport.failure(&v) {
+            return Err(ApiError::Remote { path: STATS_PATH, code, msg });
+        }
+        parse_hours(&v, access_code).map_err(|msg| ApiError::BadBody { path: STATS_PATH, msg })
+    }
+
+    async fn post_query(&self, token: Token, q: &Query<'_>) -> Result<Page, ApiError> {
         let zone = &self.settings.server_timezone;
         let field = q.key.body_field();
         let pick = |name: &str| field.filter(|(n, _)| *n == name).map(|(_, v)| v);

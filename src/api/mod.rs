@@ -17,6 +17,8 @@ pub use wire::{Page, Query, parse_query_answer};
 pub const TOKEN_PATH: &str = "/oifde/rest/api/gettoken";
 /// Path of the session record query interface.
 pub const QUERY_PATH: &str = "/oifde/rest/api/queryRecordHistory";
+/// Path of the call statistics interface (its answer may be a bare list).
+pub const STATS_PATH: &str = "/oifde/rest/api/queryCallStatisticsReport";
 
 /// Error codes the documentation lists, by what the client does with them.
 pub mod codes {

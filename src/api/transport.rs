@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
+use super::STATS_PATH;
 use super::error::ApiError;
 use super::wire::{error_code, parse_json};
 use crate::config::{ApiSettings, Credential};
@@ -188,7 +189,8 @@ impl Transport {
         let bytes = read_capped(response, path).await?;
         if status.is_success() {
             let v = parse_json(&bytes).map_err(|e| ApiError::BadBody { path, msg: e.to_string() })?;
-            if !v.is_object() {
+            let a_list_of_hours = path == STATS_PATH && v.is_array();
+            if !(v.is_object() || a_list_of_hours) {
                 let found = match &v {
                     Value::Null => "null",
                     Value::Array(_) => "a list",

@@ -10,6 +10,7 @@ pub mod simulate;
 pub mod snapshot;
 pub mod status;
 pub mod sync;
+pub mod verify;
 
 use std::path::Path;
 use std::sync::Arc;

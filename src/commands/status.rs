@@ -75,6 +75,22 @@ pub fn status(config: &Path, json: bool) -> Result<Exit, CommandError> {
             );
         }
     }
+    if let Some(v) = &report.verified {
+        let zone = &settings.api.server_timezone;
+        let found = if v.missing == 0 {
+            "no settled hour misses a call".to_string()
+        } else {
+            format!("{} calls missing in {} settled hours (`oifde-sync verify` names them)", v.missing, v.missing_hours)
+        };
+        println!(
+            "verified at {} UTC, {} to {}: the platform counted {} calls, the mirror holds {}; {found}",
+            tz::utc_text(v.at),
+            &zone.format(v.from / 1000)[..10],
+            &zone.format((v.to - 1) / 1000)[..10],
+            v.platform_calls,
+            v.mirrored
+        );
+    }
     println!("last passes:");
     for r in &report.runs {
         println!("  {}", run_line(r));

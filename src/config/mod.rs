@@ -5,6 +5,7 @@
 mod api;
 mod log;
 mod query;
+mod reconcile;
 mod store;
 mod sync;
 
@@ -18,6 +19,7 @@ use serde::Deserialize;
 pub use api::{ApiSettings, Credential, PAGE_SIZES};
 pub use log::{LogFormat, LogSettings};
 pub use query::QuerySettings;
+pub use reconcile::ReconcileSettings;
 pub use store::{
     Access, FullText, PgSettings, Snapshot, StoreAt, StoreSettings, is_the_store, parse_mode, without_password,
 };
@@ -34,6 +36,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("store", store::KEYS),
     ("log", log::KEYS),
     ("metrics", log::METRICS_KEYS),
+    ("reconcile", reconcile::KEYS),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,7 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub store: StoreSettings,
     pub log: LogSettings,
+    pub reconcile: ReconcileSettings,
     /// `metrics.listen`: where `/metrics` is served, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The file the settings came from, for messages.
@@ -73,6 +77,7 @@ struct RawSettings {
     store: store::RawStore,
     log: log::RawLog,
     metrics: log::RawMetrics,
+    reconcile: reconcile::RawReconcile,
 }
 
 /// Whether others than the owner can read `file`.
@@ -264,12 +269,14 @@ fn validate(raw: RawSettings, o: &Origins, needs_api: bool) -> Result<Settings, 
     let metrics_listen = log::validate_metrics(raw.metrics, o)?;
     let store = store::validate(raw.store, &api.tenant_id, o)?;
     let query = query::validate(raw.query, o)?;
+    let reconcile = reconcile::validate(raw.reconcile, o)?;
     Ok(Settings {
         api,
         query,
         sync,
         store,
         log,
+        reconcile,
         metrics_listen,
         file: o.file.clone(),
         secret_in_file: ["api.app_secret", "api.auth_token"]

@@ -104,7 +104,7 @@ pub(super) struct RawQuery {
 
 /// A list from the file, or `a,b,c` from the environment; items stay text
 /// exactly as written (leading zeros included).
-fn list_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn list_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum ListOrText {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::SimOptions;
 use super::dataset::{self, SimRecord};
-use crate::api::{QUERY_PATH, TOKEN_PATH, codes};
+use crate::api::{QUERY_PATH, STATS_PATH, TOKEN_PATH, codes};
 
 /// Faults the server injects; rates are shares of requests, 0.0 to 1.0.
 #[derive(Clone, Debug, Default)]
@@ -55,6 +55,11 @@ pub struct Faults {
     /// `callId` and `ctiCallId` are ignored: every query answers the whole
     /// window (or tenant).
     pub ignore_call_filter: bool,
+    /// Sessions (by log id) that `queryRecordHistory` never returns, while
+    /// the call statistics still count them: a gap for `verify` to find.
+    pub hidden: Vec<String>,
+    /// Access codes the statistics interface refuses (10000002): not licensed.
+    pub refuse_statistics: Vec<String>,
 }
 
 impl Faults {
@@ -179,7 +184,11 @@ fn insert_sorted(records: &mut Vec<Entry>, record: SimRecord) {
 }
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
-    Router::new().route(TOKEN_PATH, post(get_token)).route(QUERY_PATH, post(query)).with_state(shared)
+    Router::new()
+        .route(TOKEN_PATH, post(get_token))
+        .route(QUERY_PATH, post(query))
+        .route(STATS_PATH, post(statistics))
+        .with_state(shared)
 }
 
 /// Counts a request in flight for as long as it is handled.
@@ -336,12 +345,95 @@ async fn query(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
     inject(fault, answer)
 }
 
-fn answer_query(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
+async fn statistics(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
+    let (_guard, fault, delay) = sim.arrive(STATS_PATH, &body);
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return api_error(codes::REQUEST[0], "Parameter error: the body is not JSON");
+    };
+    let answer = match answer_statistics(&sim, &v) {
+        Ok(answer) => answer,
+        Err((code, msg)) => json!({"errorCode": code, "errorMsg": msg}).to_string(),
+    };
+    inject(fault, answer)
+}
+
+/// `queryCallStatisticsReport`, `type = "hour"`: the day that starts at
+/// `timestamp`, by hour, for sessions whose `calledNumber` is `accessCode`,
+/// by the documented definitions; only hours with calls. Answered as a bare
+/// list, with the rates and numbers as strings the way the platform sends them.
+fn answer_statistics(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
     let request = |msg: String| (codes::REQUEST[0], msg);
     let mut state = sim.lock();
-    state.query_calls += 1;
+    check_token(sim, &mut state, v)?;
+    if v.get("type").and_then(Value::as_str) != Some("hour") {
+        return Err(request("Parameter error: type must be hour or day".into()));
+    }
+    let code =
+        v.get("accessCode").and_then(Value::as_str).ok_or_else(|| request("Parameter error: accessCode".into()))?;
+    if state.faults.refuse_statistics.iter().any(|r| r == code) {
+        return Err(request(format!("Parameter error: access code {code} does not exist")));
+    }
+    let day = v.get("timestamp").and_then(Value::as_i64).ok_or_else(|| request("Parameter error: timestamp".into()))?;
+    let records: Vec<SimRecord> = state.records.iter().map(|e| e.record.clone()).collect();
+    let transferred: std::collections::HashSet<String> = super::cdr::legs(&records, sim.options.seed)
+        .into_iter()
+        .filter(|l| l.device_type != 3)
+        .map(|l| l.call_id)
+        .collect();
+    let mut hours: std::collections::BTreeMap<i64, [i64; 6]> = std::collections::BTreeMap::new();
+    for r in records.iter().filter(|r| r.called_number.as_deref() == Some(code)) {
+        if r.start_time < day || r.start_time >= day + 86_400_000 {
+            continue;
+        }
+        let hour = day + (r.start_time - day) / 3_600_000 * 3_600_000;
+        let turns = r.details.len() as i64;
+        let to_agent = r.cti_call_id.as_ref().is_some_and(|c| transferred.contains(c));
+        let h = hours.entry(hour).or_default();
+        h[0] += 1;
+        let bucket = match (turns, to_agent) {
+            (..=1, _) => 1,
+            (2..=3, true) => 2,
+            (_, true) => 3,
+            (_, false) => 4,
+        };
+        h[bucket] += 1;
+        h[5] += turns;
+    }
+    let list: Vec<Value> = hours
+        .into_iter()
+        .map(|(hour, [calls, exit_no, staff_no, staff, bot, turns])| {
+            let used = staff_no + staff + bot;
+            let autonomy = if used == 0 { "-1.000".to_string() } else { format!("{:.3}", bot as f64 / used as f64) };
+            json!({
+                "recordTime": hour,
+                "tenantId": sim.options.tenant_id,
+                "accessCode": code,
+                "callCount": calls,
+                "exitNoConsultCount": exit_no,
+                "callStaffNoConsultCount": staff_no,
+                "callStaffConsultCount": staff,
+                "exitConsultingCount": bot,
+                "interactCount": turns,
+                "autonomyRate": autonomy,
+                "averageInteractPerCall": format!("{:.2}", turns as f64 / calls as f64),
+                "dbRecordTime": hour + 3_600_000,
+                "type": "hour",
+                "interfaceRequestCount": turns.to_string(),
+                "interfaceSuccessCount": turns.to_string(),
+                "interfaceSuccessRate": "1.000",
+            })
+        })
+        .collect();
+    Ok(Value::Array(list).to_string())
+}
+
+/// The request's token: known, not expired, of this tenant.
+fn check_token(sim: &Shared, state: &mut SimState, v: &Value) -> Result<(), (i64, String)> {
     if v.get("tenantId").and_then(Value::as_str).is_none() {
-        return Err(request("Parameter error: tenantId is mandatory".into()));
+        return Err((codes::REQUEST[0], "Parameter error: tenantId is mandatory".into()));
     }
     let token = v.get("authToken").and_then(Value::as_str).unwrap_or("");
     let ttl = Duration::from_secs(sim.options.token_ttl);
@@ -361,6 +453,14 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
     if v.get("tenantId").and_then(Value::as_str) != Some(sim.options.tenant_id.as_str()) {
         return Err((codes::TOKEN_INVALID, "Failed to check the token".into()));
     }
+    Ok(())
+}
+
+fn answer_query(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
+    let request = |msg: String| (codes::REQUEST[0], msg);
+    let mut state = sim.lock();
+    state.query_calls += 1;
+    check_token(sim, &mut state, v)?;
     let page_num: u64 = match string_param(v, "pageNum").map_err(request)? {
         None => 1,
         Some(s) => {
@@ -421,6 +521,7 @@ fn answer_query(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
         .filter(|e| mobile.is_none_or(|m| e.record.call_sor_id == m))
         .filter(|e| call.is_none_or(|c| e.record.call_id == c))
         .filter(|e| cti.is_none_or(|c| e.record.cti_call_id.as_deref() == Some(c)))
+        .filter(|e| !state.faults.hidden.contains(&e.record.log_id))
         .collect();
     let total = state.faults.report_total.unwrap_or((matching.len() as u64 + state.faults.inflate_total) as i64);
     let skip = ((page_num - 1) * page_size) as usize;

@@ -18,6 +18,7 @@ use super::tables::{Cell, Table};
 use crate::cdr::Leg;
 use crate::keys::file::KeysFileRead;
 use crate::keys::{KeyKind, KeyRow, KeyState, KeyUpdate, QueryKey, SkippedWindow, StreamCursor};
+use crate::platform::{HourCount, PlatformHour, Verified};
 use crate::record::Record;
 use crate::run_log::{Figures, RunRow};
 
@@ -163,6 +164,17 @@ pub trait Calls {
         rows: u64,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+    /// Stores the platform's hours, each replacing the same hour of the
+    /// same access code, in one transaction.
+    fn put_platform_hours(&mut self, hours: &[PlatformHour], now_ms: i64) -> Result<(), StoreError>;
+    /// Every platform hour starting in `[from_ms, to_ms)`, beside the
+    /// mirror's sessions with that access code as `called_number` that
+    /// started in the hour; by access code, then hour.
+    fn hour_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<HourCount>, StoreError>;
+    /// Keeps `v` as the last verification.
+    fn keep_verification(&mut self, v: &Verified) -> Result<(), StoreError>;
+    /// The last verification, if any.
+    fn last_verification(&self) -> Result<Option<Verified>, StoreError>;
 }
 
 /// What `db_bytes` of the status counts.

@@ -160,6 +160,7 @@ impl Store {
             cursors: self.stream_cursors()?,
             skipped_windows: self.skipped_windows()?,
             runs: self.last_runs(last_runs)?,
+            verified: self.last_verification()?,
         })
     }
 }

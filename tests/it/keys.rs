@@ -321,10 +321,7 @@ async fn keys_add_list_forget_and_a_key_removed_from_the_config(kind: Kind) {
     // The metrics count keys by state and name none.
     let settings = oifde_sync::config::Settings::load(&config).unwrap();
     let engine = oifde_sync::commands::engine(std::sync::Arc::new(settings), "test").unwrap();
-    let view = engine
-        .with_store(|s| Ok(oifde_sync::metrics::StoreView { keys: s.key_counts()?, cursors: s.stream_cursors()? }))
-        .await
-        .unwrap();
+    let view = engine.with_store(|s| oifde_sync::metrics::StoreView::of(s)).await.unwrap();
     let body = oifde_sync::metrics::Metrics::new(&engine.client.stats).render(&engine, &view);
     assert!(body.contains("oifde_sync_keys{state=\"removed\"} 1"), "{body}");
     assert!(!body.contains(&gone), "{body}");

@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use oifde_sync::simulator::SimOptions;
 use oifde_sync::simulator::cdr::{self, SimLeg};
+use oifde_sync::simulator::{Faults, SimOptions};
 
 use crate::cli::{run, text, write_config};
 use crate::helpers::*;
@@ -34,7 +34,8 @@ fn ivr_calls(legs: &[SimLeg]) -> BTreeSet<String> {
 per_store!(
     a_cdr_directory_feeds_every_ivr_call_at_one_query_each,
     keys_import_reads_csv_and_zip_and_names_what_it_refuses,
-    where_key_only_queries_are_refused_a_cdr_call_is_asked_for_around_its_span
+    where_key_only_queries_are_refused_a_cdr_call_is_asked_for_around_its_span,
+    verify_names_exactly_the_hours_the_mirror_misses_and_its_backfill_closes_them
 );
 
 /// Pointed at a CDR directory and nothing else, a sync mirrors every session
@@ -195,4 +196,79 @@ async fn where_key_only_queries_are_refused_a_cdr_call_is_asked_for_around_its_s
         windowed += 1;
     }
     assert!(windowed >= calls.len(), "every call asked in a window ({windowed} of {})", calls.len());
+}
+
+/// Sessions the server never returns but the platform's statistics count:
+/// `verify` names exactly their hours and how many each misses, exits 1,
+/// and keeps the result for `status` and the metrics; an access code the
+/// interface refuses is said and fails nothing; the suggested backfill,
+/// once the server returns them, makes the next `verify` clean (exit 0).
+async fn verify_names_exactly_the_hours_the_mirror_misses_and_its_backfill_closes_them(kind: Kind) {
+    let sim = simulator(options(300)).await;
+    let store = TestStore::new(kind);
+    let dir = store.dir.path();
+    let hour = |r: &oifde_sync::simulator::SimRecord| r.start_time / 3_600_000 * 3_600_000;
+    let coded: Vec<_> = sim.records().into_iter().filter(|r| r.called_number.as_deref() == Some("10086")).collect();
+    let first_hour = hour(&coded[0]);
+    let second_hour = coded.iter().map(hour).find(|h| *h != first_hour).unwrap();
+    let mut hidden: Vec<String> = coded.iter().filter(|r| hour(r) == first_hour).map(|r| r.log_id.clone()).collect();
+    hidden.extend(coded.iter().filter(|r| hour(r) == second_hour).take(2).map(|r| r.log_id.clone()));
+    let expected: Vec<(i64, i64)> = [first_hour, second_hour]
+        .iter()
+        .map(|h| (*h, coded.iter().filter(|r| hour(r) == *h && hidden.contains(&r.log_id)).count() as i64))
+        .collect();
+    sim.set_faults(Faults {
+        hidden: hidden.clone(),
+        refuse_statistics: vec!["4008123123".into()],
+        ..Faults::default()
+    });
+    let reconcile = "[reconcile]\naccess_codes = [\"10086\", \"95588\", \"4008123123\"]\n";
+    let config = write_config(dir, &sim, &sim.options().app_secret.clone(), "", reconcile);
+    store.configure(&config);
+    assert_eq!(run(dir, &["sync"], &[]).await.status.code(), Some(0));
+
+    let period = ["verify", "--from", "2026-11-02", "--to", "2026-11-03"];
+    let out = run(dir, &period, &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("4008123123") && text(&out).contains("cannot be read"), "{}", text(&out));
+    let total: i64 = expected.iter().map(|(_, n)| n).sum();
+    assert!(text(&out).contains(&format!("{total} calls missing in 2 settled hours")), "{}", text(&out));
+    let json = run(dir, &[&period[..], &["--json", "--offline"]].concat(), &[]).await;
+    assert_eq!(json.status.code(), Some(1), "{}", text(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let differing: Vec<(i64, i64)> = v["differing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["hour"].as_i64().unwrap(), h["platform"].as_i64().unwrap() - h["mirrored"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(differing, expected, "exactly the hidden sessions' hours, each with its count");
+    assert_eq!((v["missing"].as_i64(), v["missing_hours"].as_i64()), (Some(total), Some(2)));
+    let status = run(dir, &["status"], &[]).await;
+    assert!(text(&status).contains(&format!("{total} calls missing in 2 settled hours")), "{}", text(&status));
+    let engine = engine(store.settings(&sim));
+    let view = engine.with_store(|s| oifde_sync::metrics::StoreView::of(s)).await.unwrap();
+    let metrics = oifde_sync::metrics::Metrics::new(&engine.client.stats).render(&engine, &view);
+    assert!(metrics.contains(&format!("oifde_sync_missing_calls {total}")), "{metrics}");
+    drop(engine);
+
+    // The server returns them again; the suggested backfill reads them.
+    sim.set_faults(Faults::default());
+    let backfill = v["backfill"].as_str().unwrap().to_string();
+    let args: Vec<String> = backfill
+        .split(" --")
+        .skip(1)
+        .flat_map(|part| {
+            let (flag, value) = part.split_once(' ').unwrap_or((part, ""));
+            [format!("--{flag}"), value.trim_matches('"').to_string()]
+        })
+        .filter(|a| !a.is_empty())
+        .collect();
+    let mut argv = vec!["backfill"];
+    argv.extend(args.iter().map(String::as_str));
+    let out = run(dir, &argv, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{backfill}: {}", text(&out));
+    let out = run(dir, &period, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("no settled hour misses a call"), "{}", text(&out));
 }

@@ -148,10 +148,9 @@ async fn a_version_2_store_gets_lean_raw_json_and_extra_fields_beside_the_rows()
 }
 
 /// A store of the version before this one is migrated in place: its keys
-/// kept (with no CDR span), the CDR tables there and empty; then a CDR
-/// import and a sync work on it.
+/// kept (with no CDR span), the ledger tables there and empty.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_store_of_the_previous_version_gains_the_cdr_tables() {
+async fn a_store_of_the_previous_version_gains_the_ledger_tables() {
     let (_dir, db) = temp_db();
     let previous = oifde_sync::store::sqlite::SCHEMA_VERSION - 1;
     version(&db, previous);
@@ -168,7 +167,7 @@ async fn a_store_of_the_previous_version_gains_the_cdr_tables() {
     assert_eq!((keys.len(), keys[0].call_begin, keys[0].state.as_str()), (1, None, "waiting"));
     drop(store);
     let conn = Connection::open(&db).unwrap();
-    for table in ["cdr_legs", "cdr_files"] {
+    for table in ["cdr_legs", "cdr_files", "platform_stats", "verifications"] {
         let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0, "{table}");
     }

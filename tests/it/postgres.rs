@@ -440,7 +440,9 @@ async fn a_database_of_the_previous_version_is_migrated_and_has_the_sqlite_store
     assert_eq!(pg_rows(&url, "SELECT version FROM oifde_schema")[0][0].as_deref(), Some(current.to_string().as_str()));
     let kept = pg_rows(&url, "SELECT state, call_begin FROM query_keys WHERE query_key = 'call:kept'");
     assert_eq!(kept, vec![vec![Some("waiting".to_string()), None]], "the key is kept");
-    assert_eq!(pg_rows(&url, "SELECT count(*) FROM cdr_legs")[0][0].as_deref(), Some("0"));
+    for table in ["cdr_legs", "platform_stats", "verifications"] {
+        assert_eq!(pg_rows(&url, &format!("SELECT count(*) FROM {table}"))[0][0].as_deref(), Some("0"), "{table}");
+    }
     let mut pg: Vec<String> = pg_rows(
         &url,
         "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname NOT LIKE '%\\_pkey' \

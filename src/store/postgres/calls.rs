@@ -7,6 +7,7 @@ use super::Postgres;
 use super::keys::upsert;
 use crate::cdr::{IVR, Leg, TEXT_COLUMNS, TIME_COLUMNS};
 use crate::keys::{KeyKind, KeyState, QueryKey};
+use crate::platform::{HourCount, PlatformHour, Verified};
 use crate::store::StoreError;
 use crate::store::contract::Calls;
 
@@ -112,5 +113,112 @@ impl Calls for Postgres {
             &[&self.tenant, &path, &size, &modified_ms, &(rows as i64), &now_ms],
         ))
         .map(drop)
+    }
+
+    fn put_platform_hours(&mut self, hours: &[PlatformHour], now_ms: i64) -> Result<(), StoreError> {
+        let tenant = self.tenant.clone();
+        let client = &mut self.client;
+        super::run_on(self.rt.as_ref(), &self.shown, async move {
+            let tx = client.transaction().await?;
+            let put = tx
+                .prepare(
+                    "INSERT INTO platform_stats (tenant_id, access_code, record_time, call_count, exit_no_consult_count, \
+                     call_staff_no_consult_count, call_staff_consult_count, exit_consulting_count, interact_count, \
+                     autonomy_rate, average_interact_per_call, db_record_time, interface_request_count, \
+                     interface_success_count, interface_success_rate, extra_json, fetched_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+                     ON CONFLICT (tenant_id, access_code, record_time) DO UPDATE SET call_count = excluded.call_count, \
+                     exit_no_consult_count = excluded.exit_no_consult_count, \
+                     call_staff_no_consult_count = excluded.call_staff_no_consult_count, \
+                     call_staff_consult_count = excluded.call_staff_consult_count, \
+                     exit_consulting_count = excluded.exit_consulting_count, interact_count = excluded.interact_count, \
+                     autonomy_rate = excluded.autonomy_rate, average_interact_per_call = excluded.average_interact_per_call, \
+                     db_record_time = excluded.db_record_time, interface_request_count = excluded.interface_request_count, \
+                     interface_success_count = excluded.interface_success_count, \
+                     interface_success_rate = excluded.interface_success_rate, extra_json = excluded.extra_json, \
+                     fetched_at = excluded.fetched_at",
+                )
+                .await?;
+            for h in hours {
+                tx.execute(
+                    &put,
+                    &[
+                        &tenant,
+                        &h.access_code,
+                        &h.record_time,
+                        &h.call_count,
+                        &h.exit_no_consult_count,
+                        &h.call_staff_no_consult_count,
+                        &h.call_staff_consult_count,
+                        &h.exit_consulting_count,
+                        &h.interact_count,
+                        &h.autonomy_rate,
+                        &h.average_interact_per_call,
+                        &h.db_record_time,
+                        &h.interface_request_count,
+                        &h.interface_success_count,
+                        &h.interface_success_rate,
+                        &h.extra_json,
+                        &now_ms,
+                    ],
+                )
+                .await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    fn hour_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<HourCount>, StoreError> {
+        self.run(async {
+            let rows = self
+                .client
+                .query(
+                    "SELECT p.access_code, p.record_time, p.call_count, \
+                     (SELECT count(*) FROM records r WHERE r.tenant_id = p.tenant_id AND r.called_number = p.access_code \
+                      AND r.start_time >= p.record_time AND r.start_time < p.record_time + 3600000) \
+                     FROM platform_stats p WHERE p.tenant_id = $1 AND p.record_time >= $2 AND p.record_time < $3 \
+                     ORDER BY p.access_code, p.record_time",
+                    &[&self.tenant, &from_ms, &to_ms],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| HourCount { access_code: r.get(0), hour: r.get(1), platform: r.get(2), mirrored: r.get(3) })
+                .collect())
+        })
+    }
+
+    fn keep_verification(&mut self, v: &Verified) -> Result<(), StoreError> {
+        self.run(self.client.execute(
+            "INSERT INTO verifications (tenant_id, verified_at, period_from, period_to, platform_calls, mirrored, \
+             missing, missing_hours) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id) DO UPDATE SET \
+             verified_at = excluded.verified_at, period_from = excluded.period_from, period_to = excluded.period_to, \
+             platform_calls = excluded.platform_calls, mirrored = excluded.mirrored, missing = excluded.missing, \
+             missing_hours = excluded.missing_hours",
+            &[&self.tenant, &v.at, &v.from, &v.to, &v.platform_calls, &v.mirrored, &v.missing, &v.missing_hours],
+        ))
+        .map(drop)
+    }
+
+    fn last_verification(&self) -> Result<Option<Verified>, StoreError> {
+        self.run(async {
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT verified_at, period_from, period_to, platform_calls, mirrored, missing, missing_hours \
+                     FROM verifications WHERE tenant_id = $1",
+                    &[&self.tenant],
+                )
+                .await?;
+            Ok(row.map(|r| Verified {
+                at: r.get(0),
+                from: r.get(1),
+                to: r.get(2),
+                platform_calls: r.get(3),
+                mirrored: r.get(4),
+                missing: r.get(5),
+                missing_hours: r.get(6),
+            }))
+        })
     }
 }

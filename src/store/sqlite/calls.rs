@@ -8,6 +8,7 @@ use super::keys::upsert;
 use super::{Sqlite, sql_error};
 use crate::cdr::{IVR, Leg};
 use crate::keys::{KeyKind, KeyState, QueryKey};
+use crate::platform::{HourCount, PlatformHour, Verified};
 use crate::store::StoreError;
 use crate::store::contract::Calls;
 
@@ -124,6 +125,96 @@ impl Calls for Sqlite {
                 params![path, size, modified_ms, rows as i64, now_ms],
             )
             .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    fn put_platform_hours(&mut self, hours: &[PlatformHour], now_ms: i64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |e| sql_error(&path, e);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO platform_stats (access_code, record_time, call_count, exit_no_consult_count, \
+                     call_staff_no_consult_count, call_staff_consult_count, exit_consulting_count, interact_count, \
+                     autonomy_rate, average_interact_per_call, db_record_time, interface_request_count, \
+                     interface_success_count, interface_success_rate, extra_json, fetched_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(sql)?;
+            for h in hours {
+                put.execute(params![
+                    h.access_code,
+                    h.record_time,
+                    h.call_count,
+                    h.exit_no_consult_count,
+                    h.call_staff_no_consult_count,
+                    h.call_staff_consult_count,
+                    h.exit_consulting_count,
+                    h.interact_count,
+                    h.autonomy_rate,
+                    h.average_interact_per_call,
+                    h.db_record_time,
+                    h.interface_request_count,
+                    h.interface_success_count,
+                    h.interface_success_rate,
+                    h.extra_json,
+                    now_ms
+                ])
+                .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    fn hour_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<HourCount>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.access_code, p.record_time, p.call_count, \
+                 (SELECT count(*) FROM records r WHERE r.called_number = p.access_code \
+                  AND r.start_time >= p.record_time AND r.start_time < p.record_time + 3600000) \
+                 FROM platform_stats p WHERE p.record_time >= ?1 AND p.record_time < ?2 \
+                 ORDER BY p.access_code, p.record_time",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map(params![from_ms, to_ms], |r| {
+            Ok(HourCount { access_code: r.get(0)?, hour: r.get(1)?, platform: r.get(2)?, mirrored: r.get(3)? })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.sql(e))
+    }
+
+    fn keep_verification(&mut self, v: &Verified) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO verifications (id, verified_at, period_from, period_to, platform_calls, \
+                 mirrored, missing, missing_hours) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![v.at, v.from, v.to, v.platform_calls, v.mirrored, v.missing, v.missing_hours],
+            )
+            .map(drop)
+            .map_err(|e| self.sql(e))
+    }
+
+    fn last_verification(&self) -> Result<Option<Verified>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT verified_at, period_from, period_to, platform_calls, mirrored, missing, missing_hours \
+                 FROM verifications WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Verified {
+                        at: r.get(0)?,
+                        from: r.get(1)?,
+                        to: r.get(2)?,
+                        platform_calls: r.get(3)?,
+                        mirrored: r.get(4)?,
+                        missing: r.get(5)?,
+                        missing_hours: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
             .map_err(|e| self.sql(e))
     }
 }
