@@ -10,6 +10,9 @@ use crate::api::ApiClient;
 use crate::config::{
     ApiSettings, Credential, LogFormat, LogSettings, QuerySettings, Settings, StoreSettings, SyncSettings,
 };
+use crate::keys::KeyKind;
+use crate::ledgers::cdr_import::{CdrRules, Imported, import_file};
+use crate::ledgers::verify::{day_start_ms, fetch, verify};
 use crate::secret::Secret;
 use crate::simulator::{SimOptions, Simulator};
 use crate::store::Store;
@@ -72,7 +75,10 @@ pub async fn demo() -> Result<Exit, CommandError> {
         tz::utc_text(o.from * 1000),
         tz::utc_text(o.to * 1000)
     );
-    let settings = Arc::new(settings_for(&sim, path.clone()));
+    let mut settings = settings_for(&sim, path.clone());
+    // In-process, the demo may ask faster than a real gateway allows.
+    settings.api.max_requests_per_second = 2000;
+    let settings = Arc::new(settings);
     let client = Arc::new(ApiClient::new(&settings.api)?);
     let engine = Engine::new(settings, client, Store::open(&path)?);
     let started = Instant::now();
@@ -82,6 +88,7 @@ pub async fn demo() -> Result<Exit, CommandError> {
     let again = Instant::now();
     let second = engine.pass(PassKind::Incremental { now: tz::now_ms() / 1000, label: "sync" }, &cancel).await?;
     println!("{}", second.summary("second sync (overlap only)", again.elapsed().as_secs_f64()));
+    cdr_route(&engine, &sim, &cancel).await?;
     sim.stop().await;
 
     // The pass is over: the file is read as an analyst would, read-only.
@@ -93,6 +100,62 @@ pub async fn demo() -> Result<Exit, CommandError> {
         print_query(&conn, sql).map_err(|e| CommandError::Failed(format!("example query failed: {e}")))?;
     }
     Ok(super::pass_exit(&report))
+}
+
+/// The way a real tenant is fed: the simulator's CDR files (as CC-FS
+/// delivers them) read into keys and legs, a sync of their calls, and the
+/// mirror verified against the platform's own hourly count.
+async fn cdr_route(
+    engine: &Engine,
+    sim: &Simulator,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<(), CommandError> {
+    let o = sim.options();
+    let dir = std::env::temp_dir().join(format!("oifde-sync-demo-cdr-{}", std::process::id()));
+    let legs = crate::simulator::cdr::legs(&sim.records(), o.seed);
+    let files = crate::simulator::cdr::write_dir(&dir, &legs, &o.timezone)
+        .map_err(|e| CommandError::Failed(format!("cannot write the CDR files into {}: {e}", dir.display())))?;
+    let rules = CdrRules { kind: KeyKind::Cti, zone: o.timezone.clone() };
+    let now = tz::now_ms();
+    let imported = engine
+        .with_store(move |store| {
+            let mut total = Imported::default();
+            for file in &files {
+                total.add(import_file(store, file, &rules, now)?);
+            }
+            Ok(total)
+        })
+        .await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "
+The CDR files of its calls (one zip a day, as CC-FS delivers them): {}.",
+        imported.summary()
+    );
+    let started = Instant::now();
+    let report = engine.pass(PassKind::Incremental { now: tz::now_ms() / 1000, label: "sync" }, cancel).await?;
+    println!("{}", report.summary("sync of the CDR calls (one query each)", started.elapsed().as_secs_f64()));
+    let zone = o.timezone.clone();
+    let days: Vec<i64> = (0..=(o.to - o.from) / 86_400).map(|d| day_start_ms(&zone, o.from + d * 86_400)).collect();
+    let codes: Vec<String> = crate::simulator::dataset::ACCESS_CODES.map(String::from).to_vec();
+    let (hours, refused) = fetch(&engine.client, &codes, &days).await;
+    for r in refused {
+        println!("warning: {r}");
+    }
+    let (from, to) = (days[0], day_start_ms(&zone, days[days.len() - 1] / 1000 + 90_000));
+    let settled_before = tz::now_ms() - (engine.settings.sync.settle + engine.settings.sync.lag).as_millis() as i64;
+    let now = tz::now_ms();
+    let check_zone = zone.clone();
+    let verified = engine
+        .with_store(move |store| {
+            store.put_platform_hours(&hours, now)?;
+            let v = verify(store, from, to, settled_before, &check_zone, now)?;
+            store.keep_verification(&v.summary)?;
+            Ok(v)
+        })
+        .await?;
+    println!("`verify` against the platform's own call statistics, hour by hour:\n{}", verified.text(&zone));
+    Ok(())
 }
 
 /// Removes a previous demo store with its WAL and shared-memory files.

@@ -58,6 +58,10 @@ pub struct SimulateArgs {
     /// day); the config of --print-config then reads its keys from there.
     #[arg(long, value_name = "DIR")]
     pub cdr_dir: Option<PathBuf>,
+    /// Hides N sessions from queryRecordHistory while the call statistics
+    /// still count them: a gap for `verify` to find.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub hide_sessions: usize,
 }
 
 /// Writes `text` to `path`, readable by its owner only (it holds the secret).
@@ -71,6 +75,11 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?
         .write_all(text.as_bytes())
+}
+
+/// The faults of `--fault-rate`.
+fn sim_faults(rate: f64) -> Faults {
+    if rate > 0.0 { Faults::all_at(rate) } else { Faults::default() }
 }
 
 pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
@@ -100,7 +109,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
         lenient_keys: args.lenient,
         token_ttl: args.token_ttl,
         tls,
-        faults: if args.fault_rate > 0.0 { Faults::all_at(args.fault_rate) } else { Faults::default() },
+        faults: sim_faults(args.fault_rate),
         ..defaults
     };
     let sim = Simulator::start(options, args.listen)
@@ -133,16 +142,26 @@ pub async fn simulate(args: SimulateArgs) -> Result<Exit, CommandError> {
         let text = format!(
             "# A config for the simulator on {url}; try: oifde-sync --config {file} sync\n\
              [api]\nbase_url = \"{url}\"\ntenant_id = {tenant:?}\napp_secret = {secret:?}\n\n\
-             [query]\n{query}\n\n[sync]\nstart = \"{days}d\"\n\n[store]\npath = \"oifde-sync.db\"\n",
+             [query]\n{query}\n\n[reconcile]\naccess_codes = {codes:?}\n\n[sync]\nstart = \"{days}d\"\n\n[store]\npath = \"oifde-sync.db\"\n",
             url = sim.base_url(),
             file = path.display(),
             tenant = o.tenant_id,
             secret = o.app_secret,
             days = args.days.max(1) + 1,
+            codes = crate::simulator::dataset::ACCESS_CODES,
         );
         write_private(path, &text)
             .map_err(|e| CommandError::Usage(format!("--print-config {}: {e}", path.display())))?;
         println!("  wrote {}: try `oifde-sync --config {} sync`", path.display(), path.display());
+    }
+    let counted: Vec<String> =
+        sim.records().into_iter().filter(|r| r.called_number.is_some()).map(|r| r.log_id).collect();
+    if let Some(step) = counted.len().checked_div(args.hide_sessions) {
+        let step = step.max(1);
+        let hidden: Vec<String> = counted.into_iter().step_by(step).take(args.hide_sessions).collect();
+        println!("  hides {} sessions from queryRecordHistory; its call statistics still count them", hidden.len());
+        let faults = Faults { hidden, ..sim_faults(args.fault_rate) };
+        sim.set_faults(faults);
     }
     println!("Ctrl-C stops it.");
     let _ = tokio::signal::ctrl_c().await;

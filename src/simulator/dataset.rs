@@ -162,6 +162,9 @@ const QUESTIONS: &[(&str, &str)] =
 const ANSWERS: &[(&str, &str)] = &[("Yes.", "I have taken the test."), ("满意", "非常满意 😀"), ("No.", "not really")];
 
 /// The mobile numbers of a tenant with `n` users.
+/// The tenant's chatbot access codes: the `calledNumber` of its sessions.
+pub const ACCESS_CODES: [&str; 3] = ["10086", "95588", "4008123123"];
+
 pub fn mobiles(seed: u64, n: usize) -> Vec<String> {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x6d6f_6269_6c65);
     (0..n).map(|i| format!("1{:02}{:04}{:04}", 30 + rng.u32(0..60), i, rng.u32(0..10_000))).collect()
@@ -253,11 +256,7 @@ fn record(rng: &mut fastrand::Rng, i: usize, from: i64, span: i64, tenant: &str,
         call_id: format!("{start}{:024x}", rng.u64(..) as u128 * 1_000_003 + i as u128),
         cti_call_id: (roll % 10 < 7).then(|| format!("{}", 1_000_000_000 + i)),
         calling_number: Some(user),
-        called_number: if roll % 19 == 3 {
-            None
-        } else {
-            Some(pick(rng, &["10086", "95588", "4008123123"]).to_string())
-        },
+        called_number: if roll % 19 == 3 { None } else { Some(pick(rng, &ACCESS_CODES).to_string()) },
         start_time: start,
         end_time: Some(end),
         last_update_time: if roll % 25 == 4 { None } else { Some(end + rng.i64(0..5000)) },
