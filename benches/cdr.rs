@@ -61,7 +61,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let zone = ServerZone::parse("UTC").unwrap();
     let legs = legs(calls, 1_793_577_600_000);
-    let zip = write_dir(&dir.path().join("cdr"), &legs, &zone).unwrap().remove(0);
+    let zips = write_dir(&dir.path().join("cdr"), &legs, &zone).unwrap();
+    let zip = zips.iter().map(|z| z.display().to_string()).collect::<Vec<_>>().join(" ");
     let config = dir.path().join("bench.toml");
     std::fs::write(
         &config,
@@ -69,9 +70,9 @@ fn main() {
          [store]\npath = \"bench.db\"\n[log]\nlevel = \"warn\"\n",
     )
     .unwrap();
-    let bytes = std::fs::metadata(&zip).unwrap().len();
-    println!("{calls} calls, {} legs, a zip of {:.1} MB", legs.len(), bytes as f64 / 1e6);
-    let (secs, rss) = timed(&format!("{bin} --config {} keys import {} >/dev/null", config.display(), zip.display()));
+    let bytes: u64 = zips.iter().map(|z| std::fs::metadata(z).unwrap().len()).sum();
+    println!("{calls} calls, {} legs, {} zips of {:.1} MB", legs.len(), zips.len(), bytes as f64 / 1e6);
+    let (secs, rss) = timed(&format!("{bin} --config {} keys import {zip} >/dev/null", config.display()));
     let db = dir.path().join("bench.db");
     let count =
         |sql: &str| -> i64 { rusqlite::Connection::open(&db).unwrap().query_row(sql, [], |r| r.get(0)).unwrap() };
@@ -79,20 +80,17 @@ fn main() {
     assert_eq!(stored as usize, legs.len(), "every leg stored");
     std::fs::remove_file(&db).unwrap();
     let script = "import csv, io, sys, zipfile\n\
-                  z = zipfile.ZipFile(sys.argv[1])\n\
-                  for n in z.namelist():\n    \
-                  if '_call_' in n:\n        \
-                  rows = csv.DictReader(io.TextIOWrapper(z.open(n), encoding='utf-8-sig'))\n        \
-                  ids = {r['call_id'] for r in rows if r['device_type'] == '3'}\n        \
+                  for f in sys.argv[1:]:\n    \
+                  z = zipfile.ZipFile(f)\n    \
+                  for n in z.namelist():\n        \
+                  if '_call_' in n:\n            \
+                  rows = csv.DictReader(io.TextIOWrapper(z.open(n), encoding='utf-8-sig'))\n            \
+                  ids = {r['call_id'] for r in rows if r['device_type'] == '3'}\n            \
                   sys.stdout.write(''.join('cti:' + i + '\\n' for i in ids))\n";
     let py = dir.path().join("cut.py");
     std::fs::write(&py, script).unwrap();
-    let (base_secs, base_rss) = timed(&format!(
-        "python3 {} {} | {bin} --config {} keys add - >/dev/null",
-        py.display(),
-        zip.display(),
-        config.display()
-    ));
+    let (base_secs, base_rss) =
+        timed(&format!("python3 {} {zip} | {bin} --config {} keys add - >/dev/null", py.display(), config.display()));
     let base_keys = count("SELECT count(*) FROM query_keys");
     println!("| route | calls | keys | legs stored | seconds | peak RSS MB |");
     println!("|---|---:|---:|---:|---:|---:|");

@@ -55,6 +55,15 @@ pub const TEXT_COLUMNS: [&str; 12] = [
     "pre_device_no",
 ];
 
+/// The columns of a stored leg (`cdr_legs`), in the order of [`Leg::values`].
+pub fn stored_columns() -> Vec<&'static str> {
+    let mut columns = vec!["call_id", "call_id_num", "device_type"];
+    columns.extend(TIME_COLUMNS);
+    columns.extend(TEXT_COLUMNS);
+    columns.push("extra_json");
+    columns
+}
+
 /// `device_type` of a leg in the IVR (its `device_no` is the flow).
 pub const IVR: i64 = 3;
 
@@ -87,6 +96,15 @@ impl Leg {
 
     pub fn call_end(&self) -> Option<i64> {
         self.times[5]
+    }
+
+    /// The leg's values in the order of [`stored_columns`]: integers, then text.
+    pub fn values(&self) -> (Vec<Option<i64>>, Vec<Option<&str>>) {
+        let mut ints = vec![Some(self.call_id_num), self.device_type];
+        ints.extend(self.times);
+        let mut texts: Vec<Option<&str>> = self.texts.iter().map(Option::as_deref).collect();
+        texts.push(self.extra_json.as_deref());
+        (ints, texts)
     }
 }
 

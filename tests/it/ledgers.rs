@@ -103,6 +103,11 @@ async fn a_cdr_directory_feeds_every_ivr_call_at_one_query_each(kind: Kind) {
     assert_eq!(store.count("SELECT count(*) FROM query_keys WHERE query_key = 'cti:late-call'"), 1);
     let files_after = store.rows("SELECT path, read_at FROM cdr_files ORDER BY path");
     assert_eq!(&files_after[..files_before.len()], &files_before[..], "read files are not read again");
+    // `copy` carries the legs and the files read (PostgreSQL into SQLite here).
+    let copied = rusqlite::Connection::open(store.local()).unwrap();
+    let n = |sql: &str| copied.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(n("SELECT count(*) FROM cdr_legs") as usize, legs.len() + 1);
+    assert_eq!(n("SELECT count(*) FROM cdr_files") as usize, files_after.len());
 }
 
 /// `keys import` reads a zip, a CSV with a header and a BOM, and one

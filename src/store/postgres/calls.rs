@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use super::Postgres;
 use super::keys::upsert;
-use crate::cdr::{IVR, Leg, TEXT_COLUMNS, TIME_COLUMNS};
+use crate::cdr::{IVR, Leg, TIME_COLUMNS, stored_columns};
 use crate::keys::{KeyKind, KeyState, QueryKey};
 use crate::platform::{HourCount, PlatformHour, Verified};
 use crate::store::StoreError;
@@ -13,16 +13,12 @@ use crate::store::contract::Calls;
 
 /// `INSERT … SELECT FROM unnest(…)` of every column, replacing a leg read again.
 fn upsert_legs_sql() -> String {
-    let mut columns = vec!["call_id", "call_id_num", "device_type"];
-    columns.extend(TIME_COLUMNS);
-    columns.extend(TEXT_COLUMNS);
-    columns.push("extra_json");
-    let types: Vec<&str> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, _)| if (1..3 + TIME_COLUMNS.len()).contains(&i) { "BIGINT[]" } else { "TEXT[]" })
+    let columns = stored_columns();
+    // call_id, then the integers, then the texts, as `Leg::values` gives them.
+    let ints = 2 + TIME_COLUMNS.len();
+    let params: Vec<String> = (0..columns.len())
+        .map(|i| format!("${}::{}", i + 2, if (1..=ints).contains(&i) { "BIGINT[]" } else { "TEXT[]" }))
         .collect();
-    let params: Vec<String> = types.iter().enumerate().map(|(i, t)| format!("${}::{t}", i + 2)).collect();
     let sets: Vec<String> = columns.iter().skip(2).map(|c| format!("{c} = excluded.{c}")).collect();
     format!(
         "INSERT INTO cdr_legs (tenant_id, {cols}) SELECT $1, * FROM unnest({params}) \
@@ -48,25 +44,24 @@ impl Calls for Postgres {
     }
 
     fn add_cdr_legs(&mut self, legs: &[Leg], kind: KeyKind, now_ms: i64) -> Result<u64, StoreError> {
+        if legs.is_empty() {
+            return Ok(0);
+        }
         let sql = upsert_legs_sql();
         let tenant = self.tenant.clone();
         let call_id: Vec<&str> = legs.iter().map(|l| l.call_id.as_str()).collect();
-        let call_id_num: Vec<i64> = legs.iter().map(|l| l.call_id_num).collect();
-        let device_type: Vec<Option<i64>> = legs.iter().map(|l| l.device_type).collect();
-        let times: Vec<Vec<Option<i64>>> =
-            (0..TIME_COLUMNS.len()).map(|i| legs.iter().map(|l| l.times[i]).collect()).collect();
+        // Column-wise: one array a column.
+        let rows: Vec<_> = legs.iter().map(Leg::values).collect();
+        let ints: Vec<Vec<Option<i64>>> = (0..rows[0].0.len()).map(|i| rows.iter().map(|r| r.0[i]).collect()).collect();
         let texts: Vec<Vec<Option<&str>>> =
-            (0..TEXT_COLUMNS.len()).map(|i| legs.iter().map(|l| l.texts[i].as_deref()).collect()).collect();
-        let extra: Vec<Option<&str>> = legs.iter().map(|l| l.extra_json.as_deref()).collect();
+            (0..rows[0].1.len()).map(|i| rows.iter().map(|r| r.1[i]).collect()).collect();
         let calls: Vec<&str> = legs.iter().map(|l| l.call_id.as_str()).collect::<HashSet<_>>().into_iter().collect();
         let client = &mut self.client;
         super::run_on(self.rt.as_ref(), &self.shown, async move {
             let tx = client.transaction().await?;
-            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                vec![&tenant, &call_id, &call_id_num, &device_type];
-            params.extend(times.iter().map(|t| t as &(dyn tokio_postgres::types::ToSql + Sync)));
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&tenant, &call_id];
+            params.extend(ints.iter().map(|t| t as &(dyn tokio_postgres::types::ToSql + Sync)));
             params.extend(texts.iter().map(|t| t as &(dyn tokio_postgres::types::ToSql + Sync)));
-            params.push(&extra);
             tx.execute(&sql, &params).await?;
             // The calls of the batch with an IVR leg, with their span over every stored leg.
             let rows = tx

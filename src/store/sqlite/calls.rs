@@ -6,24 +6,24 @@ use rusqlite::{OptionalExtension, params};
 
 use super::keys::upsert;
 use super::{Sqlite, sql_error};
-use crate::cdr::{IVR, Leg};
+use crate::cdr::{IVR, Leg, stored_columns};
 use crate::keys::{KeyKind, KeyState, QueryKey};
 use crate::platform::{HourCount, PlatformHour, Verified};
 use crate::store::StoreError;
 use crate::store::contract::Calls;
 
-const UPSERT_LEG: &str = "INSERT INTO cdr_legs (call_id, call_id_num, device_type, developer, account_id, cc_id, \
-     agent_id, caller_no, callee_no, wait_begin, wait_end, ack_begin, ack_end, call_begin, call_end, device_no, \
-     call_type, release_cause, vdn_id, pre_device_type, pre_device_no, extra_json) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
-     ON CONFLICT (call_id, call_id_num) DO UPDATE SET device_type = excluded.device_type, \
-     developer = excluded.developer, account_id = excluded.account_id, cc_id = excluded.cc_id, \
-     agent_id = excluded.agent_id, caller_no = excluded.caller_no, callee_no = excluded.callee_no, \
-     wait_begin = excluded.wait_begin, wait_end = excluded.wait_end, ack_begin = excluded.ack_begin, \
-     ack_end = excluded.ack_end, call_begin = excluded.call_begin, call_end = excluded.call_end, \
-     device_no = excluded.device_no, call_type = excluded.call_type, release_cause = excluded.release_cause, \
-     vdn_id = excluded.vdn_id, pre_device_type = excluded.pre_device_type, pre_device_no = excluded.pre_device_no, \
-     extra_json = excluded.extra_json";
+/// Writes a leg, replacing the same leg read before.
+fn upsert_leg_sql() -> String {
+    let columns = stored_columns();
+    let params: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let sets: Vec<String> = columns.iter().skip(2).map(|c| format!("{c} = excluded.{c}")).collect();
+    format!(
+        "INSERT INTO cdr_legs ({}) VALUES ({}) ON CONFLICT (call_id, call_id_num) DO UPDATE SET {}",
+        columns.join(", "),
+        params.join(", "),
+        sets.join(", ")
+    )
+}
 
 impl Calls for Sqlite {
     fn cdr_file_mark(&self, path: &str) -> Result<Option<(i64, i64)>, StoreError> {
@@ -41,49 +41,13 @@ impl Calls for Sqlite {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
         let mut added = 0;
         {
-            let mut write = tx.prepare_cached(UPSERT_LEG).map_err(sql)?;
+            let mut write = tx.prepare_cached(&upsert_leg_sql()).map_err(sql)?;
             for l in legs {
-                let [
-                    developer,
-                    account_id,
-                    cc_id,
-                    agent_id,
-                    caller_no,
-                    callee_no,
-                    device_no,
-                    call_type,
-                    release,
-                    vdn,
-                    pre_type,
-                    pre_no,
-                ] = &l.texts;
-                let [wait_begin, wait_end, ack_begin, ack_end, call_begin, call_end] = l.times;
-                write
-                    .execute(params![
-                        l.call_id,
-                        l.call_id_num,
-                        l.device_type,
-                        developer,
-                        account_id,
-                        cc_id,
-                        agent_id,
-                        caller_no,
-                        callee_no,
-                        wait_begin,
-                        wait_end,
-                        ack_begin,
-                        ack_end,
-                        call_begin,
-                        call_end,
-                        device_no,
-                        call_type,
-                        release,
-                        vdn,
-                        pre_type,
-                        pre_no,
-                        l.extra_json
-                    ])
-                    .map_err(sql)?;
+                let (ints, texts) = l.values();
+                let mut values: Vec<&dyn rusqlite::ToSql> = vec![&l.call_id];
+                values.extend(ints.iter().map(|v| v as &dyn rusqlite::ToSql));
+                values.extend(texts.iter().map(|v| v as &dyn rusqlite::ToSql));
+                write.execute(&values[..]).map_err(sql)?;
             }
             let mut span = tx
                 .prepare_cached(
