@@ -416,3 +416,168 @@ CREATE TABLE IF NOT EXISTS verifications (
     missing        BIGINT NOT NULL,
     missing_hours  BIGINT NOT NULL
 );
+
+-- migration: 6
+-- The IVR's own measures (as SQLite's version 9), per tenant.
+CREATE TABLE IF NOT EXISTS fallback_intentions (
+    tenant_id TEXT NOT NULL,
+    intention TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, intention)
+);
+
+CREATE OR REPLACE VIEW v_session_outcomes AS
+SELECT s.tenant_id,
+       s.log_id,
+       s.call_id,
+       s.cti_call_id,
+       s.called_number,
+       s.calling_number,
+       s.start_time,
+       oifde_utc(s.start_time, 'YYYY-MM-DD') AS day,
+       oifde_utc(s.start_time, 'HH24') AS hour,
+       s.start_time / 3600000 * 3600000 AS hour_start,
+       s.turns,
+       s.transferred,
+       CASE WHEN s.turns <= 1 THEN 'exit_no_consult'
+            WHEN s.transferred IS NULL THEN 'unknown'
+            WHEN s.transferred = 1 AND s.turns <= 3 THEN 'staff_no_consult'
+            WHEN s.transferred = 1 THEN 'staff_consult'
+            ELSE 'bot_only' END AS outcome,
+       s.fallback_turns,
+       s.silent_turns,
+       s.repeat_caller,
+       s.last_intention
+FROM (
+    SELECT k.*,
+           CASE WHEN NOT EXISTS (SELECT 1 FROM cdr_legs l WHERE l.tenant_id = k.tenant_id AND l.call_id = k.cdr_call)
+                    THEN NULL
+                WHEN EXISTS (
+                    SELECT 1 FROM cdr_legs l
+                    WHERE l.tenant_id = k.tenant_id AND l.call_id = k.cdr_call AND l.device_type IN (1, 2)
+                      AND (CASE WHEN l.call_id_num = -1 THEN 2147483647 ELSE l.call_id_num END) > (
+                          SELECT min(CASE WHEN i.call_id_num = -1 THEN 2147483647 ELSE i.call_id_num END)
+                          FROM cdr_legs i WHERE i.tenant_id = k.tenant_id AND i.call_id = k.cdr_call
+                            AND i.device_type = 3)
+                ) THEN 1
+                ELSE 0 END AS transferred
+    FROM (
+        SELECT r.tenant_id, r.log_id, r.call_id, r.cti_call_id, r.called_number, r.calling_number, r.start_time,
+               CASE WHEN EXISTS (SELECT 1 FROM cdr_legs l WHERE l.tenant_id = r.tenant_id AND l.call_id = r.cti_call_id)
+                    THEN r.cti_call_id ELSE r.call_id END AS cdr_call,
+               (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id) AS turns,
+               (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id
+                  AND (coalesce(d.intention, '') = '' OR d.intention IN (
+                      SELECT f.intention FROM fallback_intentions f WHERE f.tenant_id = r.tenant_id)))
+                   AS fallback_turns,
+               (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id
+                  AND d.response_source = 1) AS silent_turns,
+               CASE WHEN EXISTS (SELECT 1 FROM records p WHERE p.tenant_id = r.tenant_id
+                         AND p.calling_number = r.calling_number AND p.call_id <> r.call_id
+                         AND p.start_time >= r.start_time - 86400000 AND p.start_time < r.start_time)
+                    THEN 1 ELSE 0 END AS repeat_caller,
+               (SELECT d.intention FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id
+                ORDER BY d.seq DESC LIMIT 1) AS last_intention
+        FROM records r
+    ) k
+) s;
+
+CREATE OR REPLACE VIEW v_hourly_kpis AS
+SELECT k.tenant_id,
+       k.day,
+       k.hour,
+       k.called_number,
+       k.sessions,
+       k.exit_no_consult,
+       k.staff_no_consult,
+       k.staff_consult,
+       k.bot_only,
+       k.unknown,
+       k.bot_only::DOUBLE PRECISION / nullif(k.staff_no_consult + k.staff_consult + k.bot_only, 0) AS autonomy_rate,
+       k.turns,
+       k.avg_turns,
+       k.fallback_rate,
+       k.silent_agent_share,
+       k.repeat_callers,
+       p.call_count AS platform_sessions,
+       p.exit_no_consult_count AS platform_exit_no_consult,
+       p.call_staff_no_consult_count AS platform_staff_no_consult,
+       p.call_staff_consult_count AS platform_staff_consult,
+       p.exit_consulting_count AS platform_bot_only,
+       CASE WHEN p.autonomy_rate::DOUBLE PRECISION < 0 THEN NULL ELSE p.autonomy_rate::DOUBLE PRECISION END
+           AS platform_autonomy_rate,
+       k.sessions - p.call_count AS platform_difference
+FROM (
+    SELECT tenant_id, day, hour, hour_start, called_number,
+           count(*) AS sessions,
+           sum(CASE WHEN outcome = 'exit_no_consult' THEN 1 ELSE 0 END) AS exit_no_consult,
+           sum(CASE WHEN outcome = 'staff_no_consult' THEN 1 ELSE 0 END) AS staff_no_consult,
+           sum(CASE WHEN outcome = 'staff_consult' THEN 1 ELSE 0 END) AS staff_consult,
+           sum(CASE WHEN outcome = 'bot_only' THEN 1 ELSE 0 END) AS bot_only,
+           sum(CASE WHEN outcome = 'unknown' THEN 1 ELSE 0 END) AS unknown,
+           sum(turns) AS turns,
+           avg(turns)::DOUBLE PRECISION AS avg_turns,
+           sum(fallback_turns)::DOUBLE PRECISION / nullif(sum(turns), 0) AS fallback_rate,
+           sum(silent_turns)::DOUBLE PRECISION / nullif(sum(turns), 0) AS silent_agent_share,
+           sum(repeat_caller) AS repeat_callers
+    FROM v_session_outcomes
+    GROUP BY tenant_id, day, hour, hour_start, called_number
+) k
+LEFT JOIN platform_stats p
+    ON p.tenant_id = k.tenant_id AND p.access_code = k.called_number AND p.record_time = k.hour_start;
+
+CREATE OR REPLACE VIEW v_daily_kpis AS
+SELECT k.tenant_id,
+       k.day,
+       k.called_number,
+       k.sessions,
+       k.exit_no_consult,
+       k.staff_no_consult,
+       k.staff_consult,
+       k.bot_only,
+       k.unknown,
+       k.bot_only::DOUBLE PRECISION / nullif(k.staff_no_consult + k.staff_consult + k.bot_only, 0) AS autonomy_rate,
+       k.turns,
+       k.avg_turns,
+       k.fallback_rate,
+       k.silent_agent_share,
+       k.repeat_callers,
+       p.sessions AS platform_sessions,
+       p.exit_no_consult AS platform_exit_no_consult,
+       p.staff_no_consult AS platform_staff_no_consult,
+       p.staff_consult AS platform_staff_consult,
+       p.bot_only AS platform_bot_only,
+       p.bot_only::DOUBLE PRECISION / nullif(p.staff_no_consult + p.staff_consult + p.bot_only, 0)
+           AS platform_autonomy_rate,
+       k.sessions - p.sessions AS platform_difference
+FROM (
+    SELECT tenant_id, day, called_number,
+           count(*) AS sessions,
+           sum(CASE WHEN outcome = 'exit_no_consult' THEN 1 ELSE 0 END) AS exit_no_consult,
+           sum(CASE WHEN outcome = 'staff_no_consult' THEN 1 ELSE 0 END) AS staff_no_consult,
+           sum(CASE WHEN outcome = 'staff_consult' THEN 1 ELSE 0 END) AS staff_consult,
+           sum(CASE WHEN outcome = 'bot_only' THEN 1 ELSE 0 END) AS bot_only,
+           sum(CASE WHEN outcome = 'unknown' THEN 1 ELSE 0 END) AS unknown,
+           sum(turns) AS turns,
+           avg(turns)::DOUBLE PRECISION AS avg_turns,
+           sum(fallback_turns)::DOUBLE PRECISION / nullif(sum(turns), 0) AS fallback_rate,
+           sum(silent_turns)::DOUBLE PRECISION / nullif(sum(turns), 0) AS silent_agent_share,
+           sum(repeat_caller) AS repeat_callers
+    FROM v_session_outcomes
+    GROUP BY tenant_id, day, called_number
+) k
+LEFT JOIN (
+    SELECT tenant_id, oifde_utc(record_time, 'YYYY-MM-DD') AS day, access_code,
+           sum(call_count) AS sessions,
+           sum(exit_no_consult_count) AS exit_no_consult,
+           sum(call_staff_no_consult_count) AS staff_no_consult,
+           sum(call_staff_consult_count) AS staff_consult,
+           sum(exit_consulting_count) AS bot_only
+    FROM platform_stats
+    GROUP BY 1, 2, 3
+) p ON p.tenant_id = k.tenant_id AND p.access_code = k.called_number AND p.day = k.day;
+
+CREATE OR REPLACE VIEW v_dropoff AS
+SELECT tenant_id, day, called_number, coalesce(last_intention, '') AS intention, count(*) AS sessions
+FROM v_session_outcomes
+WHERE transferred = 0
+GROUP BY tenant_id, day, called_number, coalesce(last_intention, '');

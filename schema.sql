@@ -381,3 +381,167 @@ CREATE TABLE verifications (
     missing        INTEGER NOT NULL,
     missing_hours  INTEGER NOT NULL
 ) STRICT;
+
+-- migration: 9
+-- The IVR's own measures, as the platform's console defines them
+-- (queryCallStatisticsReport), so an analyst's numbers and the platform's
+-- agree. A session meets its call's CDR legs through cti_call_id, else call_id.
+CREATE TABLE fallback_intentions (
+    intention TEXT PRIMARY KEY
+) STRICT;
+
+-- One row a session: its turns, whether its call went on to a skill queue
+-- or an agent after its first IVR leg (NULL without CDR legs), and its
+-- outcome bucket; with what the hourly measures add up.
+CREATE VIEW v_session_outcomes AS
+SELECT s.log_id,
+       s.call_id,
+       s.cti_call_id,
+       s.called_number,
+       s.calling_number,
+       s.start_time,
+       strftime('%Y-%m-%d', s.start_time / 1000, 'unixepoch') AS day,
+       strftime('%H', s.start_time / 1000, 'unixepoch') AS hour,
+       s.start_time / 3600000 * 3600000 AS hour_start,
+       s.turns,
+       s.transferred,
+       CASE WHEN s.turns <= 1 THEN 'exit_no_consult'
+            WHEN s.transferred IS NULL THEN 'unknown'
+            WHEN s.transferred = 1 AND s.turns <= 3 THEN 'staff_no_consult'
+            WHEN s.transferred = 1 THEN 'staff_consult'
+            ELSE 'bot_only' END AS outcome,
+       s.fallback_turns,
+       s.silent_turns,
+       s.repeat_caller,
+       s.last_intention
+FROM (
+    SELECT k.*,
+           CASE WHEN NOT EXISTS (SELECT 1 FROM cdr_legs l WHERE l.call_id = k.cdr_call) THEN NULL
+                WHEN EXISTS (
+                    SELECT 1 FROM cdr_legs l
+                    WHERE l.call_id = k.cdr_call AND l.device_type IN (1, 2)
+                      AND (CASE WHEN l.call_id_num = -1 THEN 2147483647 ELSE l.call_id_num END) > (
+                          SELECT min(CASE WHEN i.call_id_num = -1 THEN 2147483647 ELSE i.call_id_num END)
+                          FROM cdr_legs i WHERE i.call_id = k.cdr_call AND i.device_type = 3)
+                ) THEN 1
+                ELSE 0 END AS transferred
+    FROM (
+        SELECT r.log_id, r.call_id, r.cti_call_id, r.called_number, r.calling_number, r.start_time,
+               CASE WHEN EXISTS (SELECT 1 FROM cdr_legs l WHERE l.call_id = r.cti_call_id)
+                    THEN r.cti_call_id ELSE r.call_id END AS cdr_call,
+               (SELECT count(*) FROM record_details d WHERE d.log_id = r.log_id) AS turns,
+               (SELECT count(*) FROM record_details d WHERE d.log_id = r.log_id
+                  AND (coalesce(d.intention, '') = '' OR d.intention IN (SELECT intention FROM fallback_intentions)))
+                   AS fallback_turns,
+               (SELECT count(*) FROM record_details d WHERE d.log_id = r.log_id AND d.response_source = 1)
+                   AS silent_turns,
+               EXISTS (SELECT 1 FROM records p WHERE p.calling_number = r.calling_number AND p.call_id <> r.call_id
+                         AND p.start_time >= r.start_time - 86400000 AND p.start_time < r.start_time)
+                   AS repeat_caller,
+               (SELECT d.intention FROM record_details d WHERE d.log_id = r.log_id ORDER BY d.seq DESC LIMIT 1)
+                   AS last_intention
+        FROM records r
+    ) k
+) s;
+
+-- Per UTC hour and access code: the measures, and beside them the
+-- platform's own figures for the same hour (platform_*), with the difference.
+CREATE VIEW v_hourly_kpis AS
+SELECT k.day,
+       k.hour,
+       k.called_number,
+       k.sessions,
+       k.exit_no_consult,
+       k.staff_no_consult,
+       k.staff_consult,
+       k.bot_only,
+       k.unknown,
+       CAST(k.bot_only AS REAL) / nullif(k.staff_no_consult + k.staff_consult + k.bot_only, 0) AS autonomy_rate,
+       k.turns,
+       k.avg_turns,
+       k.fallback_rate,
+       k.silent_agent_share,
+       k.repeat_callers,
+       p.call_count AS platform_sessions,
+       p.exit_no_consult_count AS platform_exit_no_consult,
+       p.call_staff_no_consult_count AS platform_staff_no_consult,
+       p.call_staff_consult_count AS platform_staff_consult,
+       p.exit_consulting_count AS platform_bot_only,
+       CASE WHEN CAST(p.autonomy_rate AS REAL) < 0 THEN NULL ELSE CAST(p.autonomy_rate AS REAL) END
+           AS platform_autonomy_rate,
+       k.sessions - p.call_count AS platform_difference
+FROM (
+    SELECT day, hour, hour_start, called_number,
+           count(*) AS sessions,
+           sum(outcome = 'exit_no_consult') AS exit_no_consult,
+           sum(outcome = 'staff_no_consult') AS staff_no_consult,
+           sum(outcome = 'staff_consult') AS staff_consult,
+           sum(outcome = 'bot_only') AS bot_only,
+           sum(outcome = 'unknown') AS unknown,
+           sum(turns) AS turns,
+           avg(turns) AS avg_turns,
+           CAST(sum(fallback_turns) AS REAL) / nullif(sum(turns), 0) AS fallback_rate,
+           CAST(sum(silent_turns) AS REAL) / nullif(sum(turns), 0) AS silent_agent_share,
+           sum(repeat_caller) AS repeat_callers
+    FROM v_session_outcomes
+    GROUP BY hour_start, called_number
+) k
+LEFT JOIN platform_stats p ON p.access_code = k.called_number AND p.record_time = k.hour_start;
+
+-- The same per UTC day.
+CREATE VIEW v_daily_kpis AS
+SELECT k.day,
+       k.called_number,
+       k.sessions,
+       k.exit_no_consult,
+       k.staff_no_consult,
+       k.staff_consult,
+       k.bot_only,
+       k.unknown,
+       CAST(k.bot_only AS REAL) / nullif(k.staff_no_consult + k.staff_consult + k.bot_only, 0) AS autonomy_rate,
+       k.turns,
+       k.avg_turns,
+       k.fallback_rate,
+       k.silent_agent_share,
+       k.repeat_callers,
+       p.sessions AS platform_sessions,
+       p.exit_no_consult AS platform_exit_no_consult,
+       p.staff_no_consult AS platform_staff_no_consult,
+       p.staff_consult AS platform_staff_consult,
+       p.bot_only AS platform_bot_only,
+       CAST(p.bot_only AS REAL) / nullif(p.staff_no_consult + p.staff_consult + p.bot_only, 0) AS platform_autonomy_rate,
+       k.sessions - p.sessions AS platform_difference
+FROM (
+    SELECT day, called_number,
+           count(*) AS sessions,
+           sum(outcome = 'exit_no_consult') AS exit_no_consult,
+           sum(outcome = 'staff_no_consult') AS staff_no_consult,
+           sum(outcome = 'staff_consult') AS staff_consult,
+           sum(outcome = 'bot_only') AS bot_only,
+           sum(outcome = 'unknown') AS unknown,
+           sum(turns) AS turns,
+           avg(turns) AS avg_turns,
+           CAST(sum(fallback_turns) AS REAL) / nullif(sum(turns), 0) AS fallback_rate,
+           CAST(sum(silent_turns) AS REAL) / nullif(sum(turns), 0) AS silent_agent_share,
+           sum(repeat_caller) AS repeat_callers
+    FROM v_session_outcomes
+    GROUP BY day, called_number
+) k
+LEFT JOIN (
+    SELECT strftime('%Y-%m-%d', record_time / 1000, 'unixepoch') AS day, access_code,
+           sum(call_count) AS sessions,
+           sum(exit_no_consult_count) AS exit_no_consult,
+           sum(call_staff_no_consult_count) AS staff_no_consult,
+           sum(call_staff_consult_count) AS staff_consult,
+           sum(exit_consulting_count) AS bot_only
+    FROM platform_stats
+    GROUP BY 1, 2
+) p ON p.access_code = k.called_number AND p.day = k.day;
+
+-- Where callers gave up: the last intention of sessions whose call ended in
+-- the IVR, counted per UTC day and access code.
+CREATE VIEW v_dropoff AS
+SELECT day, called_number, coalesce(last_intention, '') AS intention, count(*) AS sessions
+FROM v_session_outcomes
+WHERE transferred = 0
+GROUP BY day, called_number, coalesce(last_intention, '');

@@ -52,6 +52,7 @@ pub fn settings_for(sim: &Simulator, path: PathBuf) -> Settings {
         store: StoreSettings::sqlite(path),
         log: LogSettings { format: LogFormat::Text, level: "warn".into() },
         reconcile: crate::config::ReconcileSettings::default(),
+        analytics: crate::config::AnalyticsSettings::default(),
         metrics_listen: None,
         file: PathBuf::from("(demo)"),
         secret_in_file: false,

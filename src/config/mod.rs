@@ -2,6 +2,7 @@
 //! environment variables. Every problem names the key and where it came from.
 //! Each section is a file of its own that checks itself.
 
+mod analytics;
 mod api;
 mod log;
 mod query;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+pub use analytics::AnalyticsSettings;
 pub use api::{ApiSettings, Credential, PAGE_SIZES};
 pub use log::{LogFormat, LogSettings};
 pub use query::QuerySettings;
@@ -37,6 +39,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("log", log::KEYS),
     ("metrics", log::METRICS_KEYS),
     ("reconcile", reconcile::KEYS),
+    ("analytics", analytics::KEYS),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub log: LogSettings,
     pub reconcile: ReconcileSettings,
+    pub analytics: AnalyticsSettings,
     /// `metrics.listen`: where `/metrics` is served, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The file the settings came from, for messages.
@@ -78,6 +82,7 @@ struct RawSettings {
     log: log::RawLog,
     metrics: log::RawMetrics,
     reconcile: reconcile::RawReconcile,
+    analytics: analytics::RawAnalytics,
 }
 
 /// Whether others than the owner can read `file`.
@@ -270,6 +275,7 @@ fn validate(raw: RawSettings, o: &Origins, needs_api: bool) -> Result<Settings, 
     let store = store::validate(raw.store, &api.tenant_id, o)?;
     let query = query::validate(raw.query, o)?;
     let reconcile = reconcile::validate(raw.reconcile, o)?;
+    let analytics = analytics::validate(raw.analytics, o)?;
     Ok(Settings {
         api,
         query,
@@ -277,6 +283,7 @@ fn validate(raw: RawSettings, o: &Origins, needs_api: bool) -> Result<Settings, 
         store,
         log,
         reconcile,
+        analytics,
         metrics_listen,
         file: o.file.clone(),
         secret_in_file: ["api.app_secret", "api.auth_token"]

@@ -1,5 +1,5 @@
 //! The simulated tenant's call detail records, consistent with its calls:
-//! each call (its records' `ctiCallId`) has an IVR leg over the sessions'
+//! each call (its records' `ctiCallId`, else `callId`) has an IVR leg over the sessions'
 //! span; some go on to a skill queue and an agent; some calls never reach
 //! the IVR (agent only). Written as CC-FS delivers them: a
 //! `yyyyMMdd_<responseId>.zip` a day holding `…_call_1.csv` (with a header)
@@ -28,14 +28,20 @@ pub struct SimLeg {
     pub device_no: String,
 }
 
-/// The legs of the tenant's calls: per call with a `ctiCallId`, an IVR leg
+/// The call ID of `r`'s call in the CDR files: its `ctiCallId`, else (the
+/// API left it out) its `callId`.
+pub fn cdr_call_id(r: &SimRecord) -> &str {
+    r.cti_call_id.as_deref().unwrap_or(&r.call_id)
+}
+
+/// The legs of the tenant's calls: per call, an IVR leg
 /// from its first session's start to its last one's end; one call in three
 /// then a queue leg and an agent leg; and one agent-only call for every ten.
 pub fn legs(records: &[SimRecord], seed: u64) -> Vec<SimLeg> {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0xcd2);
     let mut calls: BTreeMap<&str, (i64, i64, &SimRecord)> = BTreeMap::new();
     for r in records {
-        let Some(cti) = r.cti_call_id.as_deref() else { continue };
+        let cti = cdr_call_id(r);
         let end = r.end_time.unwrap_or(r.start_time);
         let entry = calls.entry(cti).or_insert((r.start_time, end, r));
         entry.0 = entry.0.min(r.start_time);

@@ -390,7 +390,7 @@ fn answer_statistics(sim: &Shared, v: &Value) -> Result<String, (i64, String)> {
         }
         let hour = day + (r.start_time - day) / 3_600_000 * 3_600_000;
         let turns = r.details.len() as i64;
-        let to_agent = r.cti_call_id.as_ref().is_some_and(|c| transferred.contains(c));
+        let to_agent = transferred.contains(super::cdr::cdr_call_id(r));
         let h = hours.entry(hour).or_default();
         h[0] += 1;
         let bucket = match (turns, to_agent) {

@@ -111,6 +111,10 @@ pub trait Pages {
     /// Applies one page in one transaction, by the dedup rule
     /// ([`super::dedup`]), summary tables included.
     fn apply_page(&mut self, records: &[Record], now_ms: i64) -> Result<PageOutcome, StoreError>;
+    /// The intentions that mean "not understood" besides the empty one
+    /// (`analytics.fallback_intentions`), for the analyst views; replaces
+    /// the list kept.
+    fn set_fallback_intentions(&mut self, intentions: &[String]) -> Result<(), StoreError>;
 }
 
 /// The rows of the copied tables ([`super::tables`]), for `copy`.

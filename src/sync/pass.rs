@@ -162,9 +162,11 @@ impl Engine {
         let keys_file = self.settings.query.keys_file.clone();
         let cdr_dir = self.settings.query.cdr_dir.clone();
         let rules = CdrRules::of(&self.settings);
+        let fallback = self.settings.analytics.fallback_intentions.clone();
         let now = now * 1000;
         self.with_store(move |s| {
             s.configure_keys(&configured, now)?;
+            s.set_fallback_intentions(&fallback)?;
             let (mut warnings, mut nothing, mut file_empty) = (Vec::new(), false, false);
             if let Some(dir) = &cdr_dir {
                 let imported = import_dir(s, dir, &rules, tz::now_ms())?;

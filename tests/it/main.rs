@@ -9,6 +9,7 @@ mod helpers;
 mod hostile;
 mod install;
 mod keys;
+mod kpis;
 mod layers;
 mod ledgers;
 mod lifecycle;

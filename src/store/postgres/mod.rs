@@ -28,7 +28,7 @@ use crate::config::PgSettings;
 const SCHEMA: &str = include_str!("../../../schema.pg.sql");
 
 /// The schema version this binary writes to PostgreSQL.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Serialises schema changes between daemons starting together.
 const MIGRATION_LOCK: i64 = 0x6f69_6664_6573_6368;

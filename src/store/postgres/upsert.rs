@@ -141,6 +141,21 @@ impl Pages for Postgres {
             Ok(outcome)
         })
     }
+
+    fn set_fallback_intentions(&mut self, intentions: &[String]) -> Result<(), StoreError> {
+        let tenant = self.tenant.clone();
+        let client = &mut self.client;
+        super::run_on(self.rt.as_ref(), &self.shown, async move {
+            let tx = client.transaction().await?;
+            tx.execute("DELETE FROM fallback_intentions WHERE tenant_id = $1", &[&tenant]).await?;
+            tx.execute(
+                "INSERT INTO fallback_intentions (tenant_id, intention) SELECT $1, unnest($2::TEXT[]) ON CONFLICT DO NOTHING",
+                &[&tenant, &intentions],
+            )
+            .await?;
+            tx.commit().await
+        })
+    }
 }
 
 /// Takes the stored rows of `$2` (log ids) out of the summary tables,

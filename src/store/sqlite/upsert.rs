@@ -31,6 +31,17 @@ impl Pages for Sqlite {
         tx.commit().map_err(sql)?;
         Ok(outcome)
     }
+
+    fn set_fallback_intentions(&mut self, intentions: &[String]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |e| super::sql_error(&path, e);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        tx.execute("DELETE FROM fallback_intentions", []).map_err(sql)?;
+        for i in intentions {
+            tx.execute("INSERT OR IGNORE INTO fallback_intentions (intention) VALUES (?1)", [i]).map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
 }
 
 fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullText) -> rusqlite::Result<PageOutcome> {
