@@ -39,6 +39,7 @@ pub struct Metrics {
     keys: Family<Labels, Gauge>,
     cursor_lag: FloatGauge,
     missing_calls: Gauge,
+    store_bytes: Gauge,
     resident_bytes: Gauge,
     cpu_seconds: FloatGauge,
     open_fds: Gauge,
@@ -51,12 +52,19 @@ pub struct StoreView {
     pub cursors: Vec<StreamCursor>,
     /// The last verification against the platform's count, if any.
     pub verified: Option<crate::platform::Verified>,
+    /// The store's size.
+    pub bytes: u64,
 }
 
 impl StoreView {
     /// Reads the view from the store.
     pub fn of(store: &crate::store::Store) -> Result<Self, crate::store::StoreError> {
-        Ok(Self { keys: store.key_counts()?, cursors: store.stream_cursors()?, verified: store.last_verification()? })
+        Ok(Self {
+            keys: store.key_counts()?,
+            cursors: store.stream_cursors()?,
+            verified: store.last_verification()?,
+            bytes: store.size()?.bytes,
+        })
     }
 }
 
@@ -84,6 +92,7 @@ impl Metrics {
             keys: Family::default(),
             cursor_lag: FloatGauge::default(),
             missing_calls: Gauge::default(),
+            store_bytes: Gauge::default(),
             resident_bytes: Gauge::default(),
             cpu_seconds: FloatGauge::default(),
             open_fds: Gauge::default(),
@@ -109,6 +118,11 @@ impl Metrics {
             "missing_calls",
             "Calls the platform counted in settled hours that the mirror lacks, as of the last verification",
             m.missing_calls.clone(),
+        );
+        registry.register(
+            "store_bytes",
+            "Size of the store: the SQLite file and its WAL, or the whole PostgreSQL database",
+            m.store_bytes.clone(),
         );
         registry.register("process_resident_memory_bytes", "Resident memory of this process", m.resident_bytes.clone());
         registry.register("process_cpu_seconds", "CPU time this process has used", m.cpu_seconds.clone());
@@ -152,6 +166,7 @@ impl Metrics {
         let worst = view.cursors.iter().filter_map(|c| c.cursor_time).map(|t| now - t).max().unwrap_or(0);
         self.cursor_lag.set(worst as f64 / 1000.0);
         self.missing_calls.set(view.verified.as_ref().map_or(0, |v| v.missing));
+        self.store_bytes.set(i64::try_from(view.bytes).unwrap_or(i64::MAX));
         let process = ProcessFigures::read();
         self.resident_bytes.set(process.resident_bytes);
         self.cpu_seconds.set(process.cpu_seconds);

@@ -108,3 +108,75 @@ async fn the_views_agree_with_the_platform_and_the_ground_truth(kind: Kind) {
     }
     assert_eq!(seen, dropoff, "drop-off intentions");
 }
+
+/// The shipped Datasette metadata on a mirror with CDRs and the platform's
+/// count, served by the real Datasette under the default store name: every
+/// canned query answers, and the search finds two-character words too.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Datasette (pip install datasette); .ci/run installs it and runs this"]
+async fn every_canned_query_of_the_datasette_metadata_answers() {
+    let sim = simulator(options(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cdr_dir = dir.path().join("cdr");
+    for f in cdr::write_dir(&cdr_dir, &cdr::legs(&sim.records(), sim.options().seed), &sim.options().timezone).unwrap()
+    {
+        let file = std::fs::File::options().append(true).open(&f).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
+    }
+    let rest = "[reconcile]\naccess_codes = [\"10086\", \"95588\", \"4008123123\"]\n";
+    let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", rest);
+    let text_cfg = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text_cfg.replace("[query]\n", &format!("[query]\ncdr_dir = \"{}\"\n", cdr_dir.display())))
+        .unwrap();
+    assert_eq!(run(dir.path(), &["sync"], &[]).await.status.code(), Some(0));
+    assert_eq!(
+        run(dir.path(), &["verify", "--from", "2026-11-02", "--to", "2026-11-04"], &[]).await.status.code(),
+        Some(0)
+    );
+    let served = dir.path().join("oifde-sync.db");
+    let out = run(dir.path(), &["snapshot", "--to", served.to_str().unwrap()], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let metadata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasette/metadata.yml");
+    let names = std::process::Command::new("python3")
+        .args(["-c", "import sys, yaml; print('\\n'.join(yaml.safe_load(open(sys.argv[1]))['databases']['oifde-sync']['queries']))"])
+        .arg(&metadata)
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8(names.stdout).unwrap().lines().map(str::to_string).collect();
+    assert!(names.len() >= 8, "{names:?}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = std::process::Command::new("datasette")
+        .args(["serve", served.to_str().unwrap(), "-m", metadata.to_str().unwrap(), "--port", &port.to_string()])
+        .args(["--host", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Spawned)
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let get = |name: &str, q: &str| {
+        let url = format!(
+            "http://127.0.0.1:{port}/oifde-sync/{name}.json?_shape=array&from=2026-11-02&to=2026-11-04&access_code=&q={q}"
+        );
+        async move {
+            for _ in 0..100 {
+                if let Ok(r) = reqwest::get(&url).await {
+                    assert_eq!(r.status().as_u16(), 200, "{url}");
+                    return r.json::<Vec<serde_json::Value>>().await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("Datasette does not answer {url}");
+        }
+    };
+    for name in &names {
+        let rows = get(name, "%E8%AF%9D%E8%B4%B9").await;
+        assert!(!rows.is_empty(), "canned query {name} answers nothing");
+    }
+    let two = get("search", "%E8%AF%9D%E8%B4%B9").await;
+    assert!(two.iter().all(|r| r["user_saying"].as_str().unwrap().contains("话费")), "{two:?}");
+    let four = get("search", "%E6%9F%A5%E8%AF%A2%E4%B8%80%E4%B8%8B").await;
+    assert!(!four.is_empty() && four.iter().all(|r| r["user_saying"].as_str().unwrap().contains("查询一下")));
+    let _ = server.0.kill();
+}

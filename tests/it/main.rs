@@ -14,6 +14,7 @@ mod layers;
 mod ledgers;
 mod lifecycle;
 mod migration;
+mod monitoring;
 mod network;
 mod newcomer;
 mod parser;
