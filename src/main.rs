@@ -85,6 +85,18 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// One self-contained HTML page of a period's IVR measures.
+    Report {
+        /// First UTC day, YYYY-MM-DD (default: 29 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last UTC day, included (default: today).
+        #[arg(long)]
+        to: Option<String>,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Validates the config, opens the store, gets a token, makes one small query.
     Check,
     /// A local stand-in for the OIFDE server, for trying the tool.
@@ -112,6 +124,9 @@ fn main() -> ExitCode {
             Command::Status { json } => commands::status::status(&config, json),
             Command::Copy { to, replace } => commands::copy::copy(&config, &to, replace),
             Command::Check => commands::check::check(&config).await,
+            Command::Report { from, to, out } => {
+                commands::report::report(&config, from.as_deref(), to.as_deref(), &out)
+            }
             Command::Verify { from, to, json, offline } => {
                 commands::verify::verify(&config, from.as_deref(), to.as_deref(), json, offline).await
             }

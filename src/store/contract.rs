@@ -18,6 +18,7 @@ use super::tables::{Cell, Table};
 use crate::cdr::Leg;
 use crate::keys::file::KeysFileRead;
 use crate::keys::{KeyKind, KeyRow, KeyState, KeyUpdate, QueryKey, SkippedWindow, StreamCursor};
+use crate::kpi::Kpis;
 use crate::platform::{HourCount, PlatformHour, Verified};
 use crate::record::Record;
 use crate::run_log::{Figures, RunRow};
@@ -181,6 +182,13 @@ pub trait Calls {
     fn last_verification(&self) -> Result<Option<Verified>, StoreError>;
 }
 
+/// The analyst measures, as the views compute them.
+pub trait Measures {
+    /// The measures of the sessions that started in `[from_ms, to_ms)`,
+    /// and the platform's figures for those days where fetched.
+    fn kpis(&self, from_ms: i64, to_ms: i64) -> Result<Kpis, StoreError>;
+}
+
 /// What `db_bytes` of the status counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Size {
@@ -191,7 +199,7 @@ pub struct Size {
 }
 
 /// A store: every part of the contract, and the store's own life.
-pub trait Backend: Keys + Ledger + Pages + CopyRows + Calls + Send {
+pub trait Backend: Keys + Ledger + Pages + CopyRows + Calls + Measures + Send {
     /// Where the store is, for messages: the file, or the database URL
     /// without its password.
     fn describe(&self) -> String;

@@ -180,3 +180,68 @@ async fn every_canned_query_of_the_datasette_metadata_answers() {
     assert!(!four.is_empty() && four.iter().all(|r| r["user_saying"].as_str().unwrap().contains("查询一下")));
     let _ = server.0.kill();
 }
+
+/// `report` as a person sees it: rendered by headless Chromium at a desktop
+/// and a phone width without an error, its numbers those of the views.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Chromium (Debian's chromium package); .ci/run installs it and runs this"]
+async fn the_report_renders_in_chromium_with_the_views_numbers() {
+    let sim = simulator(options(300)).await;
+    let store = TestStore::new(Kind::Sqlite);
+    let dir = store.dir.path();
+    let cdr_dir = dir.join("cdr");
+    for f in cdr::write_dir(&cdr_dir, &cdr::legs(&sim.records(), sim.options().seed), &sim.options().timezone).unwrap()
+    {
+        let file = std::fs::File::options().append(true).open(&f).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
+    }
+    let rest = "[reconcile]\naccess_codes = [\"10086\", \"95588\", \"4008123123\"]\n";
+    let config = write_config(dir, &sim, &sim.options().app_secret.clone(), "", rest);
+    let text_cfg = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text_cfg.replace("[query]\n", &format!("[query]\ncdr_dir = \"{}\"\n", cdr_dir.display())))
+        .unwrap();
+    assert_eq!(run(dir, &["sync"], &[]).await.status.code(), Some(0));
+    assert_eq!(run(dir, &["verify", "--from", "2026-11-02", "--to", "2026-11-04"], &[]).await.status.code(), Some(0));
+    let page = dir.join("report.html");
+    let out =
+        run(dir, &["report", "--from", "2026-11-02", "--to", "2026-11-04", "--out", page.to_str().unwrap()], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"), "self-contained");
+
+    let chromium = |args: &[&str]| {
+        let out = std::process::Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"])
+            .args(args)
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium runs (Debian's chromium package)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!stderr.contains("Uncaught") && !stderr.contains(":ERROR:CONSOLE"), "console errors: {stderr}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    for (width, shot) in [(1280, "wide.png"), (390, "phone.png")] {
+        let path = dir.join(shot);
+        chromium(&[&format!("--window-size={width},2400"), &format!("--screenshot={}", path.display())]);
+        assert!(std::fs::metadata(&path).unwrap().len() > 10_000, "{shot} is a picture");
+    }
+    let dom = chromium(&["--dump-dom"]);
+    let value = |id: &str| {
+        let at =
+            dom.find(&format!("id=\"{id}\">")).unwrap_or_else(|| panic!("#{id} in the rendered page")) + id.len() + 6;
+        dom[at..].split('<').next().unwrap().to_string()
+    };
+    let n = |sql: &str| store.count(sql);
+    let sessions = n("SELECT sum(sessions) FROM v_daily_kpis");
+    assert_eq!(value("sessions"), sessions.to_string());
+    let bot = n("SELECT sum(bot_only) FROM v_daily_kpis");
+    let used = n("SELECT sum(staff_no_consult + staff_consult + bot_only) FROM v_daily_kpis");
+    assert_eq!(value("autonomy"), format!("{:.1} %", bot as f64 / used as f64 * 100.0));
+    assert_eq!(value("platform-autonomy"), value("autonomy"), "the platform agrees");
+    assert_eq!(value("missing"), "0");
+    assert_eq!(
+        value("platform-calls"),
+        n("SELECT sum(platform_sessions) FROM v_daily_kpis WHERE called_number IS NOT NULL").to_string()
+    );
+}

@@ -12,6 +12,7 @@ mod connect;
 mod copy_rows;
 mod keys;
 mod ledger;
+mod measures;
 mod upsert;
 
 use std::future::Future;

@@ -8,6 +8,7 @@ mod full_text;
 mod keys;
 mod ledger;
 mod lock;
+mod measures;
 pub mod snapshot;
 mod upsert;
 
