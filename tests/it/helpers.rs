@@ -546,3 +546,38 @@ pub fn dump_tables(db: &Path) -> Vec<String> {
     }
     out
 }
+
+/// Sets a file's modification time a minute back: written, not being written.
+pub fn settled(path: &Path) {
+    let f = std::fs::File::options().append(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60)).unwrap();
+}
+
+/// The tenant's CDR files, as CC-FS delivers them, written (and settled)
+/// into `dir/cdr`; returns that directory.
+pub fn cdr_files(sim: &Simulator, dir: &Path) -> PathBuf {
+    let cdr_dir = dir.join("cdr");
+    let legs = oifde_sync::simulator::cdr::legs(&sim.records(), sim.options().seed);
+    for f in oifde_sync::simulator::cdr::write_dir(&cdr_dir, &legs, &sim.options().timezone).unwrap() {
+        settled(&f);
+    }
+    cdr_dir
+}
+
+/// A mirror of `sim` in `store`, fed by its mobiles and its CDR files, with
+/// the platform's count of the tenant's days fetched by `verify` (clean);
+/// `rest` adds config sections.
+pub async fn mirror_with_ledgers(store: &TestStore, sim: &Simulator, rest: &str) {
+    let dir = store.dir.path();
+    let cdr_dir = cdr_files(sim, dir);
+    let rest = format!("[reconcile]\naccess_codes = [\"10086\", \"95588\", \"4008123123\"]\n\n{rest}");
+    let config = crate::cli::write_config(dir, sim, &sim.options().app_secret.clone(), "", &rest);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("[query]\n", &format!("[query]\ncdr_dir = \"{}\"\n", cdr_dir.display())))
+        .unwrap();
+    store.configure(&config);
+    let out = crate::cli::run(dir, &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+    let out = crate::cli::run(dir, &["verify", "--from", "2026-11-02", "--to", "2026-11-04"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+}

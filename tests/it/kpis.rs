@@ -2,12 +2,12 @@
 //! the same hours, exactly, and with the simulated tenant's ground truth.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use oifde_sync::simulator::SimRecord;
 use oifde_sync::simulator::cdr;
 
-use crate::cli::{run, text, write_config};
+use crate::cli::{run, text};
 use crate::helpers::*;
 
 per_store!(the_views_agree_with_the_platform_and_the_ground_truth);
@@ -19,27 +19,10 @@ fn hour_of(r: &SimRecord) -> i64 {
 async fn the_views_agree_with_the_platform_and_the_ground_truth(kind: Kind) {
     let sim = simulator(options(400)).await;
     let store = TestStore::new(kind);
-    let dir = store.dir.path();
     let records = sim.records();
     let legs = cdr::legs(&records, sim.options().seed);
-    let cdr_dir = dir.join("cdr");
-    for f in cdr::write_dir(&cdr_dir, &legs, &sim.options().timezone).unwrap() {
-        let file = std::fs::File::options().append(true).open(&f).unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
-    }
     let fallback = "Billing complaint";
-    let rest = format!(
-        "[reconcile]\naccess_codes = [\"10086\", \"95588\", \"4008123123\"]\n\n\
-         [analytics]\nfallback_intentions = [\"{fallback}\"]\n"
-    );
-    let config = write_config(dir, &sim, &sim.options().app_secret.clone(), "", &rest);
-    let text_cfg = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text_cfg.replace("[query]\n", &format!("[query]\ncdr_dir = \"{}\"\n", cdr_dir.display())))
-        .unwrap();
-    store.configure(&config);
-    assert_eq!(run(dir, &["sync"], &[]).await.status.code(), Some(0));
-    let out = run(dir, &["verify", "--from", "2026-11-02", "--to", "2026-11-04"], &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    mirror_with_ledgers(&store, &sim, &format!("[analytics]\nfallback_intentions = [\"{fallback}\"]\n")).await;
 
     // The platform's figures, hour by hour, equal the views'.
     let rows = store.rows(
@@ -116,23 +99,9 @@ async fn the_views_agree_with_the_platform_and_the_ground_truth(kind: Kind) {
 #[ignore = "needs Datasette (pip install datasette); .ci/run installs it and runs this"]
 async fn every_canned_query_of_the_datasette_metadata_answers() {
     let sim = simulator(options(300)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cdr_dir = dir.path().join("cdr");
-    for f in cdr::write_dir(&cdr_dir, &cdr::legs(&sim.records(), sim.options().seed), &sim.options().timezone).unwrap()
-    {
-        let file = std::fs::File::options().append(true).open(&f).unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
-    }
-    let rest = "[reconcile]\naccess_codes = [\"10086\", \"95588\", \"4008123123\"]\n";
-    let config = write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", rest);
-    let text_cfg = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text_cfg.replace("[query]\n", &format!("[query]\ncdr_dir = \"{}\"\n", cdr_dir.display())))
-        .unwrap();
-    assert_eq!(run(dir.path(), &["sync"], &[]).await.status.code(), Some(0));
-    assert_eq!(
-        run(dir.path(), &["verify", "--from", "2026-11-02", "--to", "2026-11-04"], &[]).await.status.code(),
-        Some(0)
-    );
+    let store = TestStore::new(Kind::Sqlite);
+    mirror_with_ledgers(&store, &sim, "").await;
+    let dir = &store.dir;
     let served = dir.path().join("oifde-sync.db");
     let out = run(dir.path(), &["snapshot", "--to", served.to_str().unwrap()], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -188,20 +157,8 @@ async fn every_canned_query_of_the_datasette_metadata_answers() {
 async fn the_report_renders_in_chromium_with_the_views_numbers() {
     let sim = simulator(options(300)).await;
     let store = TestStore::new(Kind::Sqlite);
+    mirror_with_ledgers(&store, &sim, "").await;
     let dir = store.dir.path();
-    let cdr_dir = dir.join("cdr");
-    for f in cdr::write_dir(&cdr_dir, &cdr::legs(&sim.records(), sim.options().seed), &sim.options().timezone).unwrap()
-    {
-        let file = std::fs::File::options().append(true).open(&f).unwrap();
-        file.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
-    }
-    let rest = "[reconcile]\naccess_codes = [\"10086\", \"95588\", \"4008123123\"]\n";
-    let config = write_config(dir, &sim, &sim.options().app_secret.clone(), "", rest);
-    let text_cfg = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text_cfg.replace("[query]\n", &format!("[query]\ncdr_dir = \"{}\"\n", cdr_dir.display())))
-        .unwrap();
-    assert_eq!(run(dir, &["sync"], &[]).await.status.code(), Some(0));
-    assert_eq!(run(dir, &["verify", "--from", "2026-11-02", "--to", "2026-11-04"], &[]).await.status.code(), Some(0));
     let page = dir.join("report.html");
     let out =
         run(dir, &["report", "--from", "2026-11-02", "--to", "2026-11-04", "--out", page.to_str().unwrap()], &[]).await;

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 use oifde_sync::simulator::cdr::{self, SimLeg};
 use oifde_sync::simulator::{Faults, SimOptions};
@@ -18,12 +17,6 @@ fn cdr_config(dir: &Path, sim: &oifde_sync::simulator::Simulator, cdr_dir: &Path
     let line = text.lines().find(|l| l.starts_with("user_mobiles")).unwrap().to_string();
     std::fs::write(&config, text.replace(&line, &format!("cdr_dir = \"{}\"", cdr_dir.display()))).unwrap();
     config
-}
-
-/// Sets a file's modification time a minute back: written, not being written.
-fn settled(path: &Path) {
-    let f = std::fs::File::options().append(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
 }
 
 /// The IVR calls among `legs`.

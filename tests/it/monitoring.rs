@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{run, text, write_config};
 use crate::helpers::*;
 
 fn monitoring() -> PathBuf {
@@ -82,27 +81,7 @@ async fn the_daemon_dashboard_reads_only_metrics_that_exist() {
 async fn every_sql_of_the_analyst_dashboard_runs_on_a_postgres_mirror() {
     let sim = simulator(options(200)).await;
     let store = TestStore::new(Kind::Postgres);
-    let dir = store.dir.path();
-    let cdr_dir = dir.join("cdr");
-    for f in oifde_sync::simulator::cdr::write_dir(
-        &cdr_dir,
-        &oifde_sync::simulator::cdr::legs(&sim.records(), sim.options().seed),
-        &sim.options().timezone,
-    )
-    .unwrap()
-    {
-        let file = std::fs::File::options().append(true).open(&f).unwrap();
-        file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60)).unwrap();
-    }
-    let rest = "[reconcile]\naccess_codes = [\"10086\", \"95588\", \"4008123123\"]\n";
-    let config = write_config(dir, &sim, &sim.options().app_secret.clone(), "", rest);
-    let text_cfg = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text_cfg.replace("[query]\n", &format!("[query]\ncdr_dir = \"{}\"\n", cdr_dir.display())))
-        .unwrap();
-    store.configure(&config);
-    assert_eq!(run(dir, &["sync"], &[]).await.status.code(), Some(0));
-    let out = run(dir, &["verify", "--from", "2026-11-02", "--to", "2026-11-04"], &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    mirror_with_ledgers(&store, &sim, "").await;
     let sqls = queries("analysts.json", "rawSql");
     assert!(sqls.len() >= 6);
     for sql in sqls {
