@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-const W: f64 = 640.0;
+const W: f64 = 560.0;
 const H: f64 = 240.0;
 const LEFT: f64 = 48.0;
 const BOTTOM: f64 = 36.0;
@@ -33,7 +33,7 @@ fn frame(title: &str, body: &str, top: f64, format: &dyn Fn(f64) -> String) -> S
         let y = H - BOTTOM - (H - BOTTOM - TOP) * f64::from(i) / 4.0;
         let _ = write!(
             s,
-            r##"<line x1="{LEFT}" x2="{W}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{x:.1}" y="{ty:.1}" font-size="11" text-anchor="end" fill="#555">{label}</text>"##,
+            r##"<line x1="{LEFT}" x2="{W}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{x:.1}" y="{ty:.1}" font-size="13" text-anchor="end" fill="#555">{label}</text>"##,
             x = LEFT - 4.0,
             ty = y + 4.0,
             label = escape(&format(v))
@@ -52,7 +52,7 @@ fn x_labels(labels: &[String], slot: f64) -> String {
         let x = LEFT + slot * (i as f64 + 0.5);
         let _ = write!(
             s,
-            r##"<text x="{x:.1}" y="{y:.1}" font-size="11" text-anchor="middle" fill="#555">{t}</text>"##,
+            r##"<text x="{x:.1}" y="{y:.1}" font-size="13" text-anchor="middle" fill="#555">{t}</text>"##,
             y = H - BOTTOM + 16.0,
             t = escape(l)
         );
@@ -136,7 +136,7 @@ pub fn hbars(title: &str, items: &[(String, i64)], colour: &str) -> String {
         let w = (W - 260.0) * *n as f64 / max;
         let _ = write!(
             s,
-            r##"<text x="200" y="{ty:.1}" font-size="12" text-anchor="end" fill="#333">{l}</text><rect x="208" y="{y:.1}" width="{w:.1}" height="18" fill="{colour}"/><text x="{nx:.1}" y="{ty:.1}" font-size="12" fill="#333">{n}</text>"##,
+            r##"<text x="200" y="{ty:.1}" font-size="13" text-anchor="end" fill="#333">{l}</text><rect x="208" y="{y:.1}" width="{w:.1}" height="18" fill="{colour}"/><text x="{nx:.1}" y="{ty:.1}" font-size="13" fill="#333">{n}</text>"##,
             ty = y + 13.0,
             l = escape(if label.is_empty() { "(none)" } else { label }),
             nx = 212.0 + w
