@@ -22,6 +22,14 @@ pub fn report(config: &Path, from: Option<&str>, to: Option<&str>, out: &Path) -
         return Err(CommandError::Usage("--from is after --to".into()));
     }
     let store = Store::open_configured_read_only(&settings.store)?;
+    let (found, needed) = (store.schema_version()?, crate::store::measures_since(&settings.store));
+    if found < needed {
+        return Err(CommandError::Usage(format!(
+            "the store {} has schema version {found}, older than the measures need ({needed}): run `oifde-sync sync` \
+             once (or let the daemon run) to migrate it, then run report again",
+            store.describe()
+        )));
+    }
     let kpis = store.kpis(from_s * 1000, (to_s + 86_400) * 1000)?;
     let verified = store.last_verification()?;
     let (from_day, to_day) = (utc.format(from_s), utc.format(to_s));

@@ -23,6 +23,14 @@ pub use worker::Worker;
 use crate::config::{FullText, PgSettings, StoreAt, StoreSettings};
 use crate::run_log::StatusReport;
 
+/// The first schema version with the analyst views, for the store `settings` name.
+pub fn measures_since(settings: &StoreSettings) -> i64 {
+    match settings.at {
+        StoreAt::Sqlite { .. } => sqlite::MEASURES_SINCE,
+        StoreAt::Postgres(_) => postgres::MEASURES_SINCE,
+    }
+}
+
 /// Keys written in one transaction by `keys add` and the keys file: a
 /// million-key import never holds the store for longer than a moment.
 pub(crate) const KEYS_PER_TRANSACTION: usize = 2_000;

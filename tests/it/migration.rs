@@ -172,3 +172,24 @@ async fn a_store_of_the_previous_version_gains_the_ledger_tables() {
         assert_eq!(n, 0, "{table}");
     }
 }
+
+/// `report` reads a store without changing it: one of a version before the
+/// analyst views is refused with the fix (let a sync migrate it), not an SQL error.
+#[tokio::test(flavor = "multi_thread")]
+async fn report_on_a_store_older_than_the_views_says_to_sync_first() {
+    let (dir, db) = temp_db();
+    version(&db, oifde_sync::store::sqlite::MEASURES_SINCE - 1);
+    let config = dir.path().join("oifde-sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nbase_url = \"http://127.0.0.1:9\"\ntenant_id = \"t\"\napp_secret = \"x\"\n[store]\npath = \"{}\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let out = crate::cli::run(dir.path(), &["report", "--out", "r.html"], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", crate::cli::text(&out));
+    assert!(crate::cli::text(&out).contains("run `oifde-sync sync`"), "{}", crate::cli::text(&out));
+    assert!(!dir.path().join("r.html").exists());
+}

@@ -31,6 +31,9 @@ const SCHEMA: &str = include_str!("../../../schema.pg.sql");
 /// The schema version this binary writes to PostgreSQL.
 pub const SCHEMA_VERSION: i64 = 6;
 
+/// The first schema version with the analyst views (`report` needs them).
+pub const MEASURES_SINCE: i64 = 6;
+
 /// Serialises schema changes between daemons starting together.
 const MIGRATION_LOCK: i64 = 0x6f69_6664_6573_6368;
 

@@ -34,6 +34,9 @@ fn migrations() -> Vec<&'static str> {
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = 9;
 
+/// The first schema version with the analyst views (`report` needs them).
+pub const MEASURES_SINCE: i64 = 9;
+
 #[cfg(test)]
 #[test]
 fn schema_sql_holds_one_step_per_version() {
