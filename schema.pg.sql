@@ -425,7 +425,7 @@ CREATE TABLE IF NOT EXISTS fallback_intentions (
     PRIMARY KEY (tenant_id, intention)
 );
 
-CREATE OR REPLACE VIEW v_session_outcomes AS
+CREATE VIEW v_session_outcomes AS
 SELECT s.tenant_id,
        s.log_id,
        s.call_id,
@@ -481,7 +481,7 @@ FROM (
     ) k
 ) s;
 
-CREATE OR REPLACE VIEW v_hourly_kpis AS
+CREATE VIEW v_hourly_kpis AS
 SELECT k.tenant_id,
        k.day,
        k.hour,
@@ -525,7 +525,7 @@ FROM (
 LEFT JOIN platform_stats p
     ON p.tenant_id = k.tenant_id AND p.access_code = k.called_number AND p.record_time = k.hour_start;
 
-CREATE OR REPLACE VIEW v_daily_kpis AS
+CREATE VIEW v_daily_kpis AS
 SELECT k.tenant_id,
        k.day,
        k.called_number,
@@ -576,7 +576,7 @@ LEFT JOIN (
     GROUP BY 1, 2, 3
 ) p ON p.tenant_id = k.tenant_id AND p.access_code = k.called_number AND p.day = k.day;
 
-CREATE OR REPLACE VIEW v_dropoff AS
+CREATE VIEW v_dropoff AS
 SELECT tenant_id, day, called_number, coalesce(last_intention, '') AS intention, count(*) AS sessions
 FROM v_session_outcomes
 WHERE transferred = 0
