@@ -127,7 +127,8 @@ impl FileRead {
         }
     }
 
-    fn add(&mut self, other: FileRead) {
+    /// Adds what another file read found; the first few bad lines stay named.
+    pub fn add(&mut self, other: FileRead) {
         self.rows += other.rows;
         for line in other.bad {
             if self.bad.len() < NAMED {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
-use crate::ledgers::verify::{day_start_ms, fetch, last_days, verify};
+use crate::ledgers::verify::{check, fetch, last_days};
 use crate::metrics::Metrics;
 use crate::schedule::Schedule;
 use crate::sync::{Engine, PassKind};
@@ -108,17 +108,8 @@ impl Shared {
         for r in &refused {
             tracing::warn!("{r}");
         }
-        let (from, to) = (days[0], day_start_ms(&zone, days[days.len() - 1] / 1000 + 90_000));
-        let settled_before = now - (settings.sync.settle + settings.sync.lag).as_millis() as i64;
-        let verified = self
-            .engine
-            .with_store(move |store| {
-                store.put_platform_hours(&hours, now)?;
-                let v = verify(store, from, to, settled_before, &zone, now)?;
-                store.keep_verification(&v.summary)?;
-                Ok(v)
-            })
-            .await;
+        let sync = settings.sync.clone();
+        let verified = self.engine.with_store(move |store| check(store, &hours, &days, &sync, &zone, now)).await;
         match verified {
             Ok(v) if v.summary.missing > 0 => tracing::warn!(
                 missing = v.summary.missing,

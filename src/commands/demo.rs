@@ -11,8 +11,8 @@ use crate::config::{
     ApiSettings, Credential, LogFormat, LogSettings, QuerySettings, Settings, StoreSettings, SyncSettings,
 };
 use crate::keys::KeyKind;
-use crate::ledgers::cdr_import::{CdrRules, Imported, import_file};
-use crate::ledgers::verify::{day_start_ms, fetch, verify};
+use crate::ledgers::cdr_import::{CdrRules, import_files};
+use crate::ledgers::verify::{check, day_start_ms, fetch};
 use crate::secret::Secret;
 use crate::simulator::{SimOptions, Simulator};
 use crate::store::Store;
@@ -118,15 +118,7 @@ async fn cdr_route(
         .map_err(|e| CommandError::Failed(format!("cannot write the CDR files into {}: {e}", dir.display())))?;
     let rules = CdrRules { kind: KeyKind::Cti, zone: o.timezone.clone() };
     let now = tz::now_ms();
-    let imported = engine
-        .with_store(move |store| {
-            let mut total = Imported::default();
-            for file in &files {
-                total.add(import_file(store, file, &rules, now)?);
-            }
-            Ok(total)
-        })
-        .await?;
+    let imported = engine.with_store(move |store| import_files(store, &files, &rules, now)).await?;
     let _ = std::fs::remove_dir_all(&dir);
     println!(
         "
@@ -143,18 +135,8 @@ The CDR files of its calls (one zip a day, as CC-FS delivers them): {}.",
     for r in refused {
         println!("warning: {r}");
     }
-    let (from, to) = (days[0], day_start_ms(&zone, days[days.len() - 1] / 1000 + 90_000));
-    let settled_before = tz::now_ms() - (engine.settings.sync.settle + engine.settings.sync.lag).as_millis() as i64;
-    let now = tz::now_ms();
-    let check_zone = zone.clone();
-    let verified = engine
-        .with_store(move |store| {
-            store.put_platform_hours(&hours, now)?;
-            let v = verify(store, from, to, settled_before, &check_zone, now)?;
-            store.keep_verification(&v.summary)?;
-            Ok(v)
-        })
-        .await?;
+    let (now, sync, check_zone) = (tz::now_ms(), engine.settings.sync.clone(), zone.clone());
+    let verified = engine.with_store(move |store| check(store, &hours, &days, &sync, &check_zone, now)).await?;
     println!("`verify` against the platform's own call statistics, hour by hour:\n{}", verified.text(&zone));
     Ok(())
 }

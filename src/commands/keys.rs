@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{CommandError, Exit, load_offline_settings};
 use crate::keys::{KeyRow, KeyState};
 use crate::keys::{QueryKey, parse_line};
-use crate::ledgers::cdr_import::{CdrRules, Imported, import_file};
+use crate::ledgers::cdr_import::{CdrRules, import_files};
 use crate::store::Store;
 use crate::tz;
 
@@ -52,10 +52,7 @@ pub fn keys(config: &Path, cmd: KeysCommand) -> Result<Exit, CommandError> {
             let rules = CdrRules::of(&settings);
             let mut store = Store::open_configured(&settings.store)?;
             store.wait_when_busy(IMPORT_WAIT);
-            let mut total = Imported::default();
-            for file in &files {
-                total.add(import_file(&mut store, file, &rules, tz::now_ms())?);
-            }
+            let total = import_files(&mut store, &files, &rules, tz::now_ms())?;
             for warning in total.warnings() {
                 eprintln!("{warning}");
             }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{CommandError, Exit, load_offline_settings, load_settings};
 use crate::api::ApiClient;
-use crate::ledgers::verify::{day_start_ms, fetch, last_days, verify as compare};
+use crate::ledgers::verify::{check, day_start_ms, fetch, last_days, next_day};
 use crate::store::Store;
 use crate::tz;
 
@@ -39,14 +39,14 @@ pub async fn verify(
             }
             let mut days = vec![first];
             while let Some(&d) = days.last().filter(|d| **d < last) {
-                days.push(day_start_ms(&zone, d / 1000 + 90_000));
+                days.push(next_day(&zone, d));
             }
             days
         }
     };
-    let (from_ms, to_ms) = (days[0], day_start_ms(&zone, days[days.len() - 1] / 1000 + 90_000));
     let mut store = Store::open_configured(&settings.store)?;
     store.wait_when_busy(WAIT);
+    let mut hours = Vec::new();
     if !offline {
         let codes = &settings.reconcile.access_codes;
         if codes.is_empty() {
@@ -57,15 +57,13 @@ pub async fn verify(
             ));
         }
         let client = ApiClient::new(&settings.api)?;
-        let (hours, refused) = fetch(&client, codes, &days).await;
+        let (fetched, refused) = fetch(&client, codes, &days).await;
         for r in &refused {
             eprintln!("warning: {r}");
         }
-        store.put_platform_hours(&hours, now_ms)?;
+        hours = fetched;
     }
-    let settle = (settings.sync.settle + settings.sync.lag).as_millis() as i64;
-    let v = compare(&store, from_ms, to_ms, now_ms - settle, &zone, now_ms)?;
-    store.keep_verification(&v.summary)?;
+    let v = check(&mut store, &hours, &days, &settings.sync, &zone, now_ms)?;
     if json {
         println!("{}", serde_json::to_string(&v).expect("a verification serializes"));
     } else {

@@ -107,6 +107,20 @@ pub fn import_file(store: &mut Store, path: &Path, rules: &CdrRules, now_ms: i64
     Ok(imported)
 }
 
+/// Reads `files` (`-`: standard input) into the store, one after the other.
+pub fn import_files(
+    store: &mut Store,
+    files: &[impl AsRef<Path>],
+    rules: &CdrRules,
+    now_ms: i64,
+) -> Result<Imported, StoreError> {
+    let mut total = Imported::default();
+    for file in files {
+        total.add(import_file(store, file.as_ref(), rules, now_ms)?);
+    }
+    Ok(total)
+}
+
 /// Reads every new or changed `*.csv` and `*.zip` of `dir` into the store,
 /// in name order; a file read whole is marked.
 pub fn import_dir(store: &mut Store, dir: &Path, rules: &CdrRules, now_ms: i64) -> Result<Imported, StoreError> {
@@ -150,13 +164,7 @@ pub fn import_dir(store: &mut Store, dir: &Path, rules: &CdrRules, now_ms: i64) 
 impl Imported {
     pub fn add(&mut self, other: Imported) {
         self.files += other.files;
-        self.read.rows += other.read.rows;
-        self.read.bad_count += other.read.bad_count;
-        for b in other.read.bad {
-            if self.read.bad.len() < 5 {
-                self.read.bad.push(b);
-            }
-        }
+        self.read.add(other.read);
         self.calls += other.calls;
         self.keys_added += other.keys_added;
         self.refused.extend(other.refused);

@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use crate::api::ApiClient;
+use crate::config::SyncSettings;
 use crate::platform::{HourCount, PlatformHour, Verified};
 use crate::store::{Store, StoreError};
 use crate::tz::ServerZone;
@@ -56,8 +57,33 @@ pub struct Verification {
     pub backfill: Option<String>,
 }
 
+/// One verification, the same for `verify`, the daemon and `demo`: the
+/// platform's `hours` fetched (none: `--offline`) stored, the `days` (their
+/// starts) compared, the result kept for `status` and the metrics. An hour
+/// is settled once its end is `sync.settle` + `sync.lag` ago.
+pub fn check(
+    store: &mut Store,
+    hours: &[PlatformHour],
+    days: &[i64],
+    sync: &SyncSettings,
+    zone: &ServerZone,
+    now_ms: i64,
+) -> Result<Verification, StoreError> {
+    store.put_platform_hours(hours, now_ms)?;
+    let (from, to) = (days[0], next_day(zone, days[days.len() - 1]));
+    let settled_before = now_ms - (sync.settle + sync.lag).as_millis() as i64;
+    let v = verify(store, from, to, settled_before, zone, now_ms)?;
+    store.keep_verification(&v.summary)?;
+    Ok(v)
+}
+
+/// The day after the one starting at `day_ms`, as its start.
+pub fn next_day(zone: &ServerZone, day_ms: i64) -> i64 {
+    day_start_ms(zone, day_ms / 1000 + 90_000)
+}
+
 /// Compares `[from_ms, to_ms)` of the store with the platform's hours stored.
-pub fn verify(
+fn verify(
     store: &Store,
     from_ms: i64,
     to_ms: i64,
