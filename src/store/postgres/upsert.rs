@@ -145,7 +145,23 @@ impl Pages for Postgres {
     fn set_fallback_intentions(&mut self, intentions: &[String]) -> Result<(), StoreError> {
         let tenant = self.tenant.clone();
         let client = &mut self.client;
+        let mut wanted = intentions.to_vec();
+        wanted.sort();
+        wanted.dedup();
         super::run_on(self.rt.as_ref(), &self.shown, async move {
+            // Read first: every pass sets the list, which seldom changes.
+            let kept: Vec<String> = client
+                .query(
+                    "SELECT intention FROM fallback_intentions WHERE tenant_id = $1 ORDER BY intention COLLATE \"C\"",
+                    &[&tenant],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if kept == wanted {
+                return Ok(());
+            }
             let tx = client.transaction().await?;
             tx.execute("DELETE FROM fallback_intentions WHERE tenant_id = $1", &[&tenant]).await?;
             tx.execute(

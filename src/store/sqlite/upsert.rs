@@ -35,6 +35,18 @@ impl Pages for Sqlite {
     fn set_fallback_intentions(&mut self, intentions: &[String]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |e| super::sql_error(&path, e);
+        // Read first: every pass sets the list, which seldom changes.
+        let kept: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT intention FROM fallback_intentions ORDER BY intention")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(sql)?;
+        let mut wanted = intentions.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        if kept == wanted {
+            return Ok(());
+        }
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
         tx.execute("DELETE FROM fallback_intentions", []).map_err(sql)?;
         for i in intentions {
