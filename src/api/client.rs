@@ -147,7 +147,7 @@ impl ApiClient {
             "timestamp": day_ms,
             "authToken": token.value.expose(),
         });
-        let v = self.transport.post(STATS_PATH, &body).await?;
+        let v = self.transport.post_json(STATS_PATH, &body).await?;
         if let Some((code, msg)) = self.transport.failure(&v) {
             return Err(ApiError::Remote { path: STATS_PATH, code, msg });
         }

@@ -12,7 +12,6 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::STATS_PATH;
 use super::error::ApiError;
 use super::wire::{error_code, parse_json};
 use crate::config::{ApiSettings, Credential};
@@ -148,8 +147,39 @@ fn http_client(settings: &ApiSettings) -> Result<reqwest::Client, ApiError> {
 }
 
 impl Transport {
-    /// One POST under the rate limit and the in-flight cap; the JSON answer.
+    /// One POST for an interface that answers a JSON object (the token, the
+    /// records); any other answer is a bad body.
     pub(super) async fn post(&self, path: &'static str, body: &impl Serialize) -> Result<Value, ApiError> {
+        let v = self.send(path, body).await?;
+        if !v.is_object() {
+            let found = match &v {
+                Value::Null => "null",
+                Value::Array(_) => "a list",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                _ => "a boolean",
+            };
+            return Err(ApiError::BadBody { path, msg: format!("the answer is {found}, not a JSON object") });
+        }
+        Ok(self.answered(v))
+    }
+
+    /// One POST for an interface whose answer may be any JSON (the call
+    /// statistics come as a bare list).
+    pub(super) async fn post_json(&self, path: &'static str, body: &impl Serialize) -> Result<Value, ApiError> {
+        self.send(path, body).await.map(|v| self.answered(v))
+    }
+
+    /// Counts a success: an answer without an `errorCode`.
+    fn answered(&self, v: Value) -> Value {
+        if error_code(&v).is_none() {
+            self.stats.answered_ok.fetch_add(1, Ordering::Relaxed);
+        }
+        v
+    }
+
+    /// One POST under the rate limit and the in-flight cap; the JSON answer.
+    async fn send(&self, path: &'static str, body: &impl Serialize) -> Result<Value, ApiError> {
         let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
         self.limiter.until_ready().await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -189,20 +219,6 @@ impl Transport {
         let bytes = read_capped(response, path).await?;
         if status.is_success() {
             let v = parse_json(&bytes).map_err(|e| ApiError::BadBody { path, msg: e.to_string() })?;
-            let a_list_of_hours = path == STATS_PATH && v.is_array();
-            if !(v.is_object() || a_list_of_hours) {
-                let found = match &v {
-                    Value::Null => "null",
-                    Value::Array(_) => "a list",
-                    Value::String(_) => "a string",
-                    Value::Number(_) => "a number",
-                    _ => "a boolean",
-                };
-                return Err(ApiError::BadBody { path, msg: format!("the answer is {found}, not a JSON object") });
-            }
-            if error_code(&v).is_none() {
-                self.stats.answered_ok.fetch_add(1, Ordering::Relaxed);
-            }
             return Ok(v);
         }
         // A 4xx may still carry an errorCode worth classifying.
