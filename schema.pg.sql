@@ -581,3 +581,163 @@ SELECT tenant_id, day, called_number, coalesce(last_intention, '') AS intention,
 FROM v_session_outcomes
 WHERE transferred = 0
 GROUP BY tenant_id, day, called_number, coalesce(last_intention, '');
+
+-- migration: 7
+-- The measures kept exact as the rows change (as SQLite's version 10): one
+-- row of figures a session, and their sums per UTC hour and access code (and
+-- per day for the drop-off), updated in the transaction of every write to the
+-- rows they come from. The sums are keyed by a digest of their text.
+CREATE TABLE session_facts (
+    tenant_id      TEXT COLLATE "C" NOT NULL,
+    log_id         TEXT COLLATE "C" NOT NULL,
+    called_number  TEXT NOT NULL,
+    hour_start     BIGINT NOT NULL,
+    turns          BIGINT NOT NULL,
+    transferred    BIGINT,
+    outcome        TEXT NOT NULL,
+    fallback_turns BIGINT NOT NULL,
+    silent_turns   BIGINT NOT NULL,
+    repeat_caller  BIGINT NOT NULL,
+    last_intention TEXT,
+    PRIMARY KEY (tenant_id, log_id)
+);
+CREATE TABLE kpi_hourly (
+    tenant_id        TEXT NOT NULL,
+    hour_start       BIGINT NOT NULL,
+    called_number    TEXT NOT NULL,
+    sessions         BIGINT NOT NULL,
+    exit_no_consult  BIGINT NOT NULL,
+    staff_no_consult BIGINT NOT NULL,
+    staff_consult    BIGINT NOT NULL,
+    bot_only         BIGINT NOT NULL,
+    unknown          BIGINT NOT NULL,
+    turns            BIGINT NOT NULL,
+    fallback_turns   BIGINT NOT NULL,
+    silent_turns     BIGINT NOT NULL,
+    repeat_callers   BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX kpi_hourly_key ON kpi_hourly (tenant_id, hour_start, md5(called_number));
+CREATE TABLE kpi_dropoff (
+    tenant_id     TEXT NOT NULL,
+    day_start     BIGINT NOT NULL,
+    called_number TEXT NOT NULL,
+    intention     TEXT NOT NULL,
+    sessions      BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX kpi_dropoff_key ON kpi_dropoff (tenant_id, day_start, md5(called_number), md5(intention));
+
+DROP VIEW v_dropoff;
+DROP VIEW v_daily_kpis;
+DROP VIEW v_hourly_kpis;
+DROP VIEW v_session_outcomes;
+
+CREATE VIEW v_session_outcomes AS
+SELECT r.tenant_id,
+       r.log_id,
+       r.call_id,
+       r.cti_call_id,
+       r.called_number,
+       r.calling_number,
+       r.start_time,
+       oifde_utc(f.hour_start, 'YYYY-MM-DD') AS day,
+       oifde_utc(f.hour_start, 'HH24') AS hour,
+       f.hour_start,
+       f.turns,
+       f.transferred,
+       f.outcome,
+       f.fallback_turns,
+       f.silent_turns,
+       f.repeat_caller,
+       f.last_intention
+FROM records r
+JOIN session_facts f ON f.tenant_id = r.tenant_id AND f.log_id = r.log_id;
+
+CREATE VIEW v_hourly_kpis AS
+SELECT k.tenant_id,
+       oifde_utc(k.hour_start, 'YYYY-MM-DD') AS day,
+       oifde_utc(k.hour_start, 'HH24') AS hour,
+       nullif(k.called_number, '') AS called_number,
+       k.sessions,
+       k.exit_no_consult,
+       k.staff_no_consult,
+       k.staff_consult,
+       k.bot_only,
+       k.unknown,
+       k.bot_only::DOUBLE PRECISION / nullif(k.staff_no_consult + k.staff_consult + k.bot_only, 0) AS autonomy_rate,
+       k.turns,
+       k.turns::DOUBLE PRECISION / k.sessions AS avg_turns,
+       k.fallback_turns::DOUBLE PRECISION / nullif(k.turns, 0) AS fallback_rate,
+       k.silent_turns::DOUBLE PRECISION / nullif(k.turns, 0) AS silent_agent_share,
+       k.repeat_callers,
+       p.call_count AS platform_sessions,
+       p.exit_no_consult_count AS platform_exit_no_consult,
+       p.call_staff_no_consult_count AS platform_staff_no_consult,
+       p.call_staff_consult_count AS platform_staff_consult,
+       p.exit_consulting_count AS platform_bot_only,
+       CASE WHEN p.autonomy_rate::DOUBLE PRECISION < 0 THEN NULL ELSE p.autonomy_rate::DOUBLE PRECISION END
+           AS platform_autonomy_rate,
+       k.sessions - p.call_count AS platform_difference
+FROM kpi_hourly k
+LEFT JOIN platform_stats p
+    ON p.tenant_id = k.tenant_id AND p.access_code = k.called_number AND p.record_time = k.hour_start
+WHERE k.sessions > 0;
+
+CREATE VIEW v_daily_kpis AS
+SELECT k.tenant_id,
+       k.day,
+       nullif(k.called_number, '') AS called_number,
+       k.sessions,
+       k.exit_no_consult,
+       k.staff_no_consult,
+       k.staff_consult,
+       k.bot_only,
+       k.unknown,
+       k.bot_only::DOUBLE PRECISION / nullif(k.staff_no_consult + k.staff_consult + k.bot_only, 0) AS autonomy_rate,
+       k.turns,
+       k.turns::DOUBLE PRECISION / k.sessions AS avg_turns,
+       k.fallback_turns::DOUBLE PRECISION / nullif(k.turns, 0) AS fallback_rate,
+       k.silent_turns::DOUBLE PRECISION / nullif(k.turns, 0) AS silent_agent_share,
+       k.repeat_callers,
+       p.sessions AS platform_sessions,
+       p.exit_no_consult AS platform_exit_no_consult,
+       p.staff_no_consult AS platform_staff_no_consult,
+       p.staff_consult AS platform_staff_consult,
+       p.bot_only AS platform_bot_only,
+       p.bot_only::DOUBLE PRECISION / nullif(p.staff_no_consult + p.staff_consult + p.bot_only, 0)
+           AS platform_autonomy_rate,
+       k.sessions - p.sessions AS platform_difference
+FROM (
+    SELECT tenant_id, oifde_utc(hour_start, 'YYYY-MM-DD') AS day, called_number,
+           sum(sessions)::BIGINT AS sessions,
+           sum(exit_no_consult)::BIGINT AS exit_no_consult,
+           sum(staff_no_consult)::BIGINT AS staff_no_consult,
+           sum(staff_consult)::BIGINT AS staff_consult,
+           sum(bot_only)::BIGINT AS bot_only,
+           sum(unknown)::BIGINT AS unknown,
+           sum(turns)::BIGINT AS turns,
+           sum(fallback_turns)::BIGINT AS fallback_turns,
+           sum(silent_turns)::BIGINT AS silent_turns,
+           sum(repeat_callers)::BIGINT AS repeat_callers
+    FROM kpi_hourly
+    WHERE sessions > 0
+    GROUP BY 1, 2, 3
+) k
+LEFT JOIN (
+    SELECT tenant_id, oifde_utc(record_time, 'YYYY-MM-DD') AS day, access_code,
+           sum(call_count) AS sessions,
+           sum(exit_no_consult_count) AS exit_no_consult,
+           sum(call_staff_no_consult_count) AS staff_no_consult,
+           sum(call_staff_consult_count) AS staff_consult,
+           sum(exit_consulting_count) AS bot_only
+    FROM platform_stats
+    GROUP BY 1, 2, 3
+) p ON p.tenant_id = k.tenant_id AND p.access_code = k.called_number AND p.day = k.day;
+
+CREATE VIEW v_dropoff AS
+SELECT tenant_id,
+       oifde_utc(day_start, 'YYYY-MM-DD') AS day,
+       nullif(called_number, '') AS called_number,
+       intention,
+       sessions
+FROM kpi_dropoff
+WHERE sessions > 0;

@@ -545,3 +545,165 @@ SELECT day, called_number, coalesce(last_intention, '') AS intention, count(*) A
 FROM v_session_outcomes
 WHERE transferred = 0
 GROUP BY day, called_number, coalesce(last_intention, '');
+
+-- migration: 10
+-- The measures kept exact as the rows change, so that they answer at any
+-- size: one row of figures a session, and their sums per UTC hour and access
+-- code (and per day for the drop-off). The store updates them in the same
+-- transaction as every write to the rows they come from (records, turns,
+-- CDR legs, the fallback intentions), and fills them from the rows here.
+CREATE TABLE session_facts (
+    log_id         TEXT PRIMARY KEY,
+    called_number  TEXT NOT NULL,             -- '' when the record has none
+    hour_start     INTEGER NOT NULL,          -- start_time's UTC hour, epoch ms
+    turns          INTEGER NOT NULL,
+    transferred    INTEGER,                   -- NULL without CDR legs
+    outcome        TEXT NOT NULL,
+    fallback_turns INTEGER NOT NULL,
+    silent_turns   INTEGER NOT NULL,
+    repeat_caller  INTEGER NOT NULL,
+    last_intention TEXT
+) STRICT, WITHOUT ROWID;
+CREATE TABLE kpi_hourly (
+    hour_start       INTEGER NOT NULL,
+    called_number    TEXT NOT NULL,
+    sessions         INTEGER NOT NULL,
+    exit_no_consult  INTEGER NOT NULL,
+    staff_no_consult INTEGER NOT NULL,
+    staff_consult    INTEGER NOT NULL,
+    bot_only         INTEGER NOT NULL,
+    unknown          INTEGER NOT NULL,
+    turns            INTEGER NOT NULL,
+    fallback_turns   INTEGER NOT NULL,
+    silent_turns     INTEGER NOT NULL,
+    repeat_callers   INTEGER NOT NULL,
+    PRIMARY KEY (hour_start, called_number)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE kpi_dropoff (
+    day_start     INTEGER NOT NULL,
+    called_number TEXT NOT NULL,
+    intention     TEXT NOT NULL,
+    sessions      INTEGER NOT NULL,
+    PRIMARY KEY (day_start, called_number, intention)
+) STRICT, WITHOUT ROWID;
+-- A caller's sessions by time: what finds the repeat callers.
+DROP INDEX records_calling_number;
+CREATE INDEX records_calling_number ON records (calling_number, start_time);
+
+DROP VIEW v_dropoff;
+DROP VIEW v_daily_kpis;
+DROP VIEW v_hourly_kpis;
+DROP VIEW v_session_outcomes;
+
+-- One row a session: its turns, whether its call went on to a skill queue
+-- or an agent after its first IVR leg (NULL without CDR legs), and its
+-- outcome bucket; with what the hourly measures add up.
+CREATE VIEW v_session_outcomes AS
+SELECT r.log_id,
+       r.call_id,
+       r.cti_call_id,
+       r.called_number,
+       r.calling_number,
+       r.start_time,
+       strftime('%Y-%m-%d', f.hour_start / 1000, 'unixepoch') AS day,
+       strftime('%H', f.hour_start / 1000, 'unixepoch') AS hour,
+       f.hour_start,
+       f.turns,
+       f.transferred,
+       f.outcome,
+       f.fallback_turns,
+       f.silent_turns,
+       f.repeat_caller,
+       f.last_intention
+FROM records r
+JOIN session_facts f ON f.log_id = r.log_id;
+
+-- Per UTC hour and access code: the measures, and beside them the
+-- platform's own figures for the same hour (platform_*), with the difference.
+CREATE VIEW v_hourly_kpis AS
+SELECT strftime('%Y-%m-%d', k.hour_start / 1000, 'unixepoch') AS day,
+       strftime('%H', k.hour_start / 1000, 'unixepoch') AS hour,
+       nullif(k.called_number, '') AS called_number,
+       k.sessions,
+       k.exit_no_consult,
+       k.staff_no_consult,
+       k.staff_consult,
+       k.bot_only,
+       k.unknown,
+       CAST(k.bot_only AS REAL) / nullif(k.staff_no_consult + k.staff_consult + k.bot_only, 0) AS autonomy_rate,
+       k.turns,
+       CAST(k.turns AS REAL) / k.sessions AS avg_turns,
+       CAST(k.fallback_turns AS REAL) / nullif(k.turns, 0) AS fallback_rate,
+       CAST(k.silent_turns AS REAL) / nullif(k.turns, 0) AS silent_agent_share,
+       k.repeat_callers,
+       p.call_count AS platform_sessions,
+       p.exit_no_consult_count AS platform_exit_no_consult,
+       p.call_staff_no_consult_count AS platform_staff_no_consult,
+       p.call_staff_consult_count AS platform_staff_consult,
+       p.exit_consulting_count AS platform_bot_only,
+       CASE WHEN CAST(p.autonomy_rate AS REAL) < 0 THEN NULL ELSE CAST(p.autonomy_rate AS REAL) END
+           AS platform_autonomy_rate,
+       k.sessions - p.call_count AS platform_difference
+FROM kpi_hourly k
+LEFT JOIN platform_stats p ON p.access_code = k.called_number AND p.record_time = k.hour_start
+WHERE k.sessions > 0;
+
+-- The same per UTC day.
+CREATE VIEW v_daily_kpis AS
+SELECT k.day,
+       nullif(k.called_number, '') AS called_number,
+       k.sessions,
+       k.exit_no_consult,
+       k.staff_no_consult,
+       k.staff_consult,
+       k.bot_only,
+       k.unknown,
+       CAST(k.bot_only AS REAL) / nullif(k.staff_no_consult + k.staff_consult + k.bot_only, 0) AS autonomy_rate,
+       k.turns,
+       CAST(k.turns AS REAL) / k.sessions AS avg_turns,
+       CAST(k.fallback_turns AS REAL) / nullif(k.turns, 0) AS fallback_rate,
+       CAST(k.silent_turns AS REAL) / nullif(k.turns, 0) AS silent_agent_share,
+       k.repeat_callers,
+       p.sessions AS platform_sessions,
+       p.exit_no_consult AS platform_exit_no_consult,
+       p.staff_no_consult AS platform_staff_no_consult,
+       p.staff_consult AS platform_staff_consult,
+       p.bot_only AS platform_bot_only,
+       CAST(p.bot_only AS REAL) / nullif(p.staff_no_consult + p.staff_consult + p.bot_only, 0) AS platform_autonomy_rate,
+       k.sessions - p.sessions AS platform_difference
+FROM (
+    SELECT strftime('%Y-%m-%d', hour_start / 1000, 'unixepoch') AS day, called_number,
+           sum(sessions) AS sessions,
+           sum(exit_no_consult) AS exit_no_consult,
+           sum(staff_no_consult) AS staff_no_consult,
+           sum(staff_consult) AS staff_consult,
+           sum(bot_only) AS bot_only,
+           sum(unknown) AS unknown,
+           sum(turns) AS turns,
+           sum(fallback_turns) AS fallback_turns,
+           sum(silent_turns) AS silent_turns,
+           sum(repeat_callers) AS repeat_callers
+    FROM kpi_hourly
+    WHERE sessions > 0
+    GROUP BY 1, 2
+) k
+LEFT JOIN (
+    SELECT strftime('%Y-%m-%d', record_time / 1000, 'unixepoch') AS day, access_code,
+           sum(call_count) AS sessions,
+           sum(exit_no_consult_count) AS exit_no_consult,
+           sum(call_staff_no_consult_count) AS staff_no_consult,
+           sum(call_staff_consult_count) AS staff_consult,
+           sum(exit_consulting_count) AS bot_only
+    FROM platform_stats
+    GROUP BY 1, 2
+) p ON p.access_code = k.called_number AND p.day = k.day;
+
+-- Where callers gave up: the last intention of sessions whose call ended in
+-- the IVR, counted per UTC day and access code.
+CREATE VIEW v_dropoff AS
+SELECT strftime('%Y-%m-%d', day_start / 1000, 'unixepoch') AS day,
+       nullif(called_number, '') AS called_number,
+       intention,
+       sessions
+FROM kpi_dropoff
+WHERE sessions > 0;

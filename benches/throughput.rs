@@ -3,7 +3,8 @@
 //! second pass, the idle daemon, and a hand-written Python baseline.
 //!
 //! `bench/run.sh [--records 100000,1000000]`; prints a table and writes
-//! `bench/results.csv`.
+//! `bench/results.csv`. `--store-only N` writes N records through the store
+//! alone; `--measures 100000,1000000` times the analyst measures on both stores.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -260,7 +261,144 @@ fn store_only_large(n: usize) {
     print_queries(&[(n, time_queries(&db))], "bench/queries-store-only.csv");
 }
 
+/// The analyst measures (views on the summary tables) as an analyst asks them.
+const MEASURES: &[(&str, &str)] = &[
+    ("KPIs per day, every day", "SELECT * FROM v_daily_kpis"),
+    ("KPIs per hour of the last day", "SELECT * FROM v_hourly_kpis WHERE day = (SELECT max(day) FROM v_daily_kpis)"),
+    (
+        "Drop-off intentions, top 10",
+        "SELECT intention, sum(sessions) FROM v_dropoff GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
+    ),
+    ("The 50 latest sessions' outcomes", "SELECT * FROM v_session_outcomes ORDER BY start_time DESC LIMIT 50"),
+    (
+        "One call's sessions and outcome",
+        "SELECT * FROM v_session_outcomes WHERE call_id = (SELECT max(call_id) FROM records)",
+    ),
+];
+
+/// The views as they were before the measures were kept in tables (GROUP
+/// BYs over the rows at every read), as `ref_*` views: the baseline.
+fn views_before(schema: &str, version: i64) -> String {
+    let start = schema.find(&format!("\n-- migration: {version}\n")).unwrap();
+    let end = schema.find(&format!("\n-- migration: {}\n", version + 1)).unwrap();
+    let section = &schema[start..end];
+    section[section.find("CREATE VIEW").unwrap()..]
+        .replace("VIEW v_", "VIEW ref_")
+        .replace("FROM v_session_outcomes", "FROM ref_session_outcomes")
+}
+
+/// `--measures 100000,1000000`: that many sessions with their CDR legs
+/// written through the store into SQLite and into PostgreSQL, then each
+/// measure timed (best of 3) on both, and the report's figures for 30
+/// days; up to 100,000 sessions the same questions on the views as they were
+/// before (one run each: they take seconds to minutes).
+fn measures(sizes: &[usize]) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = pg_server();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut csv = String::from("store,sessions,question,ms,before_ms\n");
+    println!("{:<10} {:>9} {:<38} {:>10} {:>12}", "store", "sessions", "question", "ms", "before, ms");
+    for &n in sizes {
+        let db = dir.path().join(format!("measures-{n}.db"));
+        let url = server.as_ref().map(|s| pg_database(s, &format!("oifde_measures_{n}")));
+        let mut stores = vec![("SQLite", Store::open(&db).unwrap())];
+        if let Some(url) = &url {
+            let pg = oifde_sync::config::PgSettings::parse(url, "tenant001").unwrap();
+            stores.push(("PostgreSQL", Store::open_postgres(&pg, FullText::Callers).unwrap()));
+        }
+        let mobiles = dataset::mobiles(SEED, 20_000);
+        let now = tz::now_ms() / 1000;
+        let to = now - now.rem_euclid(86_400);
+        let days = (n as i64 / 100_000).max(1) * 2;
+        let chunk = 100_000;
+        let zone = ServerZone::utc();
+        let mut written = 0;
+        while written < n {
+            let this = chunk.min(n - written);
+            let from = to - days * 86_400 + (written as i64 * days * 86_400 / n as i64);
+            let till = from + this as i64 * days * 86_400 / n as i64;
+            let data = dataset::generate(SEED + written as u64, this, from, till, "tenant001", &mobiles);
+            let legs = oifde_sync::simulator::cdr::legs(&data, SEED);
+            let csv_text = oifde_sync::simulator::cdr::csv_text(&legs, &zone, true);
+            for (_, store) in stores.iter_mut() {
+                oifde_sync::cdr::read_csv(csv_text.as_bytes(), "bench.csv", &zone, &mut |legs| {
+                    store
+                        .add_cdr_legs(legs, oifde_sync::keys::KeyKind::Cti, tz::now_ms())
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                })
+                .unwrap();
+                for page in data.chunks(100) {
+                    let page: Vec<Record> =
+                        page.iter().enumerate().map(|(i, r)| Record::from_value(i, &r.to_wire()).unwrap()).collect();
+                    store.apply_page(&page, tz::now_ms()).unwrap();
+                }
+            }
+            written += this;
+            eprintln!("== {written} of {n} sessions written");
+        }
+        let baseline = n <= 100_000;
+        let lite = rusqlite::Connection::open(&db).unwrap();
+        if baseline {
+            lite.execute_batch(&views_before(include_str!("../schema.sql"), 9)).unwrap();
+        }
+        let pg_client = url.as_ref().map(|url| {
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                if baseline {
+                    client.batch_execute(&views_before(include_str!("../schema.pg.sql"), 6)).await.unwrap();
+                }
+                client.batch_execute("ANALYZE").await.unwrap();
+                client
+            })
+        });
+        let lite_ms = |sql: &str| {
+            let t = Instant::now();
+            let rows = lite.prepare(sql).unwrap().query_map([], |_| Ok(())).unwrap().count();
+            assert!(rows > 0, "{sql}");
+            t.elapsed().as_secs_f64() * 1000.0
+        };
+        let pg_ms = |sql: &str| {
+            let client = pg_client.as_ref().unwrap();
+            let t = Instant::now();
+            let rows = rt.block_on(client.query(sql, &[])).unwrap().len();
+            assert!(rows > 0, "{sql}");
+            t.elapsed().as_secs_f64() * 1000.0
+        };
+        for (name, _) in &stores {
+            let time = |sql: &str| if *name == "SQLite" { lite_ms(sql) } else { pg_ms(sql) };
+            for (question, sql) in MEASURES {
+                let ms = (0..3).map(|_| time(sql)).fold(f64::MAX, f64::min);
+                let before = baseline.then(|| time(&sql.replace("FROM v_", "FROM ref_")));
+                let shown = before.map_or("-".to_string(), |b| format!("{b:.0}"));
+                println!("{name:<10} {n:>9} {question:<38} {ms:>10.1} {shown:>12}");
+                csv.push_str(&format!(
+                    "{name},{n},{question},{ms:.1},{}\n",
+                    before.map_or(String::new(), |b| format!("{b:.0}"))
+                ));
+            }
+        }
+        for (name, store) in &stores {
+            let t = Instant::now();
+            let kpis = store.kpis((to - 30 * 86_400) * 1000, to * 1000).unwrap();
+            assert!(kpis.days.iter().map(|d| d.sessions).sum::<i64>() > 0);
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            let question = "The report's figures, 30 days";
+            println!("{name:<10} {n:>9} {question:<38} {ms:>10.1} {:>12}", "-");
+            csv.push_str(&format!("{name},{n},{question},{ms:.1},\n"));
+        }
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/measures.csv");
+    std::fs::write(&out, csv).unwrap();
+    println!("written to {}", out.display());
+}
+
 fn main() {
+    if let Some(sizes) = std::env::args().skip_while(|a| a != "--measures").nth(1) {
+        measures(&sizes.split(',').map(|s| s.parse().expect("--measures takes numbers")).collect::<Vec<_>>());
+        return;
+    }
     if let Some(n) = std::env::args().skip_while(|a| a != "--store-only").nth(1) {
         store_only_large(n.parse().expect("--store-only takes a number"));
         return;

@@ -40,6 +40,9 @@ pub enum Ended {
 /// How long a shutdown waits for the pass in flight.
 const DRAIN: Duration = Duration::from_secs(20);
 
+/// When the daemon prunes what is older than `store.keep` (and once at start).
+const KEEP_SCHEDULE: &str = "0 40 4 * * *";
+
 fn notify(states: &[NotifyState]) {
     // A no-op without NOTIFY_SOCKET, i.e. when not run by systemd.
     let _ = sd_notify::notify(states);
@@ -123,6 +126,22 @@ impl Shared {
                 "verified against the platform's count: no settled hour misses a call"
             ),
             Err(e) => tracing::error!("verification failed: {e}"),
+        }
+    }
+
+    /// The sessions older than `store.keep` removed, a batch at a time
+    /// between the pass's pages.
+    async fn keep(&self) {
+        let Some(keep) = self.engine.settings.store.keep else { return };
+        let cut = crate::retention::cut_for(keep, tz::now_ms());
+        match crate::retention::prune_beside_passes(&self.engine, cut).await {
+            Ok(p) => tracing::info!(
+                sessions = p.sessions,
+                cdr_legs = p.legs,
+                before = %tz::utc_text(cut),
+                "pruned what is older than store.keep"
+            ),
+            Err(e) => tracing::error!("pruning what is older than store.keep failed: {e}"),
         }
     }
 
@@ -237,6 +256,12 @@ pub async fn run(engine: Engine, cancel: CancellationToken) -> Result<Ended, Dae
             Box::pin(async move { shared.reconcile().await })
         }));
         tracing::info!(schedule = %reconcile_schedule, "verification against the platform's call statistics scheduled");
+    }
+    if let Some(keep) = shared.engine.settings.store.keep {
+        loops.push(every(parse(KEEP_SCHEDULE)?, shared.clone(), |shared| Box::pin(async move { shared.keep().await })));
+        let first = shared.clone();
+        tokio::spawn(async move { first.keep().await });
+        tracing::info!(keep_s = keep.as_secs(), schedule = KEEP_SCHEDULE, "retention scheduled");
     }
     tracing::info!(schedule = %schedule, "daemon started");
     let first = shared.clone();

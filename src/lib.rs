@@ -29,6 +29,7 @@ pub mod progress;
 pub mod queries;
 pub mod record;
 pub mod report;
+pub mod retention;
 pub mod run_log;
 pub mod schedule;
 pub mod secret;

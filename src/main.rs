@@ -97,6 +97,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Removes the sessions that started before a time, with their turns,
+    /// Q&A rows, full-text rows and CDR legs; safe beside a running daemon.
+    Prune {
+        /// "YYYY-MM-DD HH:MM:SS" in api.server_timezone.
+        #[arg(long)]
+        before: String,
+    },
     /// Validates the config, opens the store, gets a token, makes one small query.
     Check,
     /// A local stand-in for the OIFDE server, for trying the tool.
@@ -124,6 +131,7 @@ fn main() -> ExitCode {
             Command::Status { json } => commands::status::status(&config, json),
             Command::Copy { to, replace } => commands::copy::copy(&config, &to, replace),
             Command::Check => commands::check::check(&config).await,
+            Command::Prune { before } => commands::prune::prune(&config, &before),
             Command::Report { from, to, out } => {
                 commands::report::report(&config, from.as_deref(), to.as_deref(), &out)
             }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod copy;
 pub mod demo;
 pub mod keys;
+pub mod prune;
 pub mod report;
 pub mod run;
 pub mod simulate;

@@ -5,13 +5,15 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use super::{ConfigError, Origins, beside_config, config_path, io_reason, optional_path};
 
 /// The keys of `[store]`.
 pub(super) const KEYS: &[&str] =
-    &["path", "url", "password_file", "ca_file", "full_text", "snapshot_to", "snapshot_mode", "snapshot_group"];
+    &["path", "url", "password_file", "ca_file", "full_text", "snapshot_to", "snapshot_mode", "snapshot_group", "keep"];
 
 /// The store's settings: where it is, and what its index covers.
 #[derive(Clone, Debug)]
@@ -19,6 +21,8 @@ pub struct StoreSettings {
     pub at: StoreAt,
     /// What the full-text index of turns covers (`store.full_text`).
     pub full_text: FullText,
+    /// How long sessions are kept (`store.keep`); `None`: for ever.
+    pub keep: Option<Duration>,
 }
 
 /// Where the mirror is.
@@ -41,7 +45,7 @@ pub struct Snapshot {
 impl StoreSettings {
     /// A SQLite file with the default index (what callers said).
     pub fn sqlite(path: impl Into<PathBuf>) -> Self {
-        Self { at: StoreAt::Sqlite { path: path.into(), snapshot: None }, full_text: FullText::Callers }
+        Self { at: StoreAt::Sqlite { path: path.into(), snapshot: None }, full_text: FullText::Callers, keep: None }
     }
 
     /// The SQLite file; `None` for PostgreSQL.
@@ -261,6 +265,7 @@ pub(super) struct RawStore {
     snapshot_to: String,
     snapshot_mode: String,
     snapshot_group: String,
+    keep: String,
 }
 
 impl Default for RawStore {
@@ -274,6 +279,7 @@ impl Default for RawStore {
             snapshot_to: String::new(),
             snapshot_mode: "0640".into(),
             snapshot_group: String::new(),
+            keep: String::new(),
         }
     }
 }
@@ -286,8 +292,15 @@ pub(super) fn validate(raw: RawStore, tenant: &str, o: &Origins) -> Result<Store
         return Err(o.invalid("store.path", "must name the SQLite file (or set store.url for PostgreSQL)"));
     }
     let mode = parse_mode(&raw.snapshot_mode).map_err(|m| o.invalid("store.snapshot_mode", m))?;
+    let keep =
+        match raw.keep.trim() {
+            "" => None,
+            text => Some(super::parse_duration(text).ok().filter(|d| *d >= Duration::from_secs(86_400)).ok_or_else(
+                || o.invalid("store.keep", format!("{text:?} is not a span of a day or more, like \"400d\"")),
+            )?),
+        };
     if let Some(pg) = pg {
-        return Ok(StoreSettings { at: StoreAt::Postgres(Box::new(pg)), full_text });
+        return Ok(StoreSettings { at: StoreAt::Postgres(Box::new(pg)), full_text, keep });
     }
     let path = beside_config(&o.file, Path::new(raw.path.trim()));
     let snapshot = config_path(o, &raw.snapshot_to).map(|to| {
@@ -306,7 +319,7 @@ pub(super) fn validate(raw: RawStore, tenant: &str, o: &Origins) -> Result<Store
             ),
         ));
     }
-    Ok(StoreSettings { at: StoreAt::Sqlite { path, snapshot }, full_text })
+    Ok(StoreSettings { at: StoreAt::Sqlite { path, snapshot }, full_text, keep })
 }
 
 /// `store.url` with its password: from the URL, else `store.password_file`

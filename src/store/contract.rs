@@ -189,6 +189,21 @@ pub trait Measures {
     fn kpis(&self, from_ms: i64, to_ms: i64) -> Result<Kpis, StoreError>;
 }
 
+/// Sessions removed by age (`prune`, `store.keep`), a batch a transaction.
+pub trait Retention {
+    /// Removes at most `limit` of the sessions that started before
+    /// `before_ms`, oldest first, with their turns, Q&A rows, full-text
+    /// rows and the CDR legs of their calls that no remaining session
+    /// meets; the summary tables and the measures stay exact. One
+    /// transaction; returns how many sessions went (0: none is left).
+    fn prune_sessions(&mut self, before_ms: i64, limit: usize) -> Result<u64, StoreError>;
+    /// Removes the CDR legs of at most `limit` calls that ended before
+    /// `before_ms` and that no session meets; returns how many legs went.
+    fn prune_legs(&mut self, before_ms: i64, limit: usize) -> Result<u64, StoreError>;
+    /// How many sessions started before `before_ms`.
+    fn count_before(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
 /// What `db_bytes` of the status counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Size {
@@ -199,7 +214,7 @@ pub struct Size {
 }
 
 /// A store: every part of the contract, and the store's own life.
-pub trait Backend: Keys + Ledger + Pages + CopyRows + Calls + Measures + Send {
+pub trait Backend: Keys + Ledger + Pages + CopyRows + Calls + Measures + Retention + Send {
     /// Where the store is, for messages: the file, or the database URL
     /// without its password.
     fn describe(&self) -> String;

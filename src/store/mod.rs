@@ -15,7 +15,7 @@ mod worker;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
-pub use contract::{Backend, Calls, CopyRows, Keys, Ledger, Measures, Pages, Size};
+pub use contract::{Backend, Calls, CopyRows, Keys, Ledger, Measures, Pages, Retention, Size};
 pub use postgres::Postgres;
 pub use sqlite::Sqlite;
 pub use worker::Worker;

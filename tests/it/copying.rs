@@ -146,9 +146,9 @@ per_store!(the_copied_tables_match_the_schema_column_by_column);
 /// Tables a copy leaves out, and why: the copy's own positions, what
 /// belongs to the store's machinery (its version, its writer, the
 /// full-text index built again after a copy), the last verification (made
-/// again by the next `verify`) and the fallback intentions (written from the
-/// config at every pass).
-const NOT_COPIED: &[&str] = &["copy_progress", "oifde_schema", "writers", "verifications", "fallback_intentions"];
+/// again by the next `verify`). The fallback intentions go with the measures
+/// computed from them.
+const NOT_COPIED: &[&str] = &["copy_progress", "oifde_schema", "writers", "verifications"];
 
 /// `copy`'s table list is the schema's: every table, every column, on both
 /// stores. A column added to a schema and not to the list (or the other

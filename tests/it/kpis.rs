@@ -202,3 +202,183 @@ async fn the_report_renders_in_chromium_with_the_views_numbers() {
         n("SELECT sum(platform_sessions) FROM v_daily_kpis WHERE called_number IS NOT NULL").to_string()
     );
 }
+
+per_store!(the_kept_measures_equal_the_group_by_over_the_rows_whatever_the_order);
+
+/// The schema version before the measures were kept in tables, and its
+/// views (GROUP BYs over the rows at every read).
+fn views_before(kind: Kind) -> (i64, String) {
+    let (schema, version) = match kind {
+        Kind::Sqlite => (include_str!("../../schema.sql"), 9),
+        Kind::Postgres => (include_str!("../../schema.pg.sql"), 6),
+    };
+    let start = schema.find(&format!("\n-- migration: {version}\n")).unwrap();
+    let end = schema.find(&format!("\n-- migration: {}\n", version + 1)).unwrap();
+    let section = &schema[start..end];
+    (version, section[section.find("CREATE VIEW").unwrap()..].to_string())
+}
+
+fn execute(store: &TestStore, sql: &str) {
+    match &store.url {
+        Some(url) => drop(pg_rows(url, sql)),
+        None => rusqlite::Connection::open(&store.db).unwrap().execute_batch(sql).unwrap(),
+    }
+}
+
+/// Those views as `ref_*` beside the store's.
+fn reference_views(store: &TestStore) {
+    let views = views_before(store.kind).1;
+    execute(
+        store,
+        &views.replace("VIEW v_", "VIEW ref_").replace("FROM v_session_outcomes", "FROM ref_session_outcomes"),
+    );
+}
+
+/// What the kept measures say and what the GROUP BY over the rows says, side by side.
+type Rows = Vec<Vec<Option<String>>>;
+
+fn kept_and_computed(store: &TestStore) -> [(Rows, Rows); 3] {
+    let both = |columns: &str, view: &str, order: &str| {
+        let q = |v: &str| store.rows(&format!("SELECT {columns} FROM {v} ORDER BY {order}"));
+        (q(&format!("v_{view}")), q(&format!("ref_{view}")))
+    };
+    [
+        both(
+            "log_id, day, hour, turns, transferred, outcome, fallback_turns, silent_turns, repeat_caller, last_intention",
+            "session_outcomes",
+            "log_id",
+        ),
+        both(
+            "day, hour, called_number, sessions, exit_no_consult, staff_no_consult, staff_consult, bot_only, unknown, \
+             turns, repeat_callers, platform_sessions, platform_difference",
+            "hourly_kpis",
+            "day, hour, called_number",
+        ),
+        both("day, called_number, intention, sessions", "dropoff", "day, called_number, intention"),
+    ]
+}
+
+fn assert_kept_exact(store: &TestStore, step: &str) {
+    for (i, (kept, computed)) in kept_and_computed(store).into_iter().enumerate() {
+        // No drop-off before the CDR legs say where calls ended.
+        assert!(!kept.is_empty() || i == 2, "{step}: rows");
+        assert_eq!(kept, computed, "{step}: the kept measures against the GROUP BY over the rows");
+    }
+    let daily = |v: &str| {
+        store.rows(&format!(
+            "SELECT day, called_number, sessions, bot_only, unknown, turns, repeat_callers FROM {v} ORDER BY 1, 2"
+        ))
+    };
+    assert_eq!(daily("v_daily_kpis"), daily("ref_daily_kpis"), "{step}: per day");
+}
+
+/// Sessions first and their CDR legs later, records that change (turns,
+/// caller, start), an earlier call of a caller that arrives last, and a new
+/// list of fallback intentions: after each, the kept measures equal the
+/// GROUP BY over the rows.
+async fn the_kept_measures_equal_the_group_by_over_the_rows_whatever_the_order(kind: Kind) {
+    let sim = simulator(options(300)).await;
+    let store = TestStore::new(kind);
+    let dir = store.dir.path();
+    let config = crate::cli::write_config(dir, &sim, &sim.options().app_secret.clone(), "", "");
+    store.configure(&config);
+    let backfill = ["backfill", "--from", "2026-11-01 00:00:00", "--to", "2026-11-05 23:59:59"];
+    let out = run(dir, &backfill, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    reference_views(&store);
+    assert_kept_exact(&store, "sessions without CDR legs");
+    assert!(store.count("SELECT count(*) FROM v_session_outcomes WHERE outcome = 'unknown'") > 0);
+
+    // The CDR legs come after the sessions.
+    let cdr_dir = cdr_files(&sim, dir);
+    let mut import = vec!["keys".to_string(), "import".to_string()];
+    import.extend(std::fs::read_dir(&cdr_dir).unwrap().map(|f| f.unwrap().path().display().to_string()));
+    let out = run(dir, &import.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_kept_exact(&store, "CDR legs after the sessions");
+    assert_eq!(store.count("SELECT count(*) FROM v_session_outcomes WHERE outcome = 'unknown'"), 0);
+
+    // Records change: fewer turns, another caller, another hour; and an
+    // earlier call of a caller arrives last, making the later one a repeat.
+    let records = sim.records();
+    for r in records.iter().take(30) {
+        sim.update(&r.log_id, |r| {
+            r.last_update_time = r.last_update_time.map(|t| t + 1000);
+            r.details.truncate(r.details.len() / 2);
+        });
+    }
+    // A call that alone makes a later one a repeat is moved to another
+    // caller, just before a call of theirs that is no repeat yet.
+    let pairs = store.rows(
+        "SELECT min(p.log_id), r.log_id FROM v_session_outcomes r JOIN v_session_outcomes p \
+         ON p.calling_number = r.calling_number AND p.call_id <> r.call_id \
+         AND p.start_time >= r.start_time - 86400000 AND p.start_time < r.start_time \
+         WHERE r.repeat_caller = 1 GROUP BY r.log_id HAVING count(*) = 1 ORDER BY 2",
+    );
+    let by_id = |id: &str| records.iter().find(|r| r.log_id == id).unwrap().clone();
+    let (moved, orphan) = (by_id(pairs[0][0].as_deref().unwrap()), by_id(pairs[0][1].as_deref().unwrap()));
+    let single = store.column(
+        "SELECT log_id FROM v_session_outcomes WHERE repeat_caller = 0 AND calling_number IS NOT NULL \
+         AND turns > 0 ORDER BY log_id",
+    );
+    let others: Vec<SimRecord> =
+        single.iter().map(|id| by_id(id)).filter(|r| r.calling_number != moved.calling_number).collect();
+    let follower = others[0].clone();
+    let later = others[1..].iter().find(|r| r.calling_number != follower.calling_number).unwrap().clone();
+    sim.update(&moved.log_id, |r| {
+        r.last_update_time = r.last_update_time.map(|t| t + 1000);
+        r.calling_number = follower.calling_number.clone();
+        r.start_time = follower.start_time - 3_600_000;
+    });
+    let mut earlier = later.clone();
+    earlier.log_id = "an-earlier-call".into();
+    earlier.call_id = "an-earlier-call-id".into();
+    earlier.cti_call_id = None;
+    earlier.start_time -= 7_200_000;
+    sim.insert(earlier);
+    let out = run(dir, &backfill, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_kept_exact(&store, "records changed, an earlier call last");
+    let repeat = |id: &str| store.count(&format!("SELECT repeat_caller FROM v_session_outcomes WHERE log_id = '{id}'"));
+    assert_eq!(repeat(&follower.log_id), 1, "the moved call makes its new caller's later call a repeat");
+    assert_eq!(repeat(&later.log_id), 1, "the earlier call makes the later one a repeat");
+    assert_eq!(repeat(&orphan.log_id), 0, "the moved call's old caller has no repeat left");
+
+    // Another list of fallback intentions.
+    let text_now = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text_now}\n[analytics]\nfallback_intentions = [\"话费查询\"]\n")).unwrap();
+    let out = run(dir, &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_kept_exact(&store, "new fallback intentions");
+}
+
+per_store!(a_store_from_before_the_kept_measures_gets_them_from_its_rows);
+
+/// A mirror with CDR legs, set back to the schema version before the
+/// measures were kept in tables, is migrated by the next sync: the tables
+/// are filled from its rows and equal the GROUP BY over them.
+async fn a_store_from_before_the_kept_measures_gets_them_from_its_rows(kind: Kind) {
+    let sim = simulator(options(200)).await;
+    let store = TestStore::new(kind);
+    mirror_with_ledgers(&store, &sim, "").await;
+    let (version, views) = views_before(kind);
+    let drops = "DROP VIEW v_dropoff; DROP VIEW v_daily_kpis; DROP VIEW v_hourly_kpis; DROP VIEW v_session_outcomes; \
+                 DROP TABLE session_facts; DROP TABLE kpi_hourly; DROP TABLE kpi_dropoff;";
+    let back = match kind {
+        Kind::Sqlite => format!(
+            "{drops} DROP INDEX records_calling_number; CREATE INDEX records_calling_number ON records (calling_number); \
+             {views}; PRAGMA user_version = {version};"
+        ),
+        Kind::Postgres => format!("{drops} {views}; UPDATE oifde_schema SET version = {version};"),
+    };
+    execute(&store, &back);
+    assert!(
+        store.count("SELECT count(*) FROM v_session_outcomes WHERE outcome = 'bot_only'") > 0,
+        "the old views answer"
+    );
+    let out = run(store.dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(store.count("SELECT count(*) FROM session_facts") >= 200, "the facts are filled");
+    reference_views(&store);
+    assert_kept_exact(&store, "migrated");
+}

@@ -446,7 +446,7 @@ async fn a_database_of_the_previous_version_is_migrated_and_has_the_sqlite_store
     let mut pg: Vec<String> = pg_rows(
         &url,
         "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname NOT LIKE '%\\_pkey' \
-         AND indexname NOT LIKE 'summary\\_%\\_key' AND indexname NOT LIKE '%\\_trgm'",
+         AND indexname NOT LIKE '%\\_key' AND indexname NOT LIKE '%\\_trgm'",
     )
     .into_iter()
     .map(|r| r[0].clone().unwrap())

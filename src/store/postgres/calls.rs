@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use super::Postgres;
 use super::keys::upsert;
+use super::{Postgres, facts};
 use crate::cdr::{IVR, Leg, TIME_COLUMNS, stored_columns};
 use crate::keys::{KeyKind, KeyState, QueryKey};
 use crate::platform::{HourCount, PlatformHour, Verified};
@@ -88,6 +88,9 @@ impl Calls for Postgres {
                 &[&tenant, &names, &begins, &ends],
             )
             .await?;
+            let touched: Vec<String> =
+                tx.query(facts::OF_CALLS, &[&tenant, &calls]).await?.iter().map(|r| r.get(0)).collect();
+            facts::refresh(&tx, &tenant, &touched).await?;
             tx.commit().await?;
             Ok(added)
         })

@@ -1,4 +1,4 @@
-//! The analyst measures of a period, from one tenant's views in PostgreSQL.
+//! The analyst measures of a period, from one tenant's summary tables in PostgreSQL.
 
 use super::Postgres;
 use crate::kpi::{DayKpi, Kpis};
@@ -10,19 +10,15 @@ impl Measures for Postgres {
         self.run(async {
             let c = &self.client;
             let p: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&self.tenant, &from_ms, &to_ms];
-            let range = "tenant_id = $1 AND start_time >= $2 AND start_time < $3";
+            let range = "tenant_id = $1 AND hour_start >= $2 AND hour_start < $3 AND sessions > 0";
             let mut kpis = Kpis::default();
-            let sum = |outcome: &str| format!("sum(CASE WHEN outcome = '{outcome}' THEN 1 ELSE 0 END)::BIGINT");
             let days = c
                 .query(
                     &format!(
-                        "SELECT day, count(*), {}, {}, {}, {}, {}, sum(turns)::BIGINT, sum(fallback_turns)::BIGINT, \
-                         sum(repeat_caller)::BIGINT FROM v_session_outcomes WHERE {range} GROUP BY day ORDER BY day",
-                        sum("exit_no_consult"),
-                        sum("staff_no_consult"),
-                        sum("staff_consult"),
-                        sum("bot_only"),
-                        sum("unknown")
+                        "SELECT oifde_utc(hour_start, 'YYYY-MM-DD') AS day, sum(sessions)::BIGINT, \
+                         sum(exit_no_consult)::BIGINT, sum(staff_no_consult)::BIGINT, sum(staff_consult)::BIGINT, \
+                         sum(bot_only)::BIGINT, sum(unknown)::BIGINT, sum(turns)::BIGINT, sum(fallback_turns)::BIGINT, \
+                         sum(repeat_callers)::BIGINT FROM kpi_hourly WHERE {range} GROUP BY day ORDER BY day"
                     ),
                     &p,
                 )
@@ -60,7 +56,13 @@ impl Measures for Postgres {
                 }
             }
             let hours = c
-                .query(&format!("SELECT hour::INT, count(*) FROM v_session_outcomes WHERE {range} GROUP BY hour"), &p)
+                .query(
+                    &format!(
+                        "SELECT (hour_start % 86400000 / 3600000)::INT, sum(sessions)::BIGINT FROM kpi_hourly \
+                         WHERE {range} GROUP BY 1"
+                    ),
+                    &p,
+                )
                 .await?;
             for r in hours {
                 kpis.by_hour[r.get::<_, i32>(0).clamp(0, 23) as usize] = r.get(1);
@@ -68,20 +70,18 @@ impl Measures for Postgres {
             let counted = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| (r.get(0), r.get(1))).collect();
             kpis.top_intentions = counted(
                 c.query(
-                    "SELECT d.intention, count(*) FROM record_details d JOIN records r \
-                     ON r.tenant_id = d.tenant_id AND r.log_id = d.log_id \
-                     WHERE r.tenant_id = $1 AND r.start_time >= $2 AND r.start_time < $3 \
-                     AND coalesce(d.intention, '') <> '' GROUP BY d.intention ORDER BY 2 DESC, 1 LIMIT 10",
+                    "SELECT intention, sum(turns)::BIGINT FROM summary_intentions_per_day \
+                     WHERE tenant_id = $1 AND day >= oifde_utc($2, 'YYYY-MM-DD') AND day < oifde_utc($3, 'YYYY-MM-DD') \
+                     AND intention <> '' GROUP BY intention ORDER BY 2 DESC, 1 LIMIT 10",
                     &p,
                 )
                 .await?,
             );
             kpis.dropoff = counted(
                 c.query(
-                    &format!(
-                        "SELECT coalesce(last_intention, ''), count(*) FROM v_session_outcomes \
-                         WHERE transferred = 0 AND {range} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
-                    ),
+                    "SELECT intention, sum(sessions)::BIGINT FROM kpi_dropoff \
+                     WHERE tenant_id = $1 AND day_start >= $2 AND day_start < $3 \
+                     GROUP BY 1 HAVING sum(sessions) > 0 ORDER BY 2 DESC, 1 LIMIT 10",
                     &p,
                 )
                 .await?,

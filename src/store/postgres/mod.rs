@@ -10,9 +10,11 @@
 mod calls;
 mod connect;
 mod copy_rows;
+mod facts;
 mod keys;
 mod ledger;
 mod measures;
+mod retention;
 mod upsert;
 
 use std::future::Future;
@@ -29,10 +31,14 @@ use crate::config::PgSettings;
 const SCHEMA: &str = include_str!("../../../schema.pg.sql");
 
 /// The schema version this binary writes to PostgreSQL.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The first schema version with the analyst views (`report` needs them).
 pub const MEASURES_SINCE: i64 = 6;
+
+/// The first schema version that keeps the measures in tables, filled from
+/// the rows when a store is migrated to it.
+const FACTS_SINCE: i64 = 7;
 
 /// Serialises schema changes between daemons starting together.
 const MIGRATION_LOCK: i64 = 0x6f69_6664_6573_6368;
@@ -176,6 +182,11 @@ impl Postgres {
                 tx.batch_execute(sql).await?;
                 tx.execute("UPDATE oifde_schema SET version = $1", &[&(step as i32 + 1)]).await?;
                 applied.push(step + 1);
+            }
+            if found < FACTS_SINCE {
+                for sql in facts::refresh_sql(facts::Scope::All) {
+                    tx.batch_execute(&sql).await?;
+                }
             }
             tx.commit().await?;
             Ok(Ok(applied))

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use super::Postgres;
+use super::{Postgres, facts};
 use crate::record::{Qa, Record, Turn};
 use crate::store::StoreError;
 use crate::store::contract::Pages;
@@ -29,6 +29,8 @@ pub(super) struct Prepared {
     turns: Statement,
     qa: Statement,
     summary: [Statement; 3],
+    followers: Statement,
+    refresh: Vec<Statement>,
 }
 
 impl Prepared {
@@ -44,11 +46,10 @@ impl Prepared {
                               WHERE tenant_id = $1 AND log_id = k.id OFFSET 0) AS r",
                 )
                 .await?,
-            uncount: [
-                c.prepare(&UNCOUNT[0].replace("{day}", &day_of("start_time"))).await?,
-                c.prepare(&UNCOUNT[1].replace("{day}", &day_of("request_time"))).await?,
-                c.prepare(UNCOUNT[2]).await?,
-            ],
+            uncount: {
+                let [a, b, c2] = uncount_sql();
+                [c.prepare(&a).await?, c.prepare(&b).await?, c.prepare(&c2).await?]
+            },
             delete_turns: c.prepare("DELETE FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
             delete_qa: c.prepare("DELETE FROM qa_records WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
             delete_records: c.prepare("DELETE FROM records WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
@@ -56,6 +57,14 @@ impl Prepared {
             turns: c.prepare(INSERT_TURNS).await?,
             qa: c.prepare(INSERT_QA).await?,
             summary: [c.prepare(SUMMARY[0]).await?, c.prepare(SUMMARY[1]).await?, c.prepare(SUMMARY[2]).await?],
+            followers: c.prepare(facts::FOLLOWERS).await?,
+            refresh: {
+                let mut refresh = Vec::new();
+                for sql in facts::refresh_sql(facts::Scope::Sessions) {
+                    refresh.push(c.prepare(&sql).await?);
+                }
+                refresh
+            },
         })
     }
 }
@@ -114,6 +123,16 @@ impl Pages for Postgres {
                 summary.add(r);
             }
             let summary = SummaryArrays::new(summary);
+            // The sessions whose measures the page changes: its own, and the
+            // same callers' in the day after each (stored values and new).
+            let callings: Vec<Option<&str>> = page.iter().map(|r| r.calling_number.as_deref()).collect();
+            let starts: Vec<Option<i64>> = page.iter().map(|r| r.start_time).collect();
+            let mut touched: Vec<String> = page.iter().map(|r| r.log_id.clone()).collect();
+            for row in tx.query(&p.followers, &[&tenant, &callings, &starts, &replaced]).await? {
+                touched.push(row.get(0));
+            }
+            touched.sort_unstable();
+            touched.dedup();
             // Every statement at once, executed in this order by the server:
             // one round trip for the page instead of one a statement.
             let replaced_params: [Param<'_>; 2] = [&tenant, &replaced];
@@ -133,6 +152,9 @@ impl Pages for Postgres {
             steps.push((&p.qa, arrays.qa(&tenant)));
             for (stmt, params) in p.summary.iter().zip(summary.params(&tenant)) {
                 steps.push((stmt, params));
+            }
+            for stmt in &p.refresh {
+                steps.push((stmt, vec![&tenant, &touched]));
             }
             let tx_ref = &tx;
             futures_util::future::try_join_all(steps.iter().map(|(stmt, params)| tx_ref.execute(*stmt, params)))
@@ -169,13 +191,23 @@ impl Pages for Postgres {
                 &[&tenant, &intentions],
             )
             .await?;
+            facts::rebuild_tenant(&tx, &tenant).await?;
             tx.commit().await
         })
     }
 }
 
 /// Takes the stored rows of `$2` (log ids) out of the summary tables,
-/// before they are replaced; `{day}` is the day of the row's time.
+/// before they are replaced or removed.
+pub(super) fn uncount_sql() -> [String; 3] {
+    [
+        UNCOUNT[0].replace("{day}", &day_of("start_time")),
+        UNCOUNT[1].replace("{day}", &day_of("request_time")),
+        UNCOUNT[2].to_string(),
+    ]
+}
+
+/// [`uncount_sql`]'s statements; `{day}` is the day of the row's time.
 const UNCOUNT: [&str; 3] = [
     "INSERT INTO summary_calls_per_day (tenant_id, day, calls) SELECT $1, {day}, -count(*) FROM records \
      WHERE tenant_id = $1 AND log_id = ANY ($2) GROUP BY 2 \

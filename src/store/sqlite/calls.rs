@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use rusqlite::{OptionalExtension, params};
 
 use super::keys::upsert;
-use super::{Sqlite, sql_error};
+use super::{Sqlite, facts, sql_error};
 use crate::cdr::{IVR, Leg, stored_columns};
 use crate::keys::{KeyKind, KeyState, QueryKey};
 use crate::platform::{HourCount, PlatformHour, Verified};
@@ -59,6 +59,7 @@ impl Calls for Sqlite {
                 .map_err(sql)?;
             let calls: HashSet<&str> = legs.iter().map(|l| l.call_id.as_str()).collect();
             for call in calls {
+                facts::mark_call(&tx, call).map_err(sql)?;
                 let (begin, end, ivr): (Option<i64>, Option<i64>, Option<bool>) =
                     span.query_row(params![call, IVR], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(sql)?;
                 let Ok(key) = QueryKey::of(kind, call) else { continue };
@@ -68,6 +69,7 @@ impl Calls for Sqlite {
                 added += u64::from(upsert(&tx, &key, "cdr", &[KeyState::Removed], now_ms).map_err(sql)?);
                 set_span.execute(params![key.to_string(), begin, end]).map_err(sql)?;
             }
+            facts::refresh(&tx).map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
         Ok(added)

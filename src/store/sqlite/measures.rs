@@ -1,4 +1,4 @@
-//! The analyst measures of a period, from the SQLite store's views.
+//! The analyst measures of a period, from the SQLite store's summary tables.
 
 use rusqlite::params;
 
@@ -14,10 +14,10 @@ impl Measures for Sqlite {
         let mut days = self
             .conn
             .prepare(
-                "SELECT day, count(*), sum(outcome = 'exit_no_consult'), sum(outcome = 'staff_no_consult'), \
-                 sum(outcome = 'staff_consult'), sum(outcome = 'bot_only'), sum(outcome = 'unknown'), sum(turns), \
-                 sum(fallback_turns), sum(repeat_caller) \
-                 FROM v_session_outcomes WHERE start_time >= ?1 AND start_time < ?2 GROUP BY day ORDER BY day",
+                "SELECT strftime('%Y-%m-%d', hour_start / 1000, 'unixepoch') AS day, sum(sessions), \
+                 sum(exit_no_consult), sum(staff_no_consult), sum(staff_consult), sum(bot_only), sum(unknown), \
+                 sum(turns), sum(fallback_turns), sum(repeat_callers) \
+                 FROM kpi_hourly WHERE hour_start >= ?1 AND hour_start < ?2 AND sessions > 0 GROUP BY day ORDER BY day",
             )
             .map_err(sql)?;
         kpis.days = days
@@ -62,8 +62,8 @@ impl Measures for Sqlite {
         let mut hours = self
             .conn
             .prepare(
-                "SELECT CAST(hour AS INTEGER), count(*) FROM v_session_outcomes \
-                 WHERE start_time >= ?1 AND start_time < ?2 GROUP BY hour",
+                "SELECT hour_start % 86400000 / 3600000, sum(sessions) FROM kpi_hourly \
+                 WHERE hour_start >= ?1 AND hour_start < ?2 GROUP BY 1",
             )
             .map_err(sql)?;
         for row in
@@ -79,13 +79,13 @@ impl Measures for Sqlite {
                 .map_err(sql)
         };
         kpis.top_intentions = counted(
-            "SELECT d.intention, count(*) FROM record_details d JOIN records r ON r.log_id = d.log_id \
-             WHERE r.start_time >= ?1 AND r.start_time < ?2 AND coalesce(d.intention, '') <> '' \
-             GROUP BY d.intention ORDER BY 2 DESC, 1 LIMIT 10",
+            "SELECT intention, sum(turns) FROM summary_intentions_per_day \
+             WHERE day >= date(?1 / 1000, 'unixepoch') AND day < date(?2 / 1000, 'unixepoch') AND intention <> '' \
+             GROUP BY intention ORDER BY 2 DESC, 1 LIMIT 10",
         )?;
         kpis.dropoff = counted(
-            "SELECT coalesce(last_intention, ''), count(*) FROM v_session_outcomes \
-             WHERE transferred = 0 AND start_time >= ?1 AND start_time < ?2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+            "SELECT intention, sum(sessions) FROM kpi_dropoff \
+             WHERE day_start >= ?1 AND day_start < ?2 GROUP BY 1 HAVING sum(sessions) > 0 ORDER BY 2 DESC, 1 LIMIT 10",
         )?;
         Ok(kpis)
     }

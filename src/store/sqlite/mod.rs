@@ -4,11 +4,13 @@
 
 mod calls;
 mod copy_rows;
+mod facts;
 mod full_text;
 mod keys;
 mod ledger;
 mod lock;
 mod measures;
+mod retention;
 pub mod snapshot;
 mod upsert;
 
@@ -32,10 +34,14 @@ fn migrations() -> Vec<&'static str> {
 }
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// The first schema version with the analyst views (`report` needs them).
 pub const MEASURES_SINCE: i64 = 9;
+
+/// The first schema version that keeps the measures in tables, filled from
+/// the rows when a store is migrated to it.
+const FACTS_SINCE: i64 = 10;
 
 #[cfg(test)]
 #[test]
@@ -152,6 +158,9 @@ impl Sqlite {
         let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(migrate)?;
         for sql in migrations().into_iter().skip(now as usize) {
             tx.execute_batch(sql).map_err(migrate)?;
+        }
+        if now < FACTS_SINCE {
+            facts::rebuild(&tx).map_err(migrate)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(migrate)?;
         tx.commit().map_err(migrate)?;

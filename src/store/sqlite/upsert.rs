@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::Sqlite;
+use super::{Sqlite, facts};
 use crate::config::FullText;
 use crate::record::Record;
 use crate::store::StoreError;
@@ -52,6 +52,7 @@ impl Pages for Sqlite {
         for i in intentions {
             tx.execute("INSERT OR IGNORE INTO fallback_intentions (intention) VALUES (?1)", [i]).map_err(sql)?;
         }
+        facts::rebuild(&tx).map_err(sql)?;
         tx.commit().map_err(sql)
     }
 }
@@ -66,11 +67,13 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
             Decision::Insert => {
                 write_record(tx, INSERT_RECORD, r, now_ms)?;
                 write_children(tx, r, full_text)?;
+                facts::mark_with_followers(tx, &r.log_id)?;
                 summary.add(r);
                 outcome.inserted += 1;
             }
             Decision::Replace => {
                 count_in_summaries(tx, &r.log_id, -1)?;
+                facts::mark_with_followers(tx, &r.log_id)?;
                 write_record(tx, UPDATE_RECORD, r, now_ms)?;
                 if full_text != FullText::Off {
                     tx.prepare_cached(full_text.delete_sql())?.execute([&r.log_id])?;
@@ -78,6 +81,7 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
                 tx.prepare_cached("DELETE FROM record_details WHERE log_id = ?1")?.execute([&r.log_id])?;
                 tx.prepare_cached("DELETE FROM qa_records WHERE log_id = ?1")?.execute([&r.log_id])?;
                 write_children(tx, r, full_text)?;
+                facts::mark_with_followers(tx, &r.log_id)?;
                 summary.add(r);
                 outcome.updated += 1;
             }
@@ -86,6 +90,9 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
         }
     }
     summary.write(tx)?;
+    if outcome.inserted + outcome.updated > 0 {
+        facts::refresh(tx)?;
+    }
     Ok(outcome)
 }
 
@@ -118,7 +125,7 @@ impl Summary {
 
 /// Adds (`sign` 1) or takes away (-1) a stored record's rows in the summary
 /// tables, so that they stay equal to the GROUP BY over the rows.
-fn count_in_summaries(tx: &Transaction<'_>, log_id: &str, sign: i64) -> rusqlite::Result<()> {
+pub(super) fn count_in_summaries(tx: &Transaction<'_>, log_id: &str, sign: i64) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO summary_calls_per_day (day, calls) \
          SELECT coalesce(date(start_time / 1000, 'unixepoch'), ''), ?2 FROM records WHERE log_id = ?1 \

@@ -1,0 +1,126 @@
+//! The measures kept exact in SQLite: a session's figures (`session_facts`)
+//! and their sums per hour (`kpi_hourly`) and per day (`kpi_dropoff`),
+//! refreshed in the transaction that changes the rows they come from.
+//!
+//! A write marks the sessions it touches in `temp.kpi_dirty`; [`refresh`]
+//! takes their old figures out of the sums, computes them again from the
+//! rows, and adds them back. Only the marked sessions are read, so a page
+//! costs the same whatever the store's size.
+
+use rusqlite::Connection;
+
+const DIRTY: &str = "CREATE TEMP TABLE IF NOT EXISTS kpi_dirty (log_id TEXT PRIMARY KEY) WITHOUT ROWID";
+
+/// The session and the sessions of the same caller in the day after it:
+/// their repeat-caller flag depends on it. Called with the record's stored
+/// values, before and after a write that may change them.
+pub(super) fn mark_with_followers(conn: &Connection, log_id: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(DIRTY)?.execute([])?;
+    conn.prepare_cached(
+        "INSERT INTO kpi_dirty (log_id) SELECT ?1 \
+         UNION SELECT p.log_id FROM records r JOIN records p ON p.calling_number = r.calling_number \
+         AND p.start_time > r.start_time AND p.start_time <= r.start_time + 86400000 WHERE r.log_id = ?1 \
+         ON CONFLICT DO NOTHING",
+    )?
+    .execute([log_id])?;
+    Ok(())
+}
+
+/// The sessions that meet a call's CDR legs.
+pub(super) fn mark_call(conn: &Connection, call_id: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(DIRTY)?.execute([])?;
+    conn.prepare_cached(
+        "INSERT INTO kpi_dirty (log_id) SELECT log_id FROM records WHERE cti_call_id = ?1 \
+         UNION SELECT log_id FROM records WHERE call_id = ?1 ON CONFLICT DO NOTHING",
+    )?
+    .execute([call_id])?;
+    Ok(())
+}
+
+/// Every session, from nothing: after a migration, or when the fallback
+/// intentions change.
+pub(super) fn rebuild(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(DIRTY)?.execute([])?;
+    conn.execute_batch(
+        "DELETE FROM session_facts; DELETE FROM kpi_hourly; DELETE FROM kpi_dropoff; \
+         INSERT INTO kpi_dirty (log_id) SELECT log_id FROM records WHERE true ON CONFLICT DO NOTHING;",
+    )?;
+    refresh(conn)
+}
+
+/// The marked sessions' figures computed again, and the sums with them.
+pub(super) fn refresh(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(DIRTY)?.execute([])?;
+    conn.prepare_cached(ADD_HOURLY)?.execute([-1])?;
+    conn.prepare_cached(ADD_DROPOFF)?.execute([-1])?;
+    conn.prepare_cached("DELETE FROM session_facts WHERE log_id IN (SELECT log_id FROM kpi_dirty)")?.execute([])?;
+    conn.prepare_cached(FACTS)?.execute([])?;
+    conn.prepare_cached(ADD_HOURLY)?.execute([1])?;
+    conn.prepare_cached(ADD_DROPOFF)?.execute([1])?;
+    conn.prepare_cached("DELETE FROM kpi_dirty")?.execute([])?;
+    Ok(())
+}
+
+/// The marked sessions' figures added to (`?1` = 1) or taken from (−1) the hours.
+const ADD_HOURLY: &str = "INSERT INTO kpi_hourly (hour_start, called_number, sessions, exit_no_consult, \
+    staff_no_consult, staff_consult, bot_only, unknown, turns, fallback_turns, silent_turns, repeat_callers) \
+    SELECT hour_start, called_number, ?1 * count(*), ?1 * sum(outcome = 'exit_no_consult'), \
+    ?1 * sum(outcome = 'staff_no_consult'), ?1 * sum(outcome = 'staff_consult'), ?1 * sum(outcome = 'bot_only'), \
+    ?1 * sum(outcome = 'unknown'), ?1 * sum(turns), ?1 * sum(fallback_turns), ?1 * sum(silent_turns), \
+    ?1 * sum(repeat_caller) \
+    FROM session_facts WHERE log_id IN (SELECT log_id FROM kpi_dirty) GROUP BY hour_start, called_number \
+    ON CONFLICT (hour_start, called_number) DO UPDATE SET sessions = sessions + excluded.sessions, \
+    exit_no_consult = exit_no_consult + excluded.exit_no_consult, \
+    staff_no_consult = staff_no_consult + excluded.staff_no_consult, \
+    staff_consult = staff_consult + excluded.staff_consult, bot_only = bot_only + excluded.bot_only, \
+    unknown = unknown + excluded.unknown, turns = turns + excluded.turns, \
+    fallback_turns = fallback_turns + excluded.fallback_turns, silent_turns = silent_turns + excluded.silent_turns, \
+    repeat_callers = repeat_callers + excluded.repeat_callers";
+
+/// The same for the drop-off: sessions whose call ended in the IVR, by last intention.
+const ADD_DROPOFF: &str = "INSERT INTO kpi_dropoff (day_start, called_number, intention, sessions) \
+    SELECT hour_start / 86400000 * 86400000, called_number, coalesce(last_intention, ''), ?1 * count(*) \
+    FROM session_facts WHERE transferred = 0 AND log_id IN (SELECT log_id FROM kpi_dirty) GROUP BY 1, 2, 3 \
+    ON CONFLICT (day_start, called_number, intention) DO UPDATE SET sessions = sessions + excluded.sessions";
+
+/// The marked sessions' figures, by the definitions of the platform's
+/// statistics report (see `v_session_outcomes` in the contract).
+const FACTS: &str = "INSERT INTO session_facts (log_id, called_number, hour_start, turns, transferred, outcome, \
+    fallback_turns, silent_turns, repeat_caller, last_intention) \
+    SELECT log_id, called_number, hour_start, turns, transferred, \
+           CASE WHEN turns <= 1 THEN 'exit_no_consult' \
+                WHEN transferred IS NULL THEN 'unknown' \
+                WHEN transferred = 1 AND turns <= 3 THEN 'staff_no_consult' \
+                WHEN transferred = 1 THEN 'staff_consult' \
+                ELSE 'bot_only' END, \
+           fallback_turns, silent_turns, repeat_caller, last_intention \
+    FROM ( \
+        SELECT k.*, \
+               CASE WHEN NOT EXISTS (SELECT 1 FROM cdr_legs l WHERE l.call_id = k.cdr_call) THEN NULL \
+                    WHEN EXISTS ( \
+                        SELECT 1 FROM cdr_legs l \
+                        WHERE l.call_id = k.cdr_call AND l.device_type IN (1, 2) \
+                          AND (CASE WHEN l.call_id_num = -1 THEN 2147483647 ELSE l.call_id_num END) > ( \
+                              SELECT min(CASE WHEN i.call_id_num = -1 THEN 2147483647 ELSE i.call_id_num END) \
+                              FROM cdr_legs i WHERE i.call_id = k.cdr_call AND i.device_type = 3) \
+                    ) THEN 1 \
+                    ELSE 0 END AS transferred \
+        FROM ( \
+            SELECT r.log_id, coalesce(r.called_number, '') AS called_number, \
+                   coalesce(r.start_time, 0) / 3600000 * 3600000 AS hour_start, \
+                   CASE WHEN EXISTS (SELECT 1 FROM cdr_legs l WHERE l.call_id = r.cti_call_id) \
+                        THEN r.cti_call_id ELSE r.call_id END AS cdr_call, \
+                   (SELECT count(*) FROM record_details d WHERE d.log_id = r.log_id) AS turns, \
+                   (SELECT count(*) FROM record_details d WHERE d.log_id = r.log_id \
+                      AND (coalesce(d.intention, '') = '' OR d.intention IN (SELECT intention FROM fallback_intentions))) \
+                       AS fallback_turns, \
+                   (SELECT count(*) FROM record_details d WHERE d.log_id = r.log_id AND d.response_source = 1) \
+                       AS silent_turns, \
+                   EXISTS (SELECT 1 FROM records p WHERE p.calling_number = r.calling_number AND p.call_id <> r.call_id \
+                             AND p.start_time >= r.start_time - 86400000 AND p.start_time < r.start_time) \
+                       AS repeat_caller, \
+                   (SELECT d.intention FROM record_details d WHERE d.log_id = r.log_id ORDER BY d.seq DESC LIMIT 1) \
+                       AS last_intention \
+            FROM records r WHERE r.log_id IN (SELECT log_id FROM kpi_dirty) \
+        ) k \
+    )";
