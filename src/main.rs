@@ -103,6 +103,9 @@ enum Command {
         /// "YYYY-MM-DD HH:MM:SS" in api.server_timezone.
         #[arg(long)]
         before: String,
+        /// Sessions a transaction: what a daemon writing beside it may wait for.
+        #[arg(long, default_value_t = oifde_sync::retention::BATCH)]
+        batch: usize,
     },
     /// Validates the config, opens the store, gets a token, makes one small query.
     Check,
@@ -131,7 +134,7 @@ fn main() -> ExitCode {
             Command::Status { json } => commands::status::status(&config, json),
             Command::Copy { to, replace } => commands::copy::copy(&config, &to, replace),
             Command::Check => commands::check::check(&config).await,
-            Command::Prune { before } => commands::prune::prune(&config, &before),
+            Command::Prune { before, batch } => commands::prune::prune(&config, &before, batch),
             Command::Report { from, to, out } => {
                 commands::report::report(&config, from.as_deref(), to.as_deref(), &out)
             }

@@ -9,7 +9,7 @@ use crate::progress::ProgressSink;
 use crate::store::{Store, StoreError};
 use crate::sync::Engine;
 
-/// Sessions a transaction removes.
+/// Sessions a transaction removes, unless told otherwise.
 pub const BATCH: usize = 500;
 
 /// What a prune removed.
@@ -25,11 +25,16 @@ pub fn cut_for(keep: Duration, now_ms: i64) -> i64 {
 }
 
 /// Removes every session that started before `before_ms` (a command's own store).
-pub fn prune(store: &mut Store, before_ms: i64, progress: &dyn ProgressSink) -> Result<Pruned, StoreError> {
+pub fn prune(
+    store: &mut Store,
+    before_ms: i64,
+    batch: usize,
+    progress: &dyn ProgressSink,
+) -> Result<Pruned, StoreError> {
     progress.planned(store.count_before(before_ms)?);
     let mut pruned = Pruned::default();
     loop {
-        match store.prune_sessions(before_ms, BATCH)? {
+        match store.prune_sessions(before_ms, batch)? {
             0 => break,
             n => {
                 pruned.sessions += n;
@@ -38,7 +43,7 @@ pub fn prune(store: &mut Store, before_ms: i64, progress: &dyn ProgressSink) -> 
         }
     }
     loop {
-        match store.prune_legs(before_ms, BATCH)? {
+        match store.prune_legs(before_ms, batch)? {
             0 => break,
             n => pruned.legs += n,
         }

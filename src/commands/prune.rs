@@ -9,7 +9,10 @@ use crate::retention;
 use crate::store::Store;
 use crate::tz;
 
-pub fn prune(config: &Path, before: &str) -> Result<Exit, CommandError> {
+pub fn prune(config: &Path, before: &str, batch: usize) -> Result<Exit, CommandError> {
+    if batch == 0 {
+        return Err(CommandError::Usage("--batch must be 1 or more".into()));
+    }
     let settings = Settings::load_offline(config)?;
     let zone = &settings.api.server_timezone;
     let before_s = zone.parse_time(before.trim()).map_err(|_| {
@@ -26,7 +29,7 @@ pub fn prune(config: &Path, before: &str) -> Result<Exit, CommandError> {
     let mut store = Store::open_configured(&settings.store)?;
     let pruned = {
         let sink = crate::progress::progress("prune");
-        retention::prune(&mut store, before_s * 1000, sink.as_ref())?
+        retention::prune(&mut store, before_s * 1000, batch, sink.as_ref())?
     };
     println!(
         "pruned {} sessions that started before {} ({}), and {} CDR legs of calls no session meets",

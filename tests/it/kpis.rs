@@ -226,7 +226,7 @@ fn execute(store: &TestStore, sql: &str) {
 }
 
 /// Those views as `ref_*` beside the store's.
-fn reference_views(store: &TestStore) {
+pub fn reference_views(store: &TestStore) {
     let views = views_before(store.kind).1;
     execute(
         store,
@@ -258,7 +258,7 @@ fn kept_and_computed(store: &TestStore) -> [(Rows, Rows); 3] {
     ]
 }
 
-fn assert_kept_exact(store: &TestStore, step: &str) {
+pub fn assert_kept_exact(store: &TestStore, step: &str) {
     for (i, (kept, computed)) in kept_and_computed(store).into_iter().enumerate() {
         // No drop-off before the CDR legs say where calls ended.
         assert!(!kept.is_empty() || i == 2, "{step}: rows");

@@ -19,6 +19,7 @@ mod network;
 mod newcomer;
 mod parser;
 mod postgres;
+mod retention;
 mod service;
 mod soak;
 mod store_faults;

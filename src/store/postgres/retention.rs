@@ -57,6 +57,16 @@ impl Retention for Postgres {
             )
             .await?;
             facts::refresh(&tx, &tenant, &touched).await?;
+            // The summary rows left at zero (a day, an hour no session is left in).
+            for (table, count) in [
+                ("summary_calls_per_day", "calls"),
+                ("summary_intentions_per_day", "turns"),
+                ("summary_answers", "answers"),
+                ("kpi_hourly", "sessions"),
+                ("kpi_dropoff", "sessions"),
+            ] {
+                tx.execute(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND {count} = 0"), &[&tenant]).await?;
+            }
             tx.commit().await?;
             Ok(ids.len() as u64)
         })

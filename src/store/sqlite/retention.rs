@@ -43,6 +43,11 @@ impl Retention for Sqlite {
     }
 }
 
+/// The summary rows a prune left at zero (a day, an hour no session is left in).
+const EMPTIED: &str = "DELETE FROM summary_calls_per_day WHERE calls = 0; \
+    DELETE FROM summary_intentions_per_day WHERE turns = 0; DELETE FROM summary_answers WHERE answers = 0; \
+    DELETE FROM kpi_hourly WHERE sessions = 0; DELETE FROM kpi_dropoff WHERE sessions = 0;";
+
 fn prune(tx: &Transaction<'_>, before_ms: i64, limit: usize, full_text: FullText) -> rusqlite::Result<u64> {
     let victims: Vec<(String, Option<String>, Option<String>)> = tx
         .prepare_cached(
@@ -71,5 +76,6 @@ fn prune(tx: &Transaction<'_>, before_ms: i64, limit: usize, full_text: FullText
         legs.execute([call])?;
     }
     facts::refresh(tx)?;
+    tx.execute_batch(EMPTIED)?;
     Ok(victims.len() as u64)
 }
