@@ -98,6 +98,21 @@ async fn the_views_agree_with_the_platform_and_the_ground_truth(kind: Kind) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Datasette (pip install datasette); .ci/run installs it and runs this"]
 async fn every_canned_query_of_the_datasette_metadata_answers() {
+    every_canned_query_answers("datasette", "-m", "datasette/metadata.yml").await;
+}
+
+/// The same with the configuration file Datasette 1.0 reads, served by
+/// Datasette 1.0 (`OIFDE_TEST_DATASETTE_1`, default the virtualenv
+/// `.ci/run` makes at /tmp/oifde-datasette-1.0).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Datasette 1.0 in /tmp/oifde-datasette-1.0 or OIFDE_TEST_DATASETTE_1; .ci/run installs it and runs this"]
+async fn every_canned_query_of_the_datasette_1_config_answers() {
+    let binary = std::env::var("OIFDE_TEST_DATASETTE_1")
+        .unwrap_or_else(|_| "/tmp/oifde-datasette-1.0/bin/datasette".to_string());
+    every_canned_query_answers(&binary, "-c", "datasette/datasette.yaml").await;
+}
+
+async fn every_canned_query_answers(datasette: &str, flag: &str, file: &str) {
     let sim = simulator(options(300)).await;
     let store = TestStore::new(Kind::Sqlite);
     mirror_with_ledgers(&store, &sim, "").await;
@@ -106,7 +121,7 @@ async fn every_canned_query_of_the_datasette_metadata_answers() {
     let out = run(dir.path(), &["snapshot", "--to", served.to_str().unwrap()], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
-    let metadata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasette/metadata.yml");
+    let metadata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let names = std::process::Command::new("python3")
         .args(["-c", "import sys, yaml; print('\\n'.join(yaml.safe_load(open(sys.argv[1]))['databases']['oifde-sync']['queries']))"])
         .arg(&metadata)
@@ -115,14 +130,14 @@ async fn every_canned_query_of_the_datasette_metadata_answers() {
     let names: Vec<String> = String::from_utf8(names.stdout).unwrap().lines().map(str::to_string).collect();
     assert!(names.len() >= 8, "{names:?}");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = std::process::Command::new("datasette")
-        .args(["serve", served.to_str().unwrap(), "-m", metadata.to_str().unwrap(), "--port", &port.to_string()])
+    let mut server = std::process::Command::new(datasette)
+        .args(["serve", served.to_str().unwrap(), flag, metadata.to_str().unwrap(), "--port", &port.to_string()])
         .args(["--host", "127.0.0.1"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .map(Spawned)
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{datasette}: {e}"));
     let _ = rustls::crypto::ring::default_provider().install_default();
     let get = |name: &str, q: &str| {
         let url = format!(
