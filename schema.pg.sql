@@ -625,6 +625,9 @@ CREATE TABLE kpi_dropoff (
     sessions      BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX kpi_dropoff_key ON kpi_dropoff (tenant_id, day_start, md5(called_number), md5(intention));
+-- A caller's sessions by time (what finds the repeat callers), keyed by a
+-- digest of the number like the summaries; the hash index stays for equality.
+CREATE INDEX records_caller_time ON records (tenant_id, md5(calling_number), start_time);
 
 DROP VIEW v_dropoff;
 DROP VIEW v_daily_kpis;

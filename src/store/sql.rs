@@ -35,6 +35,14 @@ pub fn spans_by_key(rows: Vec<(String, i64, i64)>) -> HashMap<String, Vec<(i64, 
     done
 }
 
+/// A session's outcome bucket from its `turns` and `transferred`, by the
+/// definitions of the platform's statistics report (SQL both stores run).
+pub const OUTCOME: &str = "CASE WHEN turns <= 1 THEN 'exit_no_consult' \
+    WHEN transferred IS NULL THEN 'unknown' \
+    WHEN transferred = 1 AND turns <= 3 THEN 'staff_no_consult' \
+    WHEN transferred = 1 THEN 'staff_consult' \
+    ELSE 'bot_only' END";
+
 /// Marks the runs left `running` by a process that ended mid-pass.
 pub const ABANDONED: &str = "UPDATE sync_runs SET status = 'failed', finished_at = coalesce(finished_at, ?1), \
      error = coalesce(error, 'the process ended before the pass finished (killed, or it lost its store)') \

@@ -384,7 +384,9 @@ async fn a_store_from_before_the_kept_measures_gets_them_from_its_rows(kind: Kin
             "{drops} DROP INDEX records_calling_number; CREATE INDEX records_calling_number ON records (calling_number); \
              {views}; PRAGMA user_version = {version};"
         ),
-        Kind::Postgres => format!("{drops} {views}; UPDATE oifde_schema SET version = {version};"),
+        Kind::Postgres => {
+            format!("{drops} DROP INDEX records_caller_time; {views}; UPDATE oifde_schema SET version = {version};")
+        }
     };
     execute(&store, &back);
     assert!(

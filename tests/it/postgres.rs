@@ -451,6 +451,10 @@ async fn a_database_of_the_previous_version_is_migrated_and_has_the_sqlite_store
     .into_iter()
     .map(|r| r[0].clone().unwrap())
     .collect();
+    // PostgreSQL's B-tree entries hold at most about 2.7 KB: the hash index
+    // `records_calling_number` serves equality, and this one a caller's day.
+    assert!(pg.iter().any(|name| name == "records_caller_time"), "{pg:?}");
+    pg.retain(|name| name != "records_caller_time");
     pg.sort();
     let sqlite = TestStore::new(Kind::Sqlite);
     drop(oifde_sync::store::Store::open(&sqlite.db).unwrap());

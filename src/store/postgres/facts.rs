@@ -10,6 +10,8 @@
 
 use tokio_postgres::GenericClient;
 
+use crate::store::sql::OUTCOME;
+
 /// Which sessions a statement covers.
 #[derive(Clone, Copy)]
 pub(super) enum Scope {
@@ -42,7 +44,7 @@ pub(super) fn refresh_sql(scope: Scope) -> Vec<String> {
         ADD_HOURLY.replace("{sign}", "-1").replace("{where}", &scope.filter("session_facts")),
         ADD_DROPOFF.replace("{sign}", "-1").replace("{where}", &scope.filter("session_facts")),
         delete,
-        FACTS.replace("{where}", &scope.filter("r")),
+        FACTS.replace("{where}", &scope.filter("r")).replace("{outcome}", OUTCOME),
         ADD_HOURLY.replace("{sign}", "1").replace("{where}", &scope.filter("session_facts")),
         ADD_DROPOFF.replace("{sign}", "1").replace("{where}", &scope.filter("session_facts")),
     ];
@@ -64,12 +66,13 @@ pub(super) fn refresh_sql(scope: Scope) -> Vec<String> {
 /// `$2`/`$3` the new records' calling numbers and start times, `$4` the
 /// replaced records (whose stored values count too).
 pub(super) const FOLLOWERS: &str = "SELECT p.log_id FROM unnest($2::TEXT[], $3::BIGINT[]) AS k (calling, start), \
-    LATERAL (SELECT log_id FROM records WHERE tenant_id = $1 AND calling_number = k.calling \
-             AND start_time > k.start AND start_time <= k.start + 86400000 OFFSET 0) AS p \
+    LATERAL (SELECT log_id FROM records WHERE tenant_id = $1 AND md5(calling_number) = md5(k.calling) \
+             AND calling_number = k.calling AND start_time > k.start AND start_time <= k.start + 86400000 OFFSET 0) AS p \
     UNION \
     SELECT p.log_id FROM records r, \
-    LATERAL (SELECT log_id FROM records WHERE tenant_id = $1 AND calling_number = r.calling_number \
-             AND start_time > r.start_time AND start_time <= r.start_time + 86400000 OFFSET 0) AS p \
+    LATERAL (SELECT log_id FROM records WHERE tenant_id = $1 AND md5(calling_number) = md5(r.calling_number) \
+             AND calling_number = r.calling_number AND start_time > r.start_time \
+             AND start_time <= r.start_time + 86400000 OFFSET 0) AS p \
     WHERE r.tenant_id = $1 AND r.log_id = ANY ($4)";
 
 /// Log ids of the sessions that meet the CDR legs of the calls `$2`.
@@ -128,11 +131,7 @@ const ADD_DROPOFF: &str = "INSERT INTO kpi_dropoff (tenant_id, day_start, called
 const FACTS: &str = "INSERT INTO session_facts (tenant_id, log_id, called_number, hour_start, turns, transferred, \
     outcome, fallback_turns, silent_turns, repeat_caller, last_intention) \
     SELECT tenant_id, log_id, called_number, hour_start, turns, transferred, \
-           CASE WHEN turns <= 1 THEN 'exit_no_consult' \
-                WHEN transferred IS NULL THEN 'unknown' \
-                WHEN transferred = 1 AND turns <= 3 THEN 'staff_no_consult' \
-                WHEN transferred = 1 THEN 'staff_consult' \
-                ELSE 'bot_only' END, \
+           {outcome}, \
            fallback_turns, silent_turns, repeat_caller, last_intention \
     FROM ( \
         SELECT k.*, \
@@ -162,6 +161,7 @@ const FACTS: &str = "INSERT INTO session_facts (tenant_id, log_id, called_number
                    (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id \
                       AND d.response_source = 1) AS silent_turns, \
                    CASE WHEN EXISTS (SELECT 1 FROM records p WHERE p.tenant_id = r.tenant_id \
+                             AND md5(p.calling_number) = md5(r.calling_number) \
                              AND p.calling_number = r.calling_number AND p.call_id <> r.call_id \
                              AND p.start_time >= r.start_time - 86400000 AND p.start_time < r.start_time) \
                         THEN 1 ELSE 0 END AS repeat_caller, \

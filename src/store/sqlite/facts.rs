@@ -9,6 +9,8 @@
 
 use rusqlite::Connection;
 
+use crate::store::sql::OUTCOME;
+
 const DIRTY: &str = "CREATE TEMP TABLE IF NOT EXISTS kpi_dirty (log_id TEXT PRIMARY KEY) WITHOUT ROWID";
 
 /// The session and the sessions of the same caller in the day after it:
@@ -54,7 +56,7 @@ pub(super) fn refresh(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached(ADD_HOURLY)?.execute([-1])?;
     conn.prepare_cached(ADD_DROPOFF)?.execute([-1])?;
     conn.prepare_cached("DELETE FROM session_facts WHERE log_id IN (SELECT log_id FROM kpi_dirty)")?.execute([])?;
-    conn.prepare_cached(FACTS)?.execute([])?;
+    conn.prepare_cached(&FACTS.replace("{outcome}", OUTCOME))?.execute([])?;
     conn.prepare_cached(ADD_HOURLY)?.execute([1])?;
     conn.prepare_cached(ADD_DROPOFF)?.execute([1])?;
     conn.prepare_cached("DELETE FROM kpi_dirty")?.execute([])?;
@@ -84,15 +86,12 @@ const ADD_DROPOFF: &str = "INSERT INTO kpi_dropoff (day_start, called_number, in
     ON CONFLICT (day_start, called_number, intention) DO UPDATE SET sessions = sessions + excluded.sessions";
 
 /// The marked sessions' figures, by the definitions of the platform's
-/// statistics report (see `v_session_outcomes` in the contract).
+/// statistics report (see `v_session_outcomes` in the contract); `{outcome}`
+/// is [`OUTCOME`].
 const FACTS: &str = "INSERT INTO session_facts (log_id, called_number, hour_start, turns, transferred, outcome, \
     fallback_turns, silent_turns, repeat_caller, last_intention) \
     SELECT log_id, called_number, hour_start, turns, transferred, \
-           CASE WHEN turns <= 1 THEN 'exit_no_consult' \
-                WHEN transferred IS NULL THEN 'unknown' \
-                WHEN transferred = 1 AND turns <= 3 THEN 'staff_no_consult' \
-                WHEN transferred = 1 THEN 'staff_consult' \
-                ELSE 'bot_only' END, \
+           {outcome}, \
            fallback_turns, silent_turns, repeat_caller, last_intention \
     FROM ( \
         SELECT k.*, \
