@@ -388,7 +388,7 @@ fn measures(sizes: &[usize]) {
                 let shown = before.map_or("-".to_string(), |b| format!("{b:.0}"));
                 println!("{name:<10} {n:>9} {question:<38} {ms:>10.1} {shown:>12}");
                 csv.push_str(&format!(
-                    "{name},{n},{question},{ms:.1},{}\n",
+                    "{name},{n},\"{question}\",{ms:.1},{}\n",
                     before.map_or(String::new(), |b| format!("{b:.0}"))
                 ));
             }
@@ -400,7 +400,7 @@ fn measures(sizes: &[usize]) {
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             let question = "The report's figures, 30 days";
             println!("{name:<10} {n:>9} {question:<38} {ms:>10.1} {:>12}", "-");
-            csv.push_str(&format!("{name},{n},{question},{ms:.1},\n"));
+            csv.push_str(&format!("{name},{n},\"{question}\",{ms:.1},\n"));
         }
     }
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/measures.csv");
