@@ -7,17 +7,22 @@
 //! rows, and adds them back. Only the marked sessions are read, so a page
 //! costs the same whatever the store's size.
 
+use std::sync::LazyLock;
+
 use rusqlite::Connection;
 
 use crate::store::sql::OUTCOME;
 
-const DIRTY: &str = "CREATE TEMP TABLE IF NOT EXISTS kpi_dirty (log_id TEXT PRIMARY KEY) WITHOUT ROWID";
+/// The marks of a write connection, made once when it opens (a temporary
+/// table lives as long as the connection).
+pub(super) fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS kpi_dirty (log_id TEXT PRIMARY KEY) WITHOUT ROWID")
+}
 
 /// The session and the sessions of the same caller in the day after it:
 /// their repeat-caller flag depends on it. Called with the record's stored
 /// values, before and after a write that may change them.
 pub(super) fn mark_with_followers(conn: &Connection, log_id: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(DIRTY)?.execute([])?;
     conn.prepare_cached(
         "INSERT INTO kpi_dirty (log_id) SELECT ?1 \
          UNION SELECT p.log_id FROM records r JOIN records p ON p.calling_number = r.calling_number \
@@ -30,7 +35,6 @@ pub(super) fn mark_with_followers(conn: &Connection, log_id: &str) -> rusqlite::
 
 /// The sessions that meet a call's CDR legs.
 pub(super) fn mark_call(conn: &Connection, call_id: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(DIRTY)?.execute([])?;
     conn.prepare_cached(
         "INSERT INTO kpi_dirty (log_id) SELECT log_id FROM records WHERE cti_call_id = ?1 \
          UNION SELECT log_id FROM records WHERE call_id = ?1 ON CONFLICT DO NOTHING",
@@ -42,7 +46,6 @@ pub(super) fn mark_call(conn: &Connection, call_id: &str) -> rusqlite::Result<()
 /// Every session, from nothing: after a migration, or when the fallback
 /// intentions change.
 pub(super) fn rebuild(conn: &Connection) -> rusqlite::Result<()> {
-    conn.prepare_cached(DIRTY)?.execute([])?;
     conn.execute_batch(
         "DELETE FROM session_facts; DELETE FROM kpi_hourly; DELETE FROM kpi_dropoff; \
          INSERT INTO kpi_dirty (log_id) SELECT log_id FROM records WHERE true ON CONFLICT DO NOTHING;",
@@ -52,11 +55,10 @@ pub(super) fn rebuild(conn: &Connection) -> rusqlite::Result<()> {
 
 /// The marked sessions' figures computed again, and the sums with them.
 pub(super) fn refresh(conn: &Connection) -> rusqlite::Result<()> {
-    conn.prepare_cached(DIRTY)?.execute([])?;
     conn.prepare_cached(ADD_HOURLY)?.execute([-1])?;
     conn.prepare_cached(ADD_DROPOFF)?.execute([-1])?;
     conn.prepare_cached("DELETE FROM session_facts WHERE log_id IN (SELECT log_id FROM kpi_dirty)")?.execute([])?;
-    conn.prepare_cached(&FACTS.replace("{outcome}", OUTCOME))?.execute([])?;
+    conn.prepare_cached(&FACTS_SQL)?.execute([])?;
     conn.prepare_cached(ADD_HOURLY)?.execute([1])?;
     conn.prepare_cached(ADD_DROPOFF)?.execute([1])?;
     conn.prepare_cached("DELETE FROM kpi_dirty")?.execute([])?;
@@ -88,6 +90,8 @@ const ADD_DROPOFF: &str = "INSERT INTO kpi_dropoff (day_start, called_number, in
 /// The marked sessions' figures, by the definitions of the platform's
 /// statistics report (see `v_session_outcomes` in the contract); `{outcome}`
 /// is [`OUTCOME`].
+static FACTS_SQL: LazyLock<String> = LazyLock::new(|| FACTS.replace("{outcome}", OUTCOME));
+
 const FACTS: &str = "INSERT INTO session_facts (log_id, called_number, hour_start, turns, transferred, outcome, \
     fallback_turns, silent_turns, repeat_caller, last_intention) \
     SELECT log_id, called_number, hour_start, turns, transferred, \

@@ -104,6 +104,7 @@ impl Sqlite {
         )
             .map_err(|e| open_err(e.to_string()))?;
         tighten_sidecars(path);
+        facts::prepare(&conn).map_err(|e| open_err(e.to_string()))?;
         let mut store = Sqlite { writer: None, conn, path: path.to_path_buf(), full_text: FullText::Off };
         let created = store.migrate()?;
         store.set_full_text(full_text, created)?;
