@@ -586,7 +586,9 @@ GROUP BY tenant_id, day, called_number, coalesce(last_intention, '');
 -- The measures kept exact as the rows change (as SQLite's version 10): one
 -- row of figures a session, and their sums per UTC hour and access code (and
 -- per day for the drop-off), updated in the transaction of every write to the
--- rows they come from. The sums are keyed by a digest of their text.
+-- rows they come from. The sums are keyed by a digest of their text. Every
+-- tenant_id the measures compare with records' is collated "C" as that one is:
+-- a comparison across collations cannot use the other table's key.
 CREATE TABLE session_facts (
     tenant_id      TEXT COLLATE "C" NOT NULL,
     log_id         TEXT COLLATE "C" NOT NULL,
@@ -602,7 +604,7 @@ CREATE TABLE session_facts (
     PRIMARY KEY (tenant_id, log_id)
 );
 CREATE TABLE kpi_hourly (
-    tenant_id        TEXT NOT NULL,
+    tenant_id        TEXT COLLATE "C" NOT NULL,
     hour_start       BIGINT NOT NULL,
     called_number    TEXT NOT NULL,
     sessions         BIGINT NOT NULL,
@@ -618,7 +620,7 @@ CREATE TABLE kpi_hourly (
 );
 CREATE UNIQUE INDEX kpi_hourly_key ON kpi_hourly (tenant_id, hour_start, md5(called_number));
 CREATE TABLE kpi_dropoff (
-    tenant_id     TEXT NOT NULL,
+    tenant_id     TEXT COLLATE "C" NOT NULL,
     day_start     BIGINT NOT NULL,
     called_number TEXT NOT NULL,
     intention     TEXT NOT NULL,
@@ -633,6 +635,9 @@ DROP VIEW v_dropoff;
 DROP VIEW v_daily_kpis;
 DROP VIEW v_hourly_kpis;
 DROP VIEW v_session_outcomes;
+ALTER TABLE cdr_legs ALTER COLUMN tenant_id TYPE TEXT COLLATE "C";
+ALTER TABLE fallback_intentions ALTER COLUMN tenant_id TYPE TEXT COLLATE "C";
+ALTER TABLE platform_stats ALTER COLUMN tenant_id TYPE TEXT COLLATE "C";
 
 CREATE VIEW v_session_outcomes AS
 SELECT r.tenant_id,

@@ -172,7 +172,7 @@ impl Calls for Postgres {
                 .client
                 .query(
                     "SELECT p.access_code, p.record_time, p.call_count, \
-                     (SELECT count(*) FROM records r WHERE r.tenant_id = p.tenant_id COLLATE \"C\" AND r.called_number = p.access_code \
+                     (SELECT count(*) FROM records r WHERE r.tenant_id = p.tenant_id AND r.called_number = p.access_code \
                       AND r.start_time >= p.record_time AND r.start_time < p.record_time + 3600000) \
                      FROM platform_stats p WHERE p.tenant_id = $1 AND p.record_time >= $2 AND p.record_time < $3 \
                      ORDER BY p.access_code, p.record_time",

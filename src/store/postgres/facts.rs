@@ -125,9 +125,7 @@ const ADD_DROPOFF: &str = "INSERT INTO kpi_dropoff (tenant_id, day_start, called
     sessions = kpi_dropoff.sessions + excluded.sessions";
 
 /// The sessions' figures, by the definitions of the platform's statistics
-/// report (see `v_session_outcomes` in the contract). `records.tenant_id`
-/// is collated "C" and `cdr_legs.tenant_id` is not: without the COLLATE
-/// the comparison cannot use `cdr_legs`' key and every probe scans the table.
+/// report (see `v_session_outcomes` in the contract).
 const FACTS: &str = "INSERT INTO session_facts (tenant_id, log_id, called_number, hour_start, turns, transferred, \
     outcome, fallback_turns, silent_turns, repeat_caller, last_intention) \
     SELECT tenant_id, log_id, called_number, hour_start, turns, transferred, \
@@ -135,28 +133,28 @@ const FACTS: &str = "INSERT INTO session_facts (tenant_id, log_id, called_number
            fallback_turns, silent_turns, repeat_caller, last_intention \
     FROM ( \
         SELECT k.*, \
-               CASE WHEN NOT EXISTS (SELECT 1 FROM cdr_legs l WHERE l.tenant_id = k.tenant_id COLLATE \"default\" AND l.call_id = k.cdr_call) \
+               CASE WHEN NOT EXISTS (SELECT 1 FROM cdr_legs l WHERE l.tenant_id = k.tenant_id AND l.call_id = k.cdr_call) \
                         THEN NULL \
                     WHEN EXISTS ( \
                         SELECT 1 FROM cdr_legs l \
-                        WHERE l.tenant_id = k.tenant_id COLLATE \"default\" AND l.call_id = k.cdr_call AND l.device_type IN (1, 2) \
+                        WHERE l.tenant_id = k.tenant_id AND l.call_id = k.cdr_call AND l.device_type IN (1, 2) \
                           AND (CASE WHEN l.call_id_num = -1 THEN 2147483647 ELSE l.call_id_num END) > ( \
                               SELECT min(CASE WHEN i.call_id_num = -1 THEN 2147483647 ELSE i.call_id_num END) \
-                              FROM cdr_legs i WHERE i.tenant_id = k.tenant_id COLLATE \"default\" AND i.call_id = k.cdr_call \
+                              FROM cdr_legs i WHERE i.tenant_id = k.tenant_id AND i.call_id = k.cdr_call \
                                 AND i.device_type = 3) \
                     ) THEN 1 \
                     ELSE 0 END AS transferred \
         FROM ( \
             SELECT r.tenant_id, r.log_id, coalesce(r.called_number, '') AS called_number, \
                    coalesce(r.start_time, 0) / 3600000 * 3600000 AS hour_start, \
-                   CASE WHEN EXISTS (SELECT 1 FROM cdr_legs l WHERE l.tenant_id = r.tenant_id COLLATE \"default\" \
+                   CASE WHEN EXISTS (SELECT 1 FROM cdr_legs l WHERE l.tenant_id = r.tenant_id \
                                      AND l.call_id = r.cti_call_id) \
                         THEN r.cti_call_id ELSE r.call_id END AS cdr_call, \
                    (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id) \
                        AS turns, \
                    (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id \
                       AND (coalesce(d.intention, '') = '' OR d.intention IN ( \
-                          SELECT f.intention FROM fallback_intentions f WHERE f.tenant_id = r.tenant_id COLLATE \"default\"))) \
+                          SELECT f.intention FROM fallback_intentions f WHERE f.tenant_id = r.tenant_id))) \
                        AS fallback_turns, \
                    (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id \
                       AND d.response_source = 1) AS silent_turns, \
