@@ -707,3 +707,154 @@ SELECT strftime('%Y-%m-%d', day_start / 1000, 'unixepoch') AS day,
        sessions
 FROM kpi_dropoff
 WHERE sessions > 0;
+
+-- migration: 11
+-- Turns and Q&A rows keyed by their record's rowid and their place in its
+-- list, so that a page appends to their tables and indexes instead of
+-- writing at random places of indexes keyed by the text log_id. The rows keep
+-- their rowids (the full-text index's), and the records theirs: SQLite's
+-- VACUUM copies a table's rowids with its rows. record_details and qa_records
+-- remain, as views with the same columns, and rowid (the row's id; the
+-- full-text index refers to the turn's). Rows written to them land in the
+-- new tables.
+CREATE TABLE turn_rows (
+    id              INTEGER PRIMARY KEY,  -- the full-text index's rowid
+    record_id       INTEGER NOT NULL,     -- records.rowid
+    seq             INTEGER NOT NULL,     -- 0-based position in the list
+    inter_no        TEXT,
+    user_saying     TEXT,
+    intention       TEXT,
+    system_reply    TEXT,
+    reply_time      INTEGER,              -- API timestamp, epoch ms
+    request_time    INTEGER,              -- API requsetTime, epoch ms
+    response_source INTEGER,              -- 0 chatbot, 1 silent agent
+    involve_mode    INTEGER,              -- 0 common, 1 monitoring, 2 insertion
+    extra_json      TEXT,                 -- the turn's other fields, a JSON object; NULL when none
+    UNIQUE (record_id, seq)
+) STRICT;
+
+CREATE TABLE qa_rows (
+    id              INTEGER PRIMARY KEY,
+    record_id       INTEGER NOT NULL,     -- records.rowid
+    seq             INTEGER NOT NULL,
+    inter_no        TEXT,
+    series_id       TEXT,
+    question_title  TEXT,
+    question_type   TEXT,
+    answer_intent   TEXT,
+    original_answer TEXT,
+    create_time     INTEGER,              -- epoch ms
+    extra_json      TEXT,
+    UNIQUE (record_id, seq)
+) STRICT;
+
+INSERT INTO turn_rows (id, record_id, seq, inter_no, user_saying, intention, system_reply, reply_time,
+                       request_time, response_source, involve_mode, extra_json)
+SELECT d.rowid, r.rowid, d.seq, d.inter_no, d.user_saying, d.intention, d.system_reply, d.reply_time,
+       d.request_time, d.response_source, d.involve_mode, d.extra_json
+FROM records r JOIN record_details d ON d.log_id = r.log_id
+ORDER BY r.rowid, d.seq;
+
+INSERT INTO qa_rows (id, record_id, seq, inter_no, series_id, question_title, question_type, answer_intent,
+                     original_answer, create_time, extra_json)
+SELECT q.rowid, r.rowid, q.seq, q.inter_no, q.series_id, q.question_title, q.question_type, q.answer_intent,
+       q.original_answer, q.create_time, q.extra_json
+FROM records r JOIN qa_records q ON q.log_id = r.log_id
+ORDER BY r.rowid, q.seq;
+
+DROP TABLE record_details;
+DROP TABLE qa_records;
+CREATE INDEX record_details_intention ON turn_rows (intention, request_time);
+
+CREATE VIEW record_details AS
+SELECT r.log_id, t.seq, t.inter_no, t.user_saying, t.intention, t.system_reply, t.reply_time, t.request_time,
+       t.response_source, t.involve_mode, t.extra_json, t.id AS rowid
+FROM turn_rows t
+JOIN records r ON r.rowid = t.record_id;
+
+CREATE VIEW qa_records AS
+SELECT r.log_id, q.seq, q.inter_no, q.series_id, q.question_title, q.question_type, q.answer_intent,
+       q.original_answer, q.create_time, q.extra_json, q.id AS rowid
+FROM qa_rows q
+JOIN records r ON r.rowid = q.record_id;
+
+-- What is written to the views (as `oifde-sync copy` does) goes to the
+-- tables, under the record of that log_id, which must be there.
+CREATE TRIGGER record_details_insert INSTEAD OF INSERT ON record_details BEGIN
+    SELECT RAISE(ABORT, 'record_details: no record with this log_id; write the record first')
+    WHERE NOT EXISTS (SELECT 1 FROM records WHERE log_id = NEW.log_id);
+    INSERT INTO turn_rows (record_id, seq, inter_no, user_saying, intention, system_reply, reply_time,
+                           request_time, response_source, involve_mode, extra_json)
+    SELECT r.rowid, NEW.seq, NEW.inter_no, NEW.user_saying, NEW.intention, NEW.system_reply, NEW.reply_time,
+           NEW.request_time, NEW.response_source, NEW.involve_mode, NEW.extra_json
+    FROM records r WHERE r.log_id = NEW.log_id
+    ON CONFLICT DO NOTHING;
+END;
+CREATE TRIGGER record_details_delete INSTEAD OF DELETE ON record_details BEGIN
+    DELETE FROM turn_rows WHERE id = OLD.rowid;
+END;
+CREATE TRIGGER qa_records_insert INSTEAD OF INSERT ON qa_records BEGIN
+    SELECT RAISE(ABORT, 'qa_records: no record with this log_id; write the record first')
+    WHERE NOT EXISTS (SELECT 1 FROM records WHERE log_id = NEW.log_id);
+    INSERT INTO qa_rows (record_id, seq, inter_no, series_id, question_title, question_type, answer_intent,
+                         original_answer, create_time, extra_json)
+    SELECT r.rowid, NEW.seq, NEW.inter_no, NEW.series_id, NEW.question_title, NEW.question_type,
+           NEW.answer_intent, NEW.original_answer, NEW.create_time, NEW.extra_json
+    FROM records r WHERE r.log_id = NEW.log_id
+    ON CONFLICT DO NOTHING;
+END;
+CREATE TRIGGER qa_records_delete INSTEAD OF DELETE ON qa_records BEGIN
+    DELETE FROM qa_rows WHERE id = OLD.rowid;
+END;
+
+-- The views over turns read the tables directly; their columns are unchanged.
+DROP VIEW v_calls;
+DROP VIEW v_turns;
+DROP VIEW v_qa;
+
+CREATE VIEW v_calls AS
+SELECT r.log_id,
+       r.call_id,
+       r.cti_call_id,
+       r.calling_number,
+       r.called_number,
+       strftime('%Y-%m-%d %H:%M:%S', r.start_time / 1000, 'unixepoch') AS start_utc,
+       strftime('%Y-%m-%d %H:%M:%S', r.end_time / 1000, 'unixepoch') AS end_utc,
+       (r.end_time - r.start_time) / 1000 AS duration_s,
+       (SELECT count(*) FROM turn_rows d WHERE d.record_id = r.rowid) AS turns,
+       (SELECT count(*) FROM qa_rows q WHERE q.record_id = r.rowid) AS qa_rows,
+       r.record_file_name,
+       r.dialog_type,
+       r.flow_inst_id
+FROM records r;
+
+CREATE VIEW v_turns AS
+SELECT r.log_id,
+       r.call_id,
+       r.calling_number,
+       d.seq,
+       d.inter_no,
+       strftime('%Y-%m-%d %H:%M:%S', d.request_time / 1000, 'unixepoch') AS request_utc,
+       d.user_saying,
+       d.intention,
+       strftime('%Y-%m-%d %H:%M:%S', d.reply_time / 1000, 'unixepoch') AS reply_utc,
+       d.system_reply,
+       d.response_source,
+       d.involve_mode,
+       d.id AS turn_rowid
+FROM turn_rows d
+JOIN records r ON r.rowid = d.record_id;
+
+CREATE VIEW v_qa AS
+SELECT r.log_id,
+       r.call_id,
+       r.calling_number,
+       q.seq,
+       q.series_id,
+       q.question_title,
+       q.question_type,
+       q.answer_intent,
+       q.original_answer,
+       strftime('%Y-%m-%d %H:%M:%S', q.create_time / 1000, 'unixepoch') AS create_utc
+FROM qa_rows q
+JOIN records r ON r.rowid = q.record_id;

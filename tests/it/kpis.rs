@@ -381,8 +381,9 @@ async fn a_store_from_before_the_kept_measures_gets_them_from_its_rows(kind: Kin
                  DROP TABLE session_facts; DROP TABLE kpi_hourly; DROP TABLE kpi_dropoff;";
     let back = match kind {
         Kind::Sqlite => format!(
-            "{drops} DROP INDEX records_calling_number; CREATE INDEX records_calling_number ON records (calling_number); \
-             {views}; PRAGMA user_version = {version};"
+            "{} {drops} DROP INDEX records_calling_number; CREATE INDEX records_calling_number ON records (calling_number); \
+             {views}; PRAGMA user_version = {version};",
+            crate::migration::back_to_10()
         ),
         Kind::Postgres => {
             format!("{drops} DROP INDEX records_caller_time; {views}; UPDATE oifde_schema SET version = {version};")

@@ -193,3 +193,198 @@ async fn report_on_a_store_older_than_the_views_says_to_sync_first() {
     assert!(crate::cli::text(&out).contains("run `oifde-sync sync`"), "{}", crate::cli::text(&out));
     assert!(!dir.path().join("r.html").exists());
 }
+
+/// SQL that sets a store of this version back to schema 10, as the previous
+/// release wrote it: turns and Q&A rows in tables keyed by the text `log_id`,
+/// keeping their rowids (the full-text index's), and the views over them as
+/// version 1 defined them.
+pub fn back_to_10() -> String {
+    let schema = include_str!("../../schema.sql");
+    let v1 = &schema[..schema.find("\n-- migration: 2\n").unwrap()];
+    let statement = |head: &str, end: &str| {
+        let start = v1.find(head).unwrap_or_else(|| panic!("{head} in version 1"));
+        v1[start..start + v1[start..].find(end).unwrap() + end.len()].to_string()
+    };
+    let turn_columns = "seq, inter_no, user_saying, intention, system_reply, reply_time, request_time, \
+                        response_source, involve_mode, extra_json";
+    let qa_columns = "seq, inter_no, series_id, question_title, question_type, answer_intent, original_answer, \
+                      create_time, extra_json";
+    let from =
+        |columns: &str, alias: &str| columns.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "DROP VIEW v_calls; DROP VIEW v_turns; DROP VIEW v_qa; DROP VIEW record_details; DROP VIEW qa_records;\n\
+         {details}\nALTER TABLE record_details ADD COLUMN extra_json TEXT;\n\
+         {qa}\nALTER TABLE qa_records ADD COLUMN extra_json TEXT;\n\
+         INSERT INTO record_details (rowid, log_id, {turn_columns}) \
+         SELECT t.id, r.log_id, {t} FROM turn_rows t JOIN records r ON r.rowid = t.record_id;\n\
+         INSERT INTO qa_records (rowid, log_id, {qa_columns}) \
+         SELECT q.id, r.log_id, {q} FROM qa_rows q JOIN records r ON r.rowid = q.record_id;\n\
+         DROP TABLE turn_rows; DROP TABLE qa_rows;\n\
+         CREATE INDEX record_details_intention ON record_details (intention, request_time);\n\
+         {v_calls}\n{v_turns}\n{v_qa}\nPRAGMA user_version = 10;",
+        details = statement("CREATE TABLE record_details (", ") STRICT;"),
+        qa = statement("CREATE TABLE qa_records (", ") STRICT;"),
+        t = from(turn_columns, "t"),
+        q = from(qa_columns, "q"),
+        v_calls = statement("CREATE VIEW v_calls AS", ";\n"),
+        v_turns = statement("CREATE VIEW v_turns AS", ";\n"),
+        v_qa = statement("CREATE VIEW v_qa AS", ";\n"),
+    )
+}
+
+/// Every turn and Q&A row with its rowid, as text: the same SQL reads the
+/// tables of schema 10 and the views of schema 11.
+fn children(conn: &Connection) -> Vec<String> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT rowid, log_id, seq, inter_no, user_saying, intention, system_reply, reply_time, request_time, \
+         response_source, involve_mode, extra_json FROM record_details ORDER BY rowid",
+        "SELECT log_id, seq, inter_no, series_id, question_title, question_type, answer_intent, original_answer, \
+         create_time, extra_json FROM qa_records ORDER BY log_id, seq",
+    ] {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((0..n).map(|i| format!("{:?}", row.get_ref(i).unwrap())).collect::<Vec<_>>().join("|"))
+            })
+            .unwrap();
+        out.extend(rows.map(Result::unwrap));
+    }
+    out
+}
+
+/// FTS5's own check of the full-text index against the turns it indexes:
+/// every rowid and every token where the content says.
+fn assert_full_text_whole(conn: &Connection, step: &str) {
+    conn.execute("INSERT INTO record_details_fts (record_details_fts, rank) VALUES ('integrity-check', 1)", [])
+        .unwrap_or_else(|e| panic!("{step}: the full-text index does not match the turns: {e}"));
+}
+
+/// A mirror of the previous schema (turns keyed by the text log_id) is
+/// migrated by the next sync: afterwards it equals the tenant field by field,
+/// its full-text index still matches its turns without being rebuilt, and
+/// the sync after writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_10_mirror_gets_integer_keyed_turns_and_still_equals_the_tenant() {
+    let sim = simulator(options(400)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    crate::cli::write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "full_text = \"all\"");
+    let out = crate::cli::run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(&back_to_10()).unwrap();
+    let before = children(&conn);
+    assert!(before.len() > 1_000, "{} turns and Q&A rows", before.len());
+    assert_full_text_whole(&conn, "schema 10");
+    let fts_sql = "SELECT rowid FROM record_details_fts WHERE record_details_fts MATCH '转人工' ORDER BY rowid";
+    let found_before: Vec<i64> =
+        conn.prepare(fts_sql).unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert!(!found_before.is_empty());
+    drop(conn);
+
+    let out = crate::cli::run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+    assert!(crate::cli::text(&out).contains("store schema migrated"), "{}", crate::cli::text(&out));
+    let conn = Connection::open(&db).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, oifde_sync::store::sqlite::SCHEMA_VERSION);
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('record_details', 'qa_records')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the text-keyed tables are gone");
+    assert_eq!(children(&conn), before, "every turn and Q&A row, with its rowid");
+    assert_full_text_whole(&conn, "migrated");
+    let found: Vec<i64> =
+        conn.prepare(fts_sql).unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(found, found_before, "the same turns are found");
+    assert_mirrors(&db, &sim.records());
+    drop(conn);
+    let before = dump_data(&db);
+    let out = crate::cli::run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+    assert_eq!(dump_data(&db), before, "a second sync writes nothing");
+}
+
+/// The migration to integer-keyed turns, killed at random moments on a
+/// large store of the previous schema: after each kill the store is whole at
+/// one version or the other (the migration is one transaction), and the next
+/// open finishes it, every turn and Q&A row and the full-text index intact.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_migration_to_integer_keyed_turns_killed_midway_resumes_and_loses_nothing() {
+    let sim = simulator(options(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    crate::cli::write_config(dir.path(), &sim, &sim.options().app_secret.clone(), "", "full_text = \"all\"");
+    version(&db, 10);
+    // 20,000 sessions of 5 turns and 1 Q&A row, their turns written in a
+    // shuffled order, so that a turn's rowid says nothing of its record.
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19999) \
+             INSERT INTO records (log_id, calling_number, start_time, raw_json, content_hash, first_seen_at, synced_at) \
+             SELECT lower(hex(randomblob(16))), '13800' || (i % 1000), 1762000000000 + i * 1000, '{}', 'h', 1, 1 FROM n; \
+             INSERT INTO record_details (log_id, seq, user_saying, intention, system_reply, request_time) \
+             SELECT r.log_id, s.seq, '我想查询一下话费 ' || r.rowid || ' ' || s.seq, 'intent' || (r.rowid % 7), \
+                    'reply ' || r.rowid, r.start_time + s.seq \
+             FROM records r, (SELECT 0 AS seq UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) s \
+             ORDER BY random(); \
+             INSERT INTO qa_records (log_id, seq, question_title, answer_intent) \
+             SELECT log_id, 0, 'q' || (rowid % 11), 'a' FROM records ORDER BY random(); \
+             INSERT INTO record_details_fts (record_details_fts) VALUES ('rebuild');",
+        )
+        .unwrap();
+    let watch = Connection::open(&db).unwrap();
+    // The store in WAL mode, as the binary keeps it: from then on, the only
+    // write lock it takes at start is the migration's transaction.
+    watch.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+    watch.busy_timeout(std::time::Duration::ZERO).unwrap();
+    let before = children(&watch);
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut cut_short = 0;
+    for kill in 0..4 {
+        let mut child =
+            spawn(dir.path(), &["prune", "--before", "2000-01-01 00:00:00"], &[], std::process::Stdio::null());
+        // Wait until the binary holds the write lock (its migration runs),
+        // then a moment more, and kill it.
+        let started = std::time::Instant::now();
+        let mut in_migration = false;
+        while started.elapsed() < std::time::Duration::from_secs(20) {
+            match watch.execute_batch("BEGIN IMMEDIATE; ROLLBACK;") {
+                Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                    in_migration = true;
+                    break;
+                }
+                _ if matches!(child.0.try_wait(), Ok(Some(_))) => break,
+                _ => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
+        let wait = std::time::Duration::from_millis(rng.u64(0..200));
+        tokio::time::sleep(wait).await;
+        let _ = child.0.kill();
+        let status = tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
+        let conn = Connection::open(&db).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        eprintln!("kill {kill}: {status} {wait:?} after the migration began ({in_migration}), schema {version}");
+        assert!(version == 10 || version == oifde_sync::store::sqlite::SCHEMA_VERSION, "schema {version}");
+        cut_short += i64::from(version == 10 && !status.success() && in_migration);
+        assert_eq!(children(&conn), before, "kill {kill}: every turn and Q&A row, with its rowid");
+        assert_full_text_whole(&conn, &format!("kill {kill}"));
+        if version > 10 {
+            break;
+        }
+    }
+    assert!(cut_short >= 1, "a kill landed inside the migration's transaction");
+    let store = Store::open_with(&db, oifde_sync::config::FullText::All).unwrap();
+    assert_eq!(store.schema_version().unwrap(), oifde_sync::store::sqlite::SCHEMA_VERSION);
+    drop(store);
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(children(&conn), before, "after the migration: every turn and Q&A row, with its rowid");
+    assert_full_text_whole(&conn, "migrated");
+}

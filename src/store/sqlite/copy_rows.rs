@@ -63,11 +63,18 @@ impl CopyRows for Sqlite {
         let sql = |e| super::sql_error(&path, e);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql)?;
         {
+            // Turns and Q&A rows are written through their views, whose
+            // triggers keep rows already there and key them by the record's
+            // rowid in this store.
+            let view: bool = tx
+                .query_row("SELECT type = 'view' FROM sqlite_master WHERE name = ?1", [t.name], |r| r.get(0))
+                .map_err(sql)?;
             let insert = format!(
-                "INSERT INTO \"{}\" ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+                "INSERT INTO \"{}\" ({}) VALUES ({}){}",
                 t.name,
                 t.column_list(),
-                vec!["?"; t.columns.len()].join(", ")
+                vec!["?"; t.columns.len()].join(", "),
+                if view { "" } else { " ON CONFLICT DO NOTHING" }
             );
             let mut stmt = tx.prepare(&insert).map_err(sql)?;
             for row in rows {

@@ -113,16 +113,16 @@ const FACTS: &str = "INSERT INTO session_facts (log_id, called_number, hour_star
                    coalesce(r.start_time, 0) / 3600000 * 3600000 AS hour_start, \
                    CASE WHEN EXISTS (SELECT 1 FROM cdr_legs l WHERE l.call_id = r.cti_call_id) \
                         THEN r.cti_call_id ELSE r.call_id END AS cdr_call, \
-                   (SELECT count(*) FROM record_details d WHERE d.log_id = r.log_id) AS turns, \
-                   (SELECT count(*) FROM record_details d WHERE d.log_id = r.log_id \
+                   (SELECT count(*) FROM turn_rows d WHERE d.record_id = r.rowid) AS turns, \
+                   (SELECT count(*) FROM turn_rows d WHERE d.record_id = r.rowid \
                       AND (coalesce(d.intention, '') = '' OR d.intention IN (SELECT intention FROM fallback_intentions))) \
                        AS fallback_turns, \
-                   (SELECT count(*) FROM record_details d WHERE d.log_id = r.log_id AND d.response_source = 1) \
+                   (SELECT count(*) FROM turn_rows d WHERE d.record_id = r.rowid AND d.response_source = 1) \
                        AS silent_turns, \
                    EXISTS (SELECT 1 FROM records p WHERE p.calling_number = r.calling_number AND p.call_id <> r.call_id \
                              AND p.start_time >= r.start_time - 86400000 AND p.start_time < r.start_time) \
                        AS repeat_caller, \
-                   (SELECT d.intention FROM record_details d WHERE d.log_id = r.log_id ORDER BY d.seq DESC LIMIT 1) \
+                   (SELECT d.intention FROM turn_rows d WHERE d.record_id = r.rowid ORDER BY d.seq DESC LIMIT 1) \
                        AS last_intention \
             FROM records r WHERE r.log_id IN (SELECT log_id FROM kpi_dirty) \
         ) k \

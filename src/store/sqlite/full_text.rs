@@ -35,17 +35,17 @@ impl FullText {
         }
     }
 
-    /// Takes the turns of record `?1` out of the index, before they are deleted.
+    /// Takes the turns of the record of rowid `?1` out of the index, before they are deleted.
     pub(super) fn delete_sql(self) -> &'static str {
         match self {
             FullText::Off => "",
             FullText::Callers => {
                 "INSERT INTO record_details_fts (record_details_fts, rowid, user_saying) \
-                 SELECT 'delete', rowid, user_saying FROM record_details WHERE log_id = ?1"
+                 SELECT 'delete', id, user_saying FROM turn_rows WHERE record_id = ?1"
             }
             FullText::All => {
                 "INSERT INTO record_details_fts (record_details_fts, rowid, user_saying, system_reply) \
-                 SELECT 'delete', rowid, user_saying, system_reply FROM record_details WHERE log_id = ?1"
+                 SELECT 'delete', id, user_saying, system_reply FROM turn_rows WHERE record_id = ?1"
             }
         }
     }

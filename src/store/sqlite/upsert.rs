@@ -59,28 +59,28 @@ impl Pages for Sqlite {
 
 fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullText) -> rusqlite::Result<PageOutcome> {
     let mut outcome = PageOutcome::default();
-    let mut lookup = tx.prepare_cached("SELECT last_update_time, content_hash FROM records WHERE log_id = ?1")?;
+    let mut lookup =
+        tx.prepare_cached("SELECT rowid, last_update_time, content_hash FROM records WHERE log_id = ?1")?;
     let mut summary = Summary::default();
     for r in records {
-        let stored = lookup.query_row([&r.log_id], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
-        match decide(r, stored) {
+        let stored: Option<(i64, _)> =
+            lookup.query_row([&r.log_id], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?)))).optional()?;
+        let id = stored.as_ref().map(|(id, _)| *id);
+        match decide(r, stored.map(|(_, version)| version)) {
             Decision::Insert => {
                 write_record(tx, INSERT_RECORD, r, now_ms)?;
-                write_children(tx, r, full_text)?;
+                write_children(tx, tx.last_insert_rowid(), r, full_text)?;
                 facts::mark_with_followers(tx, &r.log_id)?;
                 summary.add(r);
                 outcome.inserted += 1;
             }
             Decision::Replace => {
-                count_in_summaries(tx, &r.log_id, -1)?;
+                let id = id.expect("a replaced record is stored");
+                count_in_summaries(tx, id, -1)?;
                 facts::mark_with_followers(tx, &r.log_id)?;
                 write_record(tx, UPDATE_RECORD, r, now_ms)?;
-                if full_text != FullText::Off {
-                    tx.prepare_cached(full_text.delete_sql())?.execute([&r.log_id])?;
-                }
-                tx.prepare_cached("DELETE FROM record_details WHERE log_id = ?1")?.execute([&r.log_id])?;
-                tx.prepare_cached("DELETE FROM qa_records WHERE log_id = ?1")?.execute([&r.log_id])?;
-                write_children(tx, r, full_text)?;
+                delete_children(tx, id, full_text)?;
+                write_children(tx, id, r, full_text)?;
                 facts::mark_with_followers(tx, &r.log_id)?;
                 summary.add(r);
                 outcome.updated += 1;
@@ -123,29 +123,29 @@ impl Summary {
     }
 }
 
-/// Adds (`sign` 1) or takes away (-1) a stored record's rows in the summary
-/// tables, so that they stay equal to the GROUP BY over the rows.
-pub(super) fn count_in_summaries(tx: &Transaction<'_>, log_id: &str, sign: i64) -> rusqlite::Result<()> {
+/// Adds (`sign` 1) or takes away (-1) a stored record's rows (by its rowid)
+/// in the summary tables, so that they stay equal to the GROUP BY over the rows.
+pub(super) fn count_in_summaries(tx: &Transaction<'_>, id: i64, sign: i64) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO summary_calls_per_day (day, calls) \
-         SELECT coalesce(date(start_time / 1000, 'unixepoch'), ''), ?2 FROM records WHERE log_id = ?1 \
+         SELECT coalesce(date(start_time / 1000, 'unixepoch'), ''), ?2 FROM records WHERE rowid = ?1 \
          ON CONFLICT (day) DO UPDATE SET calls = calls + excluded.calls",
     )?
-    .execute(params![log_id, sign])?;
+    .execute(params![id, sign])?;
     tx.prepare_cached(
         "INSERT INTO summary_intentions_per_day (day, intention, turns) \
-         SELECT coalesce(date(request_time / 1000, 'unixepoch'), ''), intention, ?2 * count(*) FROM record_details \
-         WHERE log_id = ?1 AND intention IS NOT NULL GROUP BY 1, 2 \
+         SELECT coalesce(date(request_time / 1000, 'unixepoch'), ''), intention, ?2 * count(*) FROM turn_rows \
+         WHERE record_id = ?1 AND intention IS NOT NULL GROUP BY 1, 2 \
          ON CONFLICT (day, intention) DO UPDATE SET turns = turns + excluded.turns",
     )?
-    .execute(params![log_id, sign])?;
+    .execute(params![id, sign])?;
     tx.prepare_cached(
         "INSERT INTO summary_answers (question_title, answer_intent, answers) \
-         SELECT coalesce(question_title, ''), coalesce(answer_intent, ''), ?2 * count(*) FROM qa_records \
-         WHERE log_id = ?1 GROUP BY 1, 2 \
+         SELECT coalesce(question_title, ''), coalesce(answer_intent, ''), ?2 * count(*) FROM qa_rows \
+         WHERE record_id = ?1 GROUP BY 1, 2 \
          ON CONFLICT (question_title, answer_intent) DO UPDATE SET answers = answers + excluded.answers",
     )?
-    .execute(params![log_id, sign])?;
+    .execute(params![id, sign])?;
     Ok(())
 }
 
@@ -177,15 +177,28 @@ fn write_record(tx: &Transaction<'_>, sql: &str, r: &Record, now_ms: i64) -> rus
     Ok(())
 }
 
-fn write_children(tx: &Transaction<'_>, r: &Record, full_text: FullText) -> rusqlite::Result<()> {
+/// Takes record `id`'s turns out of the full-text index, then deletes its
+/// turns and Q&A rows.
+pub(super) fn delete_children(tx: &Transaction<'_>, id: i64, full_text: FullText) -> rusqlite::Result<()> {
+    if full_text != FullText::Off {
+        tx.prepare_cached(full_text.delete_sql())?.execute([id])?;
+    }
+    tx.prepare_cached("DELETE FROM turn_rows WHERE record_id = ?1")?.execute([id])?;
+    tx.prepare_cached("DELETE FROM qa_rows WHERE record_id = ?1")?.execute([id])?;
+    Ok(())
+}
+
+/// Appends a record's turns (with their full-text rows) and Q&A rows under
+/// its rowid `id`.
+fn write_children(tx: &Transaction<'_>, id: i64, r: &Record, full_text: FullText) -> rusqlite::Result<()> {
     let mut turn = tx.prepare_cached(
-        "INSERT INTO record_details (log_id, seq, inter_no, user_saying, intention, system_reply, \
+        "INSERT INTO turn_rows (record_id, seq, inter_no, user_saying, intention, system_reply, \
          reply_time, request_time, response_source, involve_mode, extra_json) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     for (seq, t) in r.details.iter().enumerate() {
         turn.execute(params![
-            r.log_id,
+            id,
             seq as i64,
             t.inter_no,
             t.user_saying,
@@ -208,12 +221,12 @@ fn write_children(tx: &Transaction<'_>, r: &Record, full_text: FullText) -> rusq
         }
     }
     let mut qa = tx.prepare_cached(
-        "INSERT INTO qa_records (log_id, seq, inter_no, series_id, question_title, question_type, \
+        "INSERT INTO qa_rows (record_id, seq, inter_no, series_id, question_title, question_type, \
          answer_intent, original_answer, create_time, extra_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     for (seq, q) in r.qa.iter().enumerate() {
         qa.execute(params![
-            r.log_id,
+            id,
             seq as i64,
             q.inter_no,
             q.series_id,
