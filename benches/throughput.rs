@@ -258,7 +258,52 @@ fn store_only_large(n: usize) {
     }
     drop(store);
     println!("bytes a record: {:.0}", bytes_per_record(&db, n).unwrap_or(0.0));
+    print_bytes_by_part(&db, n);
     print_queries(&[(n, time_queries(&db))], "bench/queries-store-only.csv");
+}
+
+/// Where a record's bytes go: each table and index (SQLite's `dbstat`,
+/// pages as allocated), then the text columns of the three data tables
+/// (bytes stored, before page overhead), a record.
+fn print_bytes_by_part(db: &Path, n: usize) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let per = |sql: &str| -> Vec<(String, f64)> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, f64>(1)? / n as f64))).unwrap().map(Result::unwrap).collect()
+    };
+    println!("bytes a record by table and index (dbstat):");
+    for (name, bytes) in per("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC") {
+        if bytes >= 1.0 {
+            println!("  {name:<36} {bytes:>8.0}");
+        }
+    }
+    println!("bytes a record by column (stored values):");
+    let tables: Vec<(String, Vec<String>)> = ["records", "turn_rows", "qa_rows"]
+        .iter()
+        .map(|t| {
+            let cols = conn
+                .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            (t.to_string(), cols)
+        })
+        .collect();
+    for (table, cols) in tables {
+        let sums: Vec<String> = cols.iter().map(|c| format!("sum(length(CAST(\"{c}\" AS BLOB)))")).collect();
+        let row: Vec<Option<f64>> = conn
+            .query_row(&format!("SELECT {} FROM {table}", sums.join(", ")), [], |r| {
+                (0..cols.len()).map(|i| r.get(i)).collect()
+            })
+            .unwrap();
+        let mut parts: Vec<(&String, f64)> =
+            cols.iter().zip(row).map(|(c, b)| (c, b.unwrap_or(0.0) / n as f64)).filter(|(_, b)| *b >= 1.0).collect();
+        parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let shown: Vec<String> = parts.iter().map(|(c, b)| format!("{c} {b:.0}")).collect();
+        println!("  {table}: {}", shown.join(", "));
+    }
 }
 
 /// The analyst measures (views on the summary tables) as an analyst asks them.

@@ -60,8 +60,8 @@ pub struct Record {
     pub yugao_file_name: Option<String>,
     pub details: Vec<Turn>,
     pub qa: Vec<Qa>,
-    /// The record as received, keys sorted, without the turn and Q&A lists
-    /// (their tables hold them): stable text for equal content.
+    /// What the columns, turns and Q&A rows do not hold, keys sorted
+    /// (`{}` when nothing is left): with them, the record as received.
     pub raw_json: String,
     /// FNV-1a of the whole record as received, hex; decides when
     /// `lastUpdateTime` is missing.
@@ -138,33 +138,94 @@ fn list<'a>(obj: &'a Map<String, Value>, names: &[&str]) -> &'a [Value] {
     }
 }
 
-/// The lists whose entries the store keeps as rows.
-const LISTS: [&str; 3] = ["recordDetials", "recordDetails", "qaRecords"];
+/// The record's fields a text column holds exactly (when sent as a string
+/// without NUL), in the order of [`Record::text_columns`].
+const TEXT_FIELDS: [&str; 13] = [
+    "logId",
+    "tenantId",
+    "callSorId",
+    "callId",
+    "ctiCallId",
+    "callingNumber",
+    "calledNumber",
+    "flowInstId",
+    "dialogType",
+    "callData",
+    "flag",
+    "businessInfo",
+    "businessInfoStr",
+];
 
-/// The record without its turn and Q&A lists, where every entry of them
-/// became a row (a list that is not a list of objects stays, so nothing is lost).
-fn lean(o: &Map<String, Value>) -> String {
-    let mut kept = o.clone();
-    for name in LISTS {
-        if let Some(Value::Array(items)) = o.get(name)
-            && items.iter().all(Value::is_object)
-        {
-            kept.remove(name);
-        }
-    }
-    Value::Object(kept).to_string()
+/// The record's fields an integer column holds exactly (when sent as a
+/// whole number), in the order of [`Record::time_columns`].
+const TIME_FIELDS: [&str; 3] = ["startTime", "endTime", "lastUpdateTime"];
+
+/// The turn list's documented (misspelt) name and its corrected spelling.
+const TURNS: &str = "recordDetials";
+const TURNS_CORRECTED: &str = "recordDetails";
+const QA: &str = "qaRecords";
+
+/// Whether a column rebuilds `v` exactly: a string without NUL for a text
+/// column, a whole number for an integer one. Anything else (null, a number
+/// sent as a string, NUL characters) is kept as sent beside the columns.
+fn held_text(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| !s.contains('\0'))
 }
 
-/// The fields of a turn or Q&A entry its columns do not hold: unknown names,
-/// and known integer fields whose value is not an integer.
-fn extras(o: &Map<String, Value>, text_fields: &[&str], int_fields: &[&str]) -> Option<String> {
+fn held_int(v: &Value) -> bool {
+    v.is_i64()
+}
+
+/// A non-empty list of objects: its entries all became rows.
+fn all_rows(v: Option<&Value>) -> bool {
+    matches!(v, Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_object))
+}
+
+/// What of the record its columns and rows do not hold, keys sorted: the
+/// fields no column holds, and those a column holds in another form. The
+/// turn list is left out when all its entries are rows and it came under
+/// one name only; sent under its corrected spelling, that name stays with an
+/// empty list, so that the record is rebuilt as sent ([`Record::rebuild`]).
+fn leftovers(o: &Map<String, Value>) -> String {
+    let mut left = o.clone();
+    left.retain(|k, v| {
+        let text = TEXT_FIELDS.contains(&k.as_str()) && held_text(v);
+        let int = TIME_FIELDS.contains(&k.as_str()) && held_int(v);
+        !(text || int)
+    });
+    let turns_from = [TURNS, TURNS_CORRECTED].into_iter().find(|k| o.get(*k).is_some_and(|v| !v.is_null()));
+    if let Some(name) = turns_from
+        && all_rows(o.get(name))
+    {
+        if name == TURNS_CORRECTED {
+            left.insert(name.to_string(), Value::Array(Vec::new()));
+        } else if !o.contains_key(TURNS_CORRECTED) {
+            left.remove(name);
+        }
+    }
+    if all_rows(o.get(QA)) {
+        left.remove(QA);
+    }
+    Value::Object(left).to_string()
+}
+
+/// The fields of a turn or Q&A entry its columns do not hold exactly:
+/// unknown names, and known ones in another form than their column's
+/// ([`held_text`], [`held_int`]). `alternate`: a corrected spelling, kept
+/// as sent, with the documented spelling beside it when both came.
+fn extras(
+    o: &Map<String, Value>,
+    text_fields: &[&str],
+    int_fields: &[&str],
+    alternate: Option<(&str, &str)>,
+) -> Option<String> {
     let left: Map<String, Value> = o
         .iter()
         .filter(|(k, v)| {
-            // A text whose column gets U+FFFD for its NUL characters is kept as sent.
-            let held_text = text_fields.contains(&k.as_str()) && !v.as_str().is_some_and(|s| s.contains('\0'));
-            let held_int = int_fields.contains(&k.as_str()) && (v.is_null() || value_int(v).is_some());
-            !(held_text || held_int)
+            let k = k.as_str();
+            let doubled = alternate.is_some_and(|(first, second)| k == first && o.contains_key(second));
+            let held = (text_fields.contains(&k) && held_text(v)) || (int_fields.contains(&k) && held_int(v));
+            !held || doubled
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
@@ -177,7 +238,8 @@ fn turn(v: &Value) -> Option<Turn> {
         extra_json: extras(
             o,
             &["interNo", "userSaying", "intention", "systemReply"],
-            &["timestamp", "requsetTime", "requestTime", "responseSource", "involveMode"],
+            &["timestamp", "requsetTime", "responseSource", "involveMode"],
+            Some(("requsetTime", "requestTime")),
         ),
         inter_no: text(o, "interNo"),
         user_saying: text(o, "userSaying"),
@@ -197,6 +259,7 @@ fn qa(v: &Value) -> Option<Qa> {
             o,
             &["interNo", "seriesId", "questionTitle", "questionType", "answerIntent", "originalAnswer"],
             &["createTime"],
+            None,
         ),
         inter_no: text(o, "interNo"),
         series_id: text(o, "seriesId"),
@@ -206,6 +269,71 @@ fn qa(v: &Value) -> Option<Qa> {
         original_answer: text(o, "originalAnswer"),
         create_time: int(o, "createTime"),
     })
+}
+
+/// An entry rebuilt from its columns and its `extra_json` (which wins).
+fn entry(texts: &[(&str, &Option<String>)], ints: &[(&str, Option<i64>)], extra: Option<&str>) -> Value {
+    let mut o = match extra.map(serde_json::from_str) {
+        Some(Ok(Value::Object(o))) => o,
+        _ => Map::new(),
+    };
+    for (name, value) in texts {
+        if let Some(v) = value
+            && !o.contains_key(*name)
+        {
+            o.insert(name.to_string(), Value::String(v.clone()));
+        }
+    }
+    for (name, value) in ints {
+        if let Some(v) = value
+            && !o.contains_key(*name)
+        {
+            o.insert(name.to_string(), Value::from(*v));
+        }
+    }
+    Value::Object(o)
+}
+
+impl Turn {
+    /// The entry as sent; the request time under its documented spelling
+    /// unless `extra_json` holds a spelling of it.
+    fn rebuild(&self) -> Value {
+        let respelt = matches!(self.extra_json.as_deref().map(serde_json::from_str::<Value>),
+            Some(Ok(extra)) if extra.get("requestTime").is_some());
+        let request = if respelt { None } else { self.request_time };
+        entry(
+            &[
+                ("interNo", &self.inter_no),
+                ("userSaying", &self.user_saying),
+                ("intention", &self.intention),
+                ("systemReply", &self.system_reply),
+            ],
+            &[
+                ("timestamp", self.reply_time),
+                ("requsetTime", request),
+                ("responseSource", self.response_source),
+                ("involveMode", self.involve_mode),
+            ],
+            self.extra_json.as_deref(),
+        )
+    }
+}
+
+impl Qa {
+    fn rebuild(&self) -> Value {
+        entry(
+            &[
+                ("interNo", &self.inter_no),
+                ("seriesId", &self.series_id),
+                ("questionTitle", &self.question_title),
+                ("questionType", &self.question_type),
+                ("answerIntent", &self.answer_intent),
+                ("originalAnswer", &self.original_answer),
+            ],
+            &[("createTime", self.create_time)],
+            self.extra_json.as_deref(),
+        )
+    }
 }
 
 /// The fields pulled out of `businessInfoStr`.
@@ -244,7 +372,7 @@ impl Record {
         let bis = business_info_str.as_deref().map(business_info).unwrap_or_default();
         // serde_json's map keeps keys sorted, so this text is canonical.
         let content_hash = fingerprint(v.to_string().as_bytes());
-        let raw_json = lean(o);
+        let raw_json = leftovers(o);
         let mut record = Record {
             log_id,
             tenant_id: text(o, "tenantId"),
@@ -273,6 +401,64 @@ impl Record {
         };
         record.nul_replaced = record.replace_nul();
         Ok(record)
+    }
+
+    /// The text columns, in the order of their API fields ([`TEXT_FIELDS`]).
+    fn text_columns(&self) -> [Option<&String>; 13] {
+        [
+            Some(&self.log_id),
+            self.tenant_id.as_ref(),
+            self.call_sor_id.as_ref(),
+            self.call_id.as_ref(),
+            self.cti_call_id.as_ref(),
+            self.calling_number.as_ref(),
+            self.called_number.as_ref(),
+            self.flow_inst_id.as_ref(),
+            self.dialog_type.as_ref(),
+            self.call_data.as_ref(),
+            self.flag.as_ref(),
+            self.business_info.as_ref(),
+            self.business_info_str.as_ref(),
+        ]
+    }
+
+    /// The time columns, in the order of [`TIME_FIELDS`].
+    fn time_columns(&self) -> [Option<i64>; 3] {
+        [self.start_time, self.end_time, self.last_update_time]
+    }
+
+    /// The record as the API sent it, from what the store keeps of it: the
+    /// columns, `raw_json`, the turns and the Q&A rows (each with its
+    /// `extra_json`). A field `raw_json` holds wins over its column.
+    pub fn rebuild(&self) -> Value {
+        let mut o = match serde_json::from_str(&self.raw_json) {
+            Ok(Value::Object(o)) => o,
+            _ => Map::new(),
+        };
+        let texts = self.text_columns().map(|c| c.map(|s| Value::String(s.clone())));
+        let times = self.time_columns().map(|c| c.map(Value::from));
+        for (name, value) in TEXT_FIELDS.iter().zip(texts).chain(TIME_FIELDS.iter().zip(times)) {
+            if let Some(value) = value
+                && !o.contains_key(*name)
+            {
+                o.insert(name.to_string(), value);
+            }
+        }
+        if !self.details.is_empty() {
+            // The list's name as sent: the corrected one is left with an
+            // empty list; where a list is left whole, its rows are in it.
+            let corrected =
+                o.get(TURNS).is_none_or(Value::is_null) && o.get(TURNS_CORRECTED) == Some(&Value::Array(Vec::new()));
+            let misspelt = !o.contains_key(TURNS) && !o.contains_key(TURNS_CORRECTED);
+            let name = if corrected { Some(TURNS_CORRECTED) } else { misspelt.then_some(TURNS) };
+            if let Some(name) = name {
+                o.insert(name.to_string(), self.details.iter().map(Turn::rebuild).collect());
+            }
+        }
+        if !self.qa.is_empty() && !o.contains_key(QA) {
+            o.insert(QA.to_string(), self.qa.iter().map(Qa::rebuild).collect());
+        }
+        Value::Object(o)
     }
 
     /// Applies [`without_nul`] to every text column; whether any changed.
@@ -362,7 +548,8 @@ mod tests {
         assert_eq!(r.details[0].request_time, Some(5));
         assert_eq!(r.details[0].response_source, Some(1));
         assert!(r.raw_json.contains("\"extra\""));
-        assert!(!r.raw_json.contains("recordDetails"), "the list is in its table: {}", r.raw_json);
+        // The entries are in their table; the corrected name stays, empty.
+        assert!(r.raw_json.contains(r#""recordDetails":[]"#), "{}", r.raw_json);
     }
 
     #[test]
@@ -372,13 +559,36 @@ mod tests {
         let r = Record::from_value(0, &v).unwrap();
         assert_eq!(r.details[0].extra_json.as_deref(), Some(r#"{"emotion":"calm","timestamp":"soon"}"#));
         assert_eq!(r.qa[0].extra_json.as_deref(), Some(r#"{"score":5}"#));
-        assert_eq!(r.raw_json, r#"{"logId":"a","odd":"x"}"#);
+        assert_eq!(r.raw_json, r#"{"odd":"x"}"#);
         // A list that is not a list of objects stays in the record.
         let odd = Record::from_value(0, &json!({"logId": "b", "qaRecords": ["x"]})).unwrap();
         assert!(odd.raw_json.contains("qaRecords"));
         // The hash covers the lists: a change in a turn is a change.
         let changed = json!({"logId": "a", "recordDetials": [{"userSaying": "ho"}]});
         assert_ne!(Record::from_value(0, &changed).unwrap().content_hash, r.content_hash);
+    }
+
+    #[test]
+    fn raw_json_keeps_only_what_the_columns_do_not_and_the_record_is_rebuilt_as_sent() {
+        let plain = json!({"logId": "a", "callId": "c", "startTime": 5, "flag": null, "locationId": 3,
+            "recordDetials": [{"userSaying": "hi", "requsetTime": 7}], "qaRecords": [{"seriesId": "1"}]});
+        let r = Record::from_value(0, &plain).unwrap();
+        // What columns hold as sent is not repeated; null and locationId stay.
+        assert_eq!(r.raw_json, r#"{"flag":null,"locationId":3}"#);
+        assert_eq!(r.rebuild(), plain);
+        for v in [
+            // Numbers sent as text, the corrected spelling of a list and a field.
+            json!({"logId": "b", "startTime": "5", "endTime": 6.5, "recordDetails": [{"requestTime": 1}]}),
+            // Both spellings of the request time; the turn list under the misspelt name beside an empty corrected one.
+            json!({"logId": "c", "recordDetials": [{"requsetTime": 1, "requestTime": 2}], "recordDetails": []}),
+            // A null misspelt list and the corrected one with rows.
+            json!({"logId": "d", "recordDetials": null, "recordDetails": [{"intention": "x", "timestamp": "t"}]}),
+            // Empty lists, a list with a non-object, NUL in a column.
+            json!({"logId": "e", "recordDetials": [], "qaRecords": [{"seriesId": 2}, 3], "callData": "a\u{0}b"}),
+            json!({"logId": 42, "calledNumber": 10086, "recordDetials": [{"interNo": null, "involveMode": "0"}]}),
+        ] {
+            assert_eq!(Record::from_value(0, &v).unwrap().rebuild(), v, "{v}");
+        }
     }
 
     #[test]

@@ -285,18 +285,6 @@ fn merge_extra(m: &mut Map<String, Value>, extra: Option<&str>) {
 }
 
 impl SimRecord {
-    /// The record as the store keeps it in `raw_json`: the wire object
-    /// without its turn and Q&A lists.
-    pub fn lean_wire(&self) -> Value {
-        let mut v = self.to_wire();
-        if let Value::Object(m) = &mut v {
-            for name in ["recordDetials", "recordDetails", "qaRecords"] {
-                m.remove(name);
-            }
-        }
-        v
-    }
-
     /// The JSON object the server sends for this record.
     pub fn to_wire(&self) -> Value {
         let q = self.quirks;

@@ -139,7 +139,9 @@ async fn prune_removes_what_started_before_the_cut_and_keeps_every_sum_exact(kin
         let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
         drop(conn);
         let freed = (pages * page) as u64;
-        assert!(freed > full / 4, "the prune freed {freed} of {full} bytes");
+        // Half the sessions go; with the summary tables, the CDR legs and
+        // the file's fixed pages, that is a fifth of the file or more.
+        assert!(freed > full / 5, "the prune freed {freed} of {full} bytes");
         let out = run(store.dir.path(), &["backfill", "--from", "2026-11-02 00:00:00", "--to", CUT], &[]).await;
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         assert_eq!(ids(&store, &format!("start_time < {CUT_MS}")), before, "read again");
