@@ -264,7 +264,7 @@ fn store_only_large(n: usize) {
 
 /// Where a record's bytes go: each table and index (SQLite's `dbstat`,
 /// pages as allocated), then the text columns of the three data tables
-/// (bytes stored, before page overhead), a record.
+/// (their UTF-8 bytes, before row and page overhead), a record.
 fn print_bytes_by_part(db: &Path, n: usize) {
     let conn = rusqlite::Connection::open(db).unwrap();
     let per = |sql: &str| -> Vec<(String, f64)> {
@@ -277,7 +277,7 @@ fn print_bytes_by_part(db: &Path, n: usize) {
             println!("  {name:<36} {bytes:>8.0}");
         }
     }
-    println!("bytes a record by column (stored values):");
+    println!("bytes a record by text column:");
     let tables: Vec<(String, Vec<String>)> = ["records", "turn_rows", "qa_rows"]
         .iter()
         .map(|t| {
@@ -292,7 +292,10 @@ fn print_bytes_by_part(db: &Path, n: usize) {
         })
         .collect();
     for (table, cols) in tables {
-        let sums: Vec<String> = cols.iter().map(|c| format!("sum(length(CAST(\"{c}\" AS BLOB)))")).collect();
+        let sums: Vec<String> = cols
+            .iter()
+            .map(|c| format!("sum(CASE WHEN typeof(\"{c}\") = 'text' THEN length(CAST(\"{c}\" AS BLOB)) END)"))
+            .collect();
         let row: Vec<Option<f64>> = conn
             .query_row(&format!("SELECT {} FROM {table}", sums.join(", ")), [], |r| {
                 (0..cols.len()).map(|i| r.get(i)).collect()
