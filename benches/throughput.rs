@@ -317,11 +317,10 @@ const MEASURES: &[(&str, &str)] = &[
         "Drop-off intentions, top 10",
         "SELECT intention, sum(sessions) FROM v_dropoff GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
     ),
-    ("The 50 latest sessions' outcomes", "SELECT * FROM v_session_outcomes ORDER BY start_time DESC LIMIT 50"),
-    (
-        "One call's sessions and outcome",
-        "SELECT * FROM v_session_outcomes WHERE call_id = (SELECT max(call_id) FROM records)",
-    ),
+    // PostgreSQL holds many tenants: its analysts name theirs, as
+    // docs/postgresql.md does ({tenant} is empty on SQLite).
+    ("The 50 latest sessions' outcomes", "SELECT * FROM v_session_outcomes {tenant} ORDER BY start_time DESC LIMIT 50"),
+    ("One call's sessions and outcome", "SELECT * FROM v_session_outcomes WHERE call_id = '{call}'"),
 ];
 
 /// The views as they were before the measures were kept in tables (GROUP
