@@ -278,20 +278,22 @@ fn entry(texts: &[(&str, &Option<String>)], ints: &[(&str, Option<i64>)], extra:
         _ => Map::new(),
     };
     for (name, value) in texts {
-        if let Some(v) = value
-            && !o.contains_key(*name)
-        {
-            o.insert(name.to_string(), Value::String(v.clone()));
-        }
+        put_absent(&mut o, name, (*value).clone().map(Value::String));
     }
     for (name, value) in ints {
-        if let Some(v) = value
-            && !o.contains_key(*name)
-        {
-            o.insert(name.to_string(), Value::from(*v));
-        }
+        put_absent(&mut o, name, value.map(Value::from));
     }
     Value::Object(o)
+}
+
+/// A column's value under its field name, unless what was kept beside the
+/// columns already holds that field (as sent).
+fn put_absent(o: &mut Map<String, Value>, name: &str, value: Option<Value>) {
+    if let Some(value) = value
+        && !o.contains_key(name)
+    {
+        o.insert(name.to_string(), value);
+    }
 }
 
 impl Turn {
@@ -438,11 +440,7 @@ impl Record {
         let texts = self.text_columns().map(|c| c.map(|s| Value::String(s.clone())));
         let times = self.time_columns().map(|c| c.map(Value::from));
         for (name, value) in TEXT_FIELDS.iter().zip(texts).chain(TIME_FIELDS.iter().zip(times)) {
-            if let Some(value) = value
-                && !o.contains_key(*name)
-            {
-                o.insert(name.to_string(), value);
-            }
+            put_absent(&mut o, name, value);
         }
         if !self.details.is_empty() {
             // The list's name as sent: the corrected one is left with an
