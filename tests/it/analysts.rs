@@ -221,3 +221,46 @@ async fn datasette_finds_the_full_text_index_and_searches_it() {
     drop(oifde_sync::store::Store::open(&old).unwrap());
     assert_eq!(datasette_fts_table(&old).as_deref(), Some("record_details_fts"));
 }
+
+/// A page that holds a session twice, the second time newer with other
+/// turns (a server repeating a record it changed between pages): the index
+/// holds the newer turns only, in every mode.
+#[test]
+fn a_session_sent_twice_in_one_page_is_indexed_as_it_ended() {
+    use oifde_sync::config::FullText;
+    use oifde_sync::record::Record;
+    use oifde_sync::simulator::dataset;
+    for mode in [FullText::Callers, FullText::All] {
+        let (_dir, db) = temp_db();
+        let mobiles = dataset::mobiles(3, 4);
+        let data = dataset::generate(3, 6, 1_700_000_000, 1_700_086_400, "tenant001", &mobiles);
+        let mut wire: Vec<serde_json::Value> = data.iter().map(|r| r.to_wire()).collect();
+        let mut newer = wire[2].clone();
+        newer["lastUpdateTime"] = serde_json::json!(wire[2]["lastUpdateTime"].as_i64().unwrap() + 60_000);
+        for (i, turn) in newer["recordDetials"].as_array_mut().unwrap().iter_mut().enumerate() {
+            turn["userSaying"] = serde_json::json!(format!("改签航班 {i}"));
+            turn["systemReply"] = serde_json::json!(format!("已为您改签 {i}"));
+        }
+        wire.insert(4, newer);
+        let page: Vec<Record> = wire.iter().enumerate().map(|(i, v)| Record::from_value(i, v).unwrap()).collect();
+        let mut store = oifde_sync::store::Store::open_with(&db, mode).unwrap();
+        let outcome = store.apply_page(&page, 0).unwrap();
+        assert_eq!((outcome.inserted, outcome.updated), (6, 1), "{mode}");
+        drop(store);
+        let conn = Connection::open(&db).unwrap();
+        conn.execute("INSERT INTO record_details_fts (record_details_fts, rank) VALUES ('integrity-check', 1)", [])
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let matched = |q: &str| -> i64 {
+            conn.query_row("SELECT count(*) FROM record_details_fts WHERE record_details_fts MATCH ?1", [q], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let turns = data[2].details.len() as i64;
+        assert_eq!(matched("\"改签航班\""), turns, "{mode}: the newer turns are found");
+        assert_eq!(matched("\"已为您改签\""), if mode == FullText::All { turns } else { 0 }, "{mode}");
+        let indexed: i64 = conn.query_row("SELECT count(*) FROM record_details_fts_docsize", [], |r| r.get(0)).unwrap();
+        let stored: i64 = conn.query_row("SELECT count(*) FROM record_details", [], |r| r.get(0)).unwrap();
+        assert_eq!(indexed, stored, "{mode}: one index entry a stored turn");
+    }
+}

@@ -23,15 +23,13 @@ impl FullText {
         )
     }
 
-    /// Indexes the turn just inserted; its columns as parameters. Static
-    /// text: this runs for every turn written.
+    /// Indexes a turn written: its rowid, then its columns, as parameters.
+    /// Static text: this runs for every turn written.
     pub(super) fn insert_sql(self) -> &'static str {
         match self {
             FullText::Off => "",
-            FullText::Callers => "INSERT INTO record_details_fts (rowid, user_saying) VALUES (last_insert_rowid(), ?1)",
-            FullText::All => {
-                "INSERT INTO record_details_fts (rowid, user_saying, system_reply) VALUES (last_insert_rowid(), ?1, ?2)"
-            }
+            FullText::Callers => "INSERT INTO record_details_fts (rowid, user_saying) VALUES (?1, ?2)",
+            FullText::All => "INSERT INTO record_details_fts (rowid, user_saying, system_reply) VALUES (?1, ?2, ?3)",
         }
     }
 

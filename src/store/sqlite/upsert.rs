@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{Sqlite, facts};
 use crate::config::FullText;
-use crate::record::Record;
+use crate::record::{Record, Turn};
 use crate::store::StoreError;
 use crate::store::contract::Pages;
 use crate::store::dedup::{Decision, PageOutcome, Summary, decide};
@@ -62,6 +62,12 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
     let mut lookup =
         tx.prepare_cached("SELECT rowid, last_update_time, content_hash FROM records WHERE log_id = ?1")?;
     let mut summary = Summary::default();
+    // The turns written, indexed once every other statement of the page has
+    // run: FTS5 writes what it holds to disk at each statement that may
+    // roll back on its own, so a full-text row written before one costs a
+    // flush and a merge.
+    let mut indexed: Vec<(i64, i64, &Turn)> = Vec::new();
+    let mut mark = tx.prepare_cached("INSERT INTO kpi_dirty (log_id) VALUES (?1) ON CONFLICT DO NOTHING")?;
     for r in records {
         let stored: Option<(i64, _)> =
             lookup.query_row([&r.log_id], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?)))).optional()?;
@@ -69,8 +75,8 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
         match decide(r, stored.map(|(_, version)| version)) {
             Decision::Insert => {
                 write_record(tx, INSERT_RECORD, r, now_ms)?;
-                write_children(tx, tx.last_insert_rowid(), r, full_text)?;
-                facts::mark_with_followers(tx, &r.log_id)?;
+                write_children(tx, tx.last_insert_rowid(), r, &mut indexed)?;
+                mark.execute([&r.log_id])?;
                 summary.add(r);
                 outcome.inserted += 1;
             }
@@ -79,9 +85,15 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
                 count_in_summaries(tx, id, -1)?;
                 facts::mark_with_followers(tx, &r.log_id)?;
                 write_record(tx, UPDATE_RECORD, r, now_ms)?;
+                // The same session earlier in this page: its turns are
+                // indexed first, so that taking them out finds them.
+                if indexed.iter().any(|(_, record, _)| *record == id) {
+                    index_turns(tx, &indexed, full_text)?;
+                    indexed.clear();
+                }
                 delete_children(tx, id, full_text)?;
-                write_children(tx, id, r, full_text)?;
-                facts::mark_with_followers(tx, &r.log_id)?;
+                write_children(tx, id, r, &mut indexed)?;
+                mark.execute([&r.log_id])?;
                 summary.add(r);
                 outcome.updated += 1;
             }
@@ -91,9 +103,26 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
     }
     summary.write(tx)?;
     if outcome.inserted + outcome.updated > 0 {
+        facts::mark_followers(tx)?;
         facts::refresh(tx)?;
     }
+    index_turns(tx, &indexed, full_text)?;
     Ok(outcome)
+}
+
+/// Adds the turns written (by their rowids) to the full-text index.
+fn index_turns(tx: &Transaction<'_>, turns: &[(i64, i64, &Turn)], full_text: FullText) -> rusqlite::Result<()> {
+    if full_text == FullText::Off {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(full_text.insert_sql())?;
+    for (id, _, t) in turns {
+        match full_text {
+            FullText::All => insert.execute(params![id, t.user_saying, t.system_reply])?,
+            _ => insert.execute(params![id, t.user_saying])?,
+        };
+    }
+    Ok(())
 }
 
 impl Summary {
@@ -188,9 +217,14 @@ pub(super) fn delete_children(tx: &Transaction<'_>, id: i64, full_text: FullText
     Ok(())
 }
 
-/// Appends a record's turns (with their full-text rows) and Q&A rows under
-/// its rowid `id`.
-fn write_children(tx: &Transaction<'_>, id: i64, r: &Record, full_text: FullText) -> rusqlite::Result<()> {
+/// Appends a record's turns and Q&A rows under its rowid `id`; the turns
+/// join `indexed` with their rowids and `id`.
+fn write_children<'r>(
+    tx: &Transaction<'_>,
+    id: i64,
+    r: &'r Record,
+    indexed: &mut Vec<(i64, i64, &'r Turn)>,
+) -> rusqlite::Result<()> {
     let mut turn = tx.prepare_cached(
         "INSERT INTO turn_rows (record_id, seq, inter_no, user_saying, intention, system_reply, \
          reply_time, request_time, response_source, involve_mode, extra_json) \
@@ -210,15 +244,7 @@ fn write_children(tx: &Transaction<'_>, id: i64, r: &Record, full_text: FullText
             t.involve_mode,
             t.extra_json,
         ])?;
-        match full_text {
-            FullText::Off => {}
-            FullText::Callers => {
-                tx.prepare_cached(full_text.insert_sql())?.execute(params![t.user_saying])?;
-            }
-            FullText::All => {
-                tx.prepare_cached(full_text.insert_sql())?.execute(params![t.user_saying, t.system_reply])?;
-            }
-        }
+        indexed.push((tx.last_insert_rowid(), id, t));
     }
     let mut qa = tx.prepare_cached(
         "INSERT INTO qa_rows (record_id, seq, inter_no, series_id, question_title, question_type, \
