@@ -25,6 +25,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_oifde-sync");
 const USERS: usize = 50;
 const DAYS: i64 = 2;
 const SEED: u64 = 1;
+/// The callers of the large store: a tenant of 100,000 calls a day, about
+/// one caller in six calling again within a day.
+const LARGE_CALLERS: usize = 500_000;
 
 struct Row {
     scenario: String,
@@ -223,25 +226,39 @@ fn idle_daemon(sim: &Sim, dir: &Path) -> (f64, f64) {
     (rss_kb / 1024.0, used / 5.0 * 100.0)
 }
 
-/// `--store-only N`: N records (5,000,000 say) written through the store in
-/// pages of 100, generated 100,000 at a time (the simulator would hold the
-/// whole tenant in memory: about 6.5 KB a record); the rate of each million,
-/// the bytes a record, and the five questions on the result.
-fn store_only_large(n: usize) {
+/// `--store-only N`: N records (10,000,000 say) written through the store
+/// in pages of 100 (`--pages K`: K pages a transaction), generated a day of
+/// 100,000 calls at a time (the simulator would hold the whole tenant in
+/// memory: about 6.5 KB a record), from [`LARGE_CALLERS`] callers, the days
+/// ending now, each day's CDR legs stored before its sessions (not timed);
+/// the rate of each million, the bytes a record, and the five questions and
+/// the analyst measures on the result.
+fn store_only_large(n: usize, pages_per_transaction: usize) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("large.db");
     let mut store = Store::open(&db).unwrap();
-    let mobiles = dataset::mobiles(SEED, USERS);
+    let mobiles = dataset::mobiles(SEED, LARGE_CALLERS);
     let now = tz::now_ms() / 1000;
-    let to = now - now.rem_euclid(3600);
+    let end = now - now.rem_euclid(86_400);
+    let first_day = end - (n.div_ceil(100_000) as i64) * 86_400;
     let chunk = 100_000;
     let (mut written, mut spent) = (0usize, Duration::ZERO);
     let mut million = (0usize, Duration::ZERO);
+    let mut call = String::new();
     println!("{:>10} {:>14} {:>16}", "records", "records/s", "this million /s");
     while written < n {
         let this = chunk.min(n - written);
-        let data = dataset::generate(SEED + written as u64, this, to - DAYS * 86_400, to, "tenant001", &mobiles);
-        for page in data.chunks(100) {
+        let day = first_day + (written / chunk) as i64 * 86_400;
+        let data = dataset::generate(SEED + written as u64, this, day, day + 86_400, "tenant001", &mobiles);
+        call.clone_from(&data[data.len() / 2].call_id);
+        // The day's CDR legs first (not timed), as the measures need them.
+        let legs = oifde_sync::simulator::cdr::legs(&data, SEED);
+        let csv_text = oifde_sync::simulator::cdr::csv_text(&legs, &ServerZone::utc(), true);
+        oifde_sync::cdr::read_csv(csv_text.as_bytes(), "bench.csv", &ServerZone::utc(), &mut |legs| {
+            store.add_cdr_legs(legs, oifde_sync::keys::KeyKind::Cti, tz::now_ms()).map(drop).map_err(|e| e.to_string())
+        })
+        .unwrap();
+        for page in data.chunks(100 * pages_per_transaction) {
             let page: Vec<Record> =
                 page.iter().enumerate().map(|(i, r)| Record::from_value(i, &r.to_wire()).unwrap()).collect();
             let t = Instant::now();
@@ -260,6 +277,20 @@ fn store_only_large(n: usize) {
     println!("bytes a record: {:.0}", bytes_per_record(&db, n).unwrap_or(0.0));
     print_bytes_by_part(&db, n);
     print_queries(&[(n, time_queries(&db))], "bench/queries-store-only.csv");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    println!("{:<40} {:>10}", "measure (best of 3)", "ms");
+    for (question, sql) in MEASURES {
+        let sql = sql.replace("{call}", &call).replace("{tenant}", "");
+        let ms = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                let rows = conn.prepare(&sql).unwrap().query_map([], |_| Ok(())).unwrap().count();
+                assert!(rows > 0, "{sql}");
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .fold(f64::MAX, f64::min);
+        println!("{question:<40} {ms:>10.1}");
+    }
 }
 
 /// Where a record's bytes go: each table and index (SQLite's `dbstat`,
@@ -461,7 +492,11 @@ fn main() {
         return;
     }
     if let Some(n) = std::env::args().skip_while(|a| a != "--store-only").nth(1) {
-        store_only_large(n.parse().expect("--store-only takes a number"));
+        let pages = std::env::args()
+            .skip_while(|a| a != "--pages")
+            .nth(1)
+            .map_or(1, |p| p.parse().expect("--pages takes a number"));
+        store_only_large(n.parse().expect("--store-only takes a number"), pages);
         return;
     }
     let sizes: Vec<usize> = std::env::args()

@@ -145,7 +145,8 @@ impl Engine {
         let mut read = got as u64;
         let mut believed = true;
         // Where the total tells how many pages there are, later pages are
-        // fetched ahead (up to api.concurrency) while earlier ones commit.
+        // fetched ahead (up to api.concurrency), and go on arriving while
+        // earlier ones commit.
         let mut ahead = Ahead::default();
         let mut next_page = 2u32;
         loop {
@@ -157,12 +158,7 @@ impl Engine {
             if got < page_size || total.is_some_and(|t| read == t) {
                 break;
             }
-            let last_page = total.map_or(next_page, |t| t.div_ceil(page_size as u64).max(1) as u32);
-            let depth = if total.is_some() { self.settings.api.concurrency.max(1) } else { 1 };
-            while ahead.0.len() < depth && (next_page <= last_page || ahead.0.is_empty()) {
-                ahead.0.push_back(self.spawn_fetch(key, span, next_page));
-                next_page += 1;
-            }
+            self.top_up(&mut ahead, key, span, total, &mut next_page);
             let Some(handle) = ahead.0.pop_front() else { break };
             let page = tokio::select! {
                 biased;
@@ -183,10 +179,26 @@ impl Engine {
             let records: Vec<Record> = batch.into_iter().flat_map(|p| p.records).collect();
             seen.extend(&records);
             own.add(key, &records);
+            // The next pages are on their way while these commit.
+            if got == page_size && !total.is_some_and(|t| read + records.len() as u64 >= t) {
+                self.top_up(&mut ahead, key, span, total, &mut next_page);
+            }
             read += self.commit(pass, records, pages).await? as u64;
         }
         let leaf = Leaf { records: read, own: own.records, own_newest_ms: own.newest_ms };
         Ok((leaf, seen.0.len() as u64, believed))
+    }
+
+    /// Fetches ahead up to `api.concurrency` pages, not past the last page
+    /// `total` gives; with no total, one page at a time.
+    fn top_up(&self, ahead: &mut Ahead, key: &QueryKey, span: Option<Window>, total: Option<u64>, next_page: &mut u32) {
+        let page_size = self.settings.api.page_size as u64;
+        let last_page = total.map_or(*next_page, |t| t.div_ceil(page_size).max(1) as u32);
+        let depth = if total.is_some() { self.settings.api.concurrency.max(1) } else { 1 };
+        while ahead.0.len() < depth && (*next_page <= last_page || ahead.0.is_empty()) {
+            ahead.0.push_back(self.spawn_fetch(key, span, *next_page));
+            *next_page += 1;
+        }
     }
 
     fn spawn_fetch(&self, key: &QueryKey, span: Option<Window>, page_num: u32) -> JoinHandle<Result<Page, ApiError>> {
