@@ -180,7 +180,7 @@ impl Engine {
             seen.extend(&records);
             own.add(key, &records);
             // The next pages are on their way while these commit.
-            if got == page_size && !total.is_some_and(|t| read + records.len() as u64 >= t) {
+            if got == page_size && total.is_none_or(|t| read + (records.len() as u64) < t) {
                 self.top_up(&mut ahead, key, span, total, &mut next_page);
             }
             read += self.commit(pass, records, pages).await? as u64;
