@@ -103,9 +103,6 @@ impl Sqlite {
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 16000; PRAGMA journal_size_limit = 67108864;",
         )
             .map_err(|e| open_err(e.to_string()))?;
-        if let Ok(p) = std::env::var("OIFDE_EXP_PRAGMAS") {
-            conn.execute_batch(&p).unwrap();
-        }
         tighten_sidecars(path);
         facts::prepare(&conn).map_err(|e| open_err(e.to_string()))?;
         let mut store = Sqlite { writer: None, conn, path: path.to_path_buf(), full_text: FullText::Off };
