@@ -252,12 +252,14 @@ fn store_only_large(n: usize, pages_per_transaction: usize) {
         let data = dataset::generate(SEED + written as u64, this, day, day + 86_400, "tenant001", &mobiles);
         call.clone_from(&data[data.len() / 2].call_id);
         // The day's CDR legs first (not timed), as the measures need them.
-        let legs = oifde_sync::simulator::cdr::legs(&data, SEED);
-        let csv_text = oifde_sync::simulator::cdr::csv_text(&legs, &ServerZone::utc(), true);
-        oifde_sync::cdr::read_csv(csv_text.as_bytes(), "bench.csv", &ServerZone::utc(), &mut |legs| {
-            store.add_cdr_legs(legs, oifde_sync::keys::KeyKind::Cti, tz::now_ms()).map(drop).map_err(|e| e.to_string())
-        })
-        .unwrap();
+        store_legs(
+            &mut store,
+            &oifde_sync::simulator::cdr::csv_text(
+                &oifde_sync::simulator::cdr::legs(&data, SEED),
+                &ServerZone::utc(),
+                true,
+            ),
+        );
         for page in data.chunks(100 * pages_per_transaction) {
             let page: Vec<Record> =
                 page.iter().enumerate().map(|(i, r)| Record::from_value(i, &r.to_wire()).unwrap()).collect();
@@ -340,6 +342,14 @@ fn print_bytes_by_part(db: &Path, n: usize) {
     }
 }
 
+/// A CDR file's legs (UTC) read into the store, as `keys import` does.
+fn store_legs(store: &mut Store, csv_text: &str) {
+    oifde_sync::cdr::read_csv(csv_text.as_bytes(), "bench.csv", &ServerZone::utc(), &mut |legs| {
+        store.add_cdr_legs(legs, oifde_sync::keys::KeyKind::Cti, tz::now_ms()).map(drop).map_err(|e| e.to_string())
+    })
+    .unwrap();
+}
+
 /// The analyst measures (views on the summary tables) as an analyst asks them.
 const MEASURES: &[(&str, &str)] = &[
     ("KPIs per day, every day", "SELECT * FROM v_daily_kpis"),
@@ -401,13 +411,7 @@ fn measures(sizes: &[usize]) {
             let legs = oifde_sync::simulator::cdr::legs(&data, SEED);
             let csv_text = oifde_sync::simulator::cdr::csv_text(&legs, &zone, true);
             for (_, store) in stores.iter_mut() {
-                oifde_sync::cdr::read_csv(csv_text.as_bytes(), "bench.csv", &zone, &mut |legs| {
-                    store
-                        .add_cdr_legs(legs, oifde_sync::keys::KeyKind::Cti, tz::now_ms())
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                })
-                .unwrap();
+                store_legs(store, &csv_text);
                 for page in data.chunks(100) {
                     let page: Vec<Record> =
                         page.iter().enumerate().map(|(i, r)| Record::from_value(i, &r.to_wire()).unwrap()).collect();
