@@ -249,17 +249,20 @@ fn store_only_large(n: usize, pages_per_transaction: usize) {
     while written < n {
         let this = chunk.min(n - written);
         let day = first_day + (written / chunk) as i64 * 86_400;
+        let t = Instant::now();
         let data = dataset::generate(SEED + written as u64, this, day, day + 86_400, "tenant001", &mobiles);
         call.clone_from(&data[data.len() / 2].call_id);
-        // The day's CDR legs first (not timed), as the measures need them.
-        store_legs(
-            &mut store,
-            &oifde_sync::simulator::cdr::csv_text(
-                &oifde_sync::simulator::cdr::legs(&data, SEED),
-                &ServerZone::utc(),
-                true,
-            ),
+        let csv_text = oifde_sync::simulator::cdr::csv_text(
+            &oifde_sync::simulator::cdr::legs(&data, SEED),
+            &ServerZone::utc(),
+            true,
         );
+        let generating = t.elapsed();
+        // The day's CDR legs first (not timed), as the measures need them.
+        let t = Instant::now();
+        store_legs(&mut store, &csv_text);
+        let legs = t.elapsed();
+        let before = spent;
         for page in data.chunks(100 * pages_per_transaction) {
             let page: Vec<Record> =
                 page.iter().enumerate().map(|(i, r)| Record::from_value(i, &r.to_wire()).unwrap()).collect();
@@ -268,6 +271,13 @@ fn store_only_large(n: usize, pages_per_transaction: usize) {
             spent += t.elapsed();
         }
         written += this;
+        eprintln!(
+            "{written:>10}: generating {:.1} s, CDR legs {:.1} s, sessions {:.1} s ({:.0} records/s)",
+            generating.as_secs_f64(),
+            legs.as_secs_f64(),
+            (spent - before).as_secs_f64(),
+            this as f64 / (spent - before).as_secs_f64()
+        );
         if written % 1_000_000 == 0 || written == n {
             let (n0, t0) = million;
             let rate = (written - n0) as f64 / (spent - t0).as_secs_f64();

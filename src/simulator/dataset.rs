@@ -254,7 +254,9 @@ fn record(rng: &mut fastrand::Rng, i: usize, from: i64, span: i64, tenant: &str,
         tenant_id: tenant.to_string(),
         call_sor_id: user.clone(),
         call_id: format!("{start}{:024x}", rng.u64(..) as u128 * 1_000_003 + i as u128),
-        cti_call_id: (roll % 10 < 7).then(|| format!("{}", 1_000_000_000 + i)),
+        // As the platform writes them (seconds, then a sequence): unique
+        // across every period generated, not only within one.
+        cti_call_id: (roll % 10 < 7).then(|| format!("{}-{i}", start / 1000)),
         calling_number: Some(user),
         called_number: if roll % 19 == 3 { None } else { Some(pick(rng, &ACCESS_CODES).to_string()) },
         start_time: start,
