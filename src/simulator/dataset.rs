@@ -388,3 +388,24 @@ impl SimRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tenant generated a day at a time (as the large benchmark does) has
+    /// each call's CTI ID once: a day does not reuse the day before's.
+    #[test]
+    fn cti_call_ids_of_two_days_differ() {
+        let users = mobiles(7, 100);
+        let day = 1_700_006_400;
+        let first = generate(1, 1_000, day, day + 86_400, "t", &users);
+        let second = generate(2, 1_000, day + 86_400, day + 2 * 86_400, "t", &users);
+        let ids = |d: &[SimRecord]| -> std::collections::HashSet<String> {
+            d.iter().filter_map(|r| r.cti_call_id.clone()).collect()
+        };
+        let (a, b) = (ids(&first), ids(&second));
+        assert!(a.len() > 500 && b.len() > 500, "most sessions have a CTI ID");
+        assert_eq!(a.intersection(&b).count(), 0, "no CTI ID of the first day comes back the second");
+    }
+}
