@@ -91,9 +91,40 @@ pub(super) async fn connect(settings: &PgSettings) -> Result<Client, StoreError>
     // Each execution of a prepared statement is planned for its arguments:
     // a plan made while the tables were empty (a scan) would otherwise stay
     // as they grow, and a page's lookup would read the whole table.
-    client
-        .batch_execute("SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan")
-        .await
-        .map_err(|e| open_err(e.to_string()))?;
+    // No JIT compilation: the statements are small and run once a page, but
+    // the refresh of a page's measures is estimated above `jit_above_cost`
+    // once the tables grow, and compiling it took 200 ms of its 250 a page.
+    client.batch_execute(SESSION).await.map_err(|e| open_err(e.to_string()))?;
     Ok(client)
+}
+
+/// The settings of the daemon's sessions (see [`connect`]).
+const SESSION: &str = "SET synchronous_commit = off; SET plan_cache_mode = force_custom_plan; SET jit = off";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test server's URL, as the integration tests find it.
+    fn server() -> String {
+        if let Some(url) = std::env::var("OIFDE_TEST_PG_URL").ok().filter(|u| !u.is_empty()) {
+            return url;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/postgres");
+        let out = std::process::Command::new(script).output().expect(".ci/postgres runs");
+        assert!(out.status.success(), ".ci/postgres failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[tokio::test]
+    #[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
+    async fn the_daemons_session_does_not_jit_compile_and_plans_each_execution() {
+        let settings = PgSettings::parse(&server(), "tenant001").unwrap();
+        let client = connect(&settings).await.unwrap();
+        for (setting, want) in [("jit", "off"), ("plan_cache_mode", "force_custom_plan"), ("synchronous_commit", "off")]
+        {
+            let got: String = client.query_one(&format!("SHOW {setting}"), &[]).await.unwrap().get(0);
+            assert_eq!(got, want, "{setting} of the daemon's session");
+        }
+    }
 }
