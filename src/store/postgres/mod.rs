@@ -31,7 +31,7 @@ use crate::config::PgSettings;
 const SCHEMA: &str = include_str!("../../../schema.pg.sql");
 
 /// The schema version this binary writes to PostgreSQL.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The first schema version with the analyst views (`report` needs them).
 pub const MEASURES_SINCE: i64 = 6;
