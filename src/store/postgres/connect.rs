@@ -105,13 +105,17 @@ const SESSION: &str = "SET synchronous_commit = off; SET plan_cache_mode = force
 mod tests {
     use super::*;
 
-    /// The test server's URL, as the integration tests find it.
+    /// The test server's URL, found as the integration tests find it.
     fn server() -> String {
         if let Some(url) = std::env::var("OIFDE_TEST_PG_URL").ok().filter(|u| !u.is_empty()) {
             return url;
         }
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/postgres");
-        let out = std::process::Command::new(script).output().expect(".ci/postgres runs");
+        // Stopped once these tests end, as the integration tests' server is.
+        let out = std::process::Command::new(script)
+            .args(["--stop-with", &std::process::id().to_string()])
+            .output()
+            .expect(".ci/postgres runs");
         assert!(out.status.success(), ".ci/postgres failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
