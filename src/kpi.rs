@@ -22,6 +22,11 @@ pub struct DayKpi {
     pub platform_bot_only: Option<i64>,
     /// The platform's sessions that used the bot (more than one turn).
     pub platform_bot_use: Option<i64>,
+    /// The mirror's `bot_only` and sessions that used the bot, over the
+    /// access codes the platform reported that day: the like-for-like
+    /// comparison (the day's totals also hold sessions of other numbers).
+    pub reported_bot_only: Option<i64>,
+    pub reported_bot_use: Option<i64>,
 }
 
 impl DayKpi {
@@ -32,10 +37,13 @@ impl DayKpi {
     }
 
     pub fn platform_autonomy_rate(&self) -> Option<f64> {
-        match (self.platform_bot_only, self.platform_bot_use) {
-            (Some(bot), Some(used)) if used > 0 => Some(bot as f64 / used as f64),
-            _ => None,
-        }
+        rate(self.platform_bot_only, self.platform_bot_use)
+    }
+
+    /// The mirror's autonomy rate over the access codes the platform
+    /// reported: what [`Self::platform_autonomy_rate`] is to be compared with.
+    pub fn reported_autonomy_rate(&self) -> Option<f64> {
+        rate(self.reported_bot_only, self.reported_bot_use)
     }
 
     pub fn avg_turns(&self) -> Option<f64> {
@@ -44,6 +52,13 @@ impl DayKpi {
 
     pub fn fallback_rate(&self) -> Option<f64> {
         (self.turns > 0).then(|| self.fallback_turns as f64 / self.turns as f64)
+    }
+}
+
+fn rate(part: Option<i64>, whole: Option<i64>) -> Option<f64> {
+    match (part, whole) {
+        (Some(part), Some(whole)) if whole > 0 => Some(part as f64 / whole as f64),
+        _ => None,
     }
 }
 

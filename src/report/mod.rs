@@ -13,8 +13,9 @@ use svg::escape;
 
 const BLUE: &str = "#2f6db5";
 const ORANGE: &str = "#e08a1e";
+const GREEN: &str = "#2e9b57";
 const OUTCOMES: [(&str, &str); 5] = [
-    ("bot alone (more than one turn)", "#2e9b57"),
+    ("bot alone (more than one turn)", GREEN),
     ("to an agent after 2–3 turns", "#e08a1e"),
     ("to an agent after more than 3 turns", "#c4452c"),
     ("one turn or none", "#8a8f98"),
@@ -49,11 +50,12 @@ impl Page<'_> {
         );
         let (turns, fallback, repeats) = (total(|d| d.turns), total(|d| d.fallback_turns), total(|d| d.repeat_callers));
         let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
-        let platform: Option<(i64, i64)> = k
-            .days
-            .iter()
-            .map(|d| d.platform_bot_only.zip(d.platform_bot_use))
-            .try_fold((0, 0), |acc, p| p.map(|(b, u)| (acc.0 + b, acc.1 + u)));
+        // Over the period, or none when a day lacks the figures.
+        let summed = |pair: fn(&crate::kpi::DayKpi) -> Option<(i64, i64)>| -> Option<(i64, i64)> {
+            k.days.iter().map(pair).try_fold((0, 0), |acc, p| p.map(|(b, u)| (acc.0 + b, acc.1 + u)))
+        };
+        let platform = summed(|d| d.platform_bot_only.zip(d.platform_bot_use));
+        let reported = summed(|d| d.reported_bot_only.zip(d.reported_bot_use));
         let mut s = String::new();
         let _ = write!(
             s,
@@ -81,6 +83,11 @@ impl Page<'_> {
             "platform-autonomy",
             percent(platform.and_then(|(b, u)| ratio(b, u))),
             "the platform's autonomy rate",
+        ));
+        s.push_str(&figure(
+            "reported-autonomy",
+            percent(reported.and_then(|(b, u)| ratio(b, u))),
+            "the mirror's, over the access codes the platform reports",
         ));
         s.push_str(&figure(
             "avg-turns",
@@ -123,12 +130,17 @@ impl Page<'_> {
             svg::stacked("Outcomes per day", &days, &series)
         ));
         s.push_str(&format!(
-            "<figure><figcaption>Autonomy rate: the mirror's and the platform's</figcaption>{}<p class=\"legend\"><span><i style=\"background:{BLUE}\"></i>mirror</span><span><i style=\"background:{ORANGE}\"></i>platform</span></p></figure>",
+            "<figure><figcaption>Autonomy rate: the mirror's and the platform's</figcaption>{}<p class=\"legend\"><span><i style=\"background:{BLUE}\"></i>mirror, every session</span><span><i style=\"background:{GREEN}\"></i>mirror, the access codes the platform reports</span><span><i style=\"background:{ORANGE}\"></i>platform</span></p></figure>",
             svg::lines(
                 "Autonomy rate",
                 &days,
                 &[
-                    ("mirror", BLUE, k.days.iter().map(|d| d.autonomy_rate()).collect()),
+                    ("mirror, every session", BLUE, k.days.iter().map(|d| d.autonomy_rate()).collect()),
+                    (
+                        "mirror, the access codes the platform reports",
+                        GREEN,
+                        k.days.iter().map(|d| d.reported_autonomy_rate()).collect(),
+                    ),
                     ("platform", ORANGE, k.days.iter().map(|d| d.platform_autonomy_rate()).collect()),
                 ],
                 true
@@ -184,11 +196,11 @@ impl Page<'_> {
             }
             None => s.push_str("<p id=\"completeness\">Not verified yet: set [reconcile] access_codes and run <code>oifde-sync verify</code>.</p>"),
         }
-        s.push_str("</section><section><h2>Day by day</h2><div class=\"table\"><table><thead><tr><th>day</th><th>sessions</th><th>bot alone</th><th>to an agent</th><th>one turn</th><th>unknown</th><th>autonomy</th><th>platform</th><th>avg turns</th><th>fallback</th><th>repeat callers</th></tr></thead><tbody>");
+        s.push_str("</section><section><h2>Day by day</h2><div class=\"table\"><table><thead><tr><th>day</th><th>sessions</th><th>bot alone</th><th>to an agent</th><th>one turn</th><th>unknown</th><th>autonomy</th><th>same codes</th><th>platform</th><th>avg turns</th><th>fallback</th><th>repeat callers</th></tr></thead><tbody>");
         for d in &k.days {
             let _ = write!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 d.day,
                 d.sessions,
                 d.bot_only,
@@ -196,6 +208,7 @@ impl Page<'_> {
                 d.exit_no_consult,
                 d.unknown,
                 percent(d.autonomy_rate()),
+                percent(d.reported_autonomy_rate()),
                 percent(d.platform_autonomy_rate()),
                 d.avg_turns().map_or("–".into(), |v| format!("{v:.2}")),
                 percent(d.fallback_rate()),

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use oifde_sync::simulator::SimRecord;
 use oifde_sync::simulator::cdr;
+use oifde_sync::simulator::{SimRecord, Simulator};
 
 use crate::cli::{run, text};
 use crate::helpers::*;
@@ -165,6 +165,53 @@ async fn every_canned_query_answers(datasette: &str, flag: &str, file: &str) {
     let _ = server.0.kill();
 }
 
+per_store!(the_reports_numbers_are_the_views);
+
+/// `report` on either store: its figures are the views' over the period.
+async fn the_reports_numbers_are_the_views(kind: Kind) {
+    let sim = simulator(options(300)).await;
+    let store = TestStore::new(kind);
+    let html = report_of(&store, &sim).await;
+    report_agrees_with_the_views(&store, &html);
+}
+
+/// Mirrors the simulated tenant with its ledgers into `store` and writes the
+/// report of 2026-11-02 to 2026-11-04 beside it; its text.
+async fn report_of(store: &TestStore, sim: &Simulator) -> String {
+    mirror_with_ledgers(store, sim, "").await;
+    let dir = store.dir.path();
+    let page = dir.join("report.html");
+    let out =
+        run(dir, &["report", "--from", "2026-11-02", "--to", "2026-11-04", "--out", page.to_str().unwrap()], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    std::fs::read_to_string(&page).unwrap()
+}
+
+/// The figures of a report page (as written, or as Chromium rendered it)
+/// are the views' numbers, and the platform's autonomy rate is set beside
+/// the mirror's over the same access codes.
+fn report_agrees_with_the_views(store: &TestStore, page: &str) {
+    let value = |id: &str| {
+        let at = page.find(&format!("id=\"{id}\">")).unwrap_or_else(|| panic!("#{id} in the page")) + id.len() + 6;
+        page[at..].split('<').next().unwrap().to_string()
+    };
+    let n = |sql: &str| store.count(sql);
+    let percent = |bot: i64, used: i64| format!("{:.1} %", bot as f64 / used as f64 * 100.0);
+    assert_eq!(value("sessions"), n("SELECT sum(sessions) FROM v_daily_kpis").to_string());
+    let sum = |column: &str, filter: &str| n(&format!("SELECT sum({column}) FROM v_daily_kpis {filter}"));
+    let used = "staff_no_consult + staff_consult + bot_only";
+    assert_eq!(value("autonomy"), percent(sum("bot_only", ""), sum(used, "")));
+    let reported = "WHERE platform_sessions IS NOT NULL";
+    assert_eq!(value("reported-autonomy"), percent(sum("bot_only", reported), sum(used, reported)));
+    assert_eq!(value("platform-autonomy"), value("reported-autonomy"), "the platform agrees");
+    assert!(
+        sum(used, "WHERE platform_sessions IS NULL") > 0,
+        "sessions of numbers the platform does not report make the two rates differ"
+    );
+    assert_eq!(value("missing"), "0");
+    assert_eq!(value("platform-calls"), sum("platform_sessions", "WHERE called_number IS NOT NULL").to_string());
+}
+
 /// `report` as a person sees it: rendered by headless Chromium at a desktop
 /// and a phone width without an error, its numbers those of the views.
 #[tokio::test(flavor = "multi_thread")]
@@ -172,15 +219,9 @@ async fn every_canned_query_answers(datasette: &str, flag: &str, file: &str) {
 async fn the_report_renders_in_chromium_with_the_views_numbers() {
     let sim = simulator(options(300)).await;
     let store = TestStore::new(Kind::Sqlite);
-    mirror_with_ledgers(&store, &sim, "").await;
-    let dir = store.dir.path();
-    let page = dir.join("report.html");
-    let out =
-        run(dir, &["report", "--from", "2026-11-02", "--to", "2026-11-04", "--out", page.to_str().unwrap()], &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let html = std::fs::read_to_string(&page).unwrap();
+    let html = report_of(&store, &sim).await;
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"), "self-contained");
-
+    let page = store.dir.path().join("report.html");
     let chromium = |args: &[&str]| {
         let out = std::process::Command::new("chromium")
             .args(["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"])
@@ -194,28 +235,11 @@ async fn the_report_renders_in_chromium_with_the_views_numbers() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     for (width, shot) in [(1280, "wide.png"), (390, "phone.png")] {
-        let path = dir.join(shot);
+        let path = store.dir.path().join(shot);
         chromium(&[&format!("--window-size={width},2400"), &format!("--screenshot={}", path.display())]);
         assert!(std::fs::metadata(&path).unwrap().len() > 10_000, "{shot} is a picture");
     }
-    let dom = chromium(&["--dump-dom"]);
-    let value = |id: &str| {
-        let at =
-            dom.find(&format!("id=\"{id}\">")).unwrap_or_else(|| panic!("#{id} in the rendered page")) + id.len() + 6;
-        dom[at..].split('<').next().unwrap().to_string()
-    };
-    let n = |sql: &str| store.count(sql);
-    let sessions = n("SELECT sum(sessions) FROM v_daily_kpis");
-    assert_eq!(value("sessions"), sessions.to_string());
-    let bot = n("SELECT sum(bot_only) FROM v_daily_kpis");
-    let used = n("SELECT sum(staff_no_consult + staff_consult + bot_only) FROM v_daily_kpis");
-    assert_eq!(value("autonomy"), format!("{:.1} %", bot as f64 / used as f64 * 100.0));
-    assert_eq!(value("platform-autonomy"), value("autonomy"), "the platform agrees");
-    assert_eq!(value("missing"), "0");
-    assert_eq!(
-        value("platform-calls"),
-        n("SELECT sum(platform_sessions) FROM v_daily_kpis WHERE called_number IS NOT NULL").to_string()
-    );
+    report_agrees_with_the_views(&store, &chromium(&["--dump-dom"]));
 }
 
 per_store!(the_kept_measures_equal_the_group_by_over_the_rows_whatever_the_order);

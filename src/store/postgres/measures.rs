@@ -55,6 +55,23 @@ impl Measures for Postgres {
                         (Some(r.get(1)), Some(r.get(2)), Some(r.get(3)));
                 }
             }
+            let reported = c
+                .query(
+                    "SELECT oifde_utc(k.hour_start, 'YYYY-MM-DD'), sum(k.bot_only)::BIGINT, \
+                     sum(k.staff_no_consult + k.staff_consult + k.bot_only)::BIGINT FROM kpi_hourly k \
+                     WHERE k.tenant_id = $1 AND k.hour_start >= $2 AND k.hour_start < $3 \
+                     AND EXISTS (SELECT 1 FROM platform_stats p WHERE p.tenant_id = k.tenant_id \
+                     AND p.access_code = k.called_number AND p.record_time >= k.hour_start - k.hour_start % 86400000 \
+                     AND p.record_time < k.hour_start - k.hour_start % 86400000 + 86400000) GROUP BY 1",
+                    &p,
+                )
+                .await?;
+            for r in reported {
+                let day: String = r.get(0);
+                if let Some(d) = kpis.days.iter_mut().find(|d| d.day == day) {
+                    (d.reported_bot_only, d.reported_bot_use) = (Some(r.get(1)), Some(r.get(2)));
+                }
+            }
             let hours = c
                 .query(
                     &format!(

@@ -59,6 +59,27 @@ impl Measures for Sqlite {
                     (Some(sessions), Some(bot), Some(used));
             }
         }
+        let mut reported = self
+            .conn
+            .prepare(
+                "SELECT strftime('%Y-%m-%d', k.hour_start / 1000, 'unixepoch'), sum(k.bot_only), \
+                 sum(k.staff_no_consult + k.staff_consult + k.bot_only) FROM kpi_hourly k \
+                 WHERE k.hour_start >= ?1 AND k.hour_start < ?2 AND EXISTS (SELECT 1 FROM platform_stats p \
+                 WHERE p.access_code = k.called_number AND p.record_time >= k.hour_start - k.hour_start % 86400000 \
+                 AND p.record_time < k.hour_start - k.hour_start % 86400000 + 86400000) GROUP BY 1",
+            )
+            .map_err(sql)?;
+        let rows = reported
+            .query_map(params![from_ms, to_ms], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sql)?;
+        for (day, bot, used) in rows {
+            if let Some(d) = kpis.days.iter_mut().find(|d| d.day == day) {
+                (d.reported_bot_only, d.reported_bot_use) = (Some(bot), Some(used));
+            }
+        }
         let mut hours = self
             .conn
             .prepare(
