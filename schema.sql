@@ -858,3 +858,71 @@ SELECT r.log_id,
        strftime('%Y-%m-%d %H:%M:%S', q.create_time / 1000, 'unixepoch') AS create_utc
 FROM qa_rows q
 JOIN records r ON r.rowid = q.record_id;
+
+-- migration: 12
+-- A session's figures keyed by its record's rowid instead of the text
+-- log_id, so that new sessions append to their table instead of writing at
+-- random places of a key that grows with the store. session_facts remains,
+-- as a view with the same columns; rows written to it (as `oifde-sync copy`
+-- does) land in the table, under the record of that log_id.
+CREATE TABLE session_figures (
+    record_id      INTEGER PRIMARY KEY,       -- records.rowid
+    called_number  TEXT NOT NULL,             -- '' when the record has none
+    hour_start     INTEGER NOT NULL,          -- start_time's UTC hour, epoch ms
+    turns          INTEGER NOT NULL,
+    transferred    INTEGER,                   -- NULL without CDR legs
+    outcome        TEXT NOT NULL,
+    fallback_turns INTEGER NOT NULL,
+    silent_turns   INTEGER NOT NULL,
+    repeat_caller  INTEGER NOT NULL,
+    last_intention TEXT
+) STRICT;
+INSERT INTO session_figures (record_id, called_number, hour_start, turns, transferred, outcome, fallback_turns,
+                             silent_turns, repeat_caller, last_intention)
+SELECT r.rowid, f.called_number, f.hour_start, f.turns, f.transferred, f.outcome, f.fallback_turns,
+       f.silent_turns, f.repeat_caller, f.last_intention
+FROM session_facts f
+JOIN records r ON r.log_id = f.log_id
+ORDER BY r.rowid;
+DROP TABLE session_facts;
+
+CREATE VIEW session_facts AS
+SELECT r.log_id, f.called_number, f.hour_start, f.turns, f.transferred, f.outcome, f.fallback_turns,
+       f.silent_turns, f.repeat_caller, f.last_intention
+FROM session_figures f
+JOIN records r ON r.rowid = f.record_id;
+
+CREATE TRIGGER session_facts_insert INSTEAD OF INSERT ON session_facts BEGIN
+    SELECT RAISE(ABORT, 'session_facts: no record with this log_id; write the record first')
+    WHERE NOT EXISTS (SELECT 1 FROM records WHERE log_id = NEW.log_id);
+    INSERT INTO session_figures (record_id, called_number, hour_start, turns, transferred, outcome,
+                                 fallback_turns, silent_turns, repeat_caller, last_intention)
+    SELECT r.rowid, NEW.called_number, NEW.hour_start, NEW.turns, NEW.transferred, NEW.outcome,
+           NEW.fallback_turns, NEW.silent_turns, NEW.repeat_caller, NEW.last_intention
+    FROM records r WHERE r.log_id = NEW.log_id
+    ON CONFLICT DO NOTHING;
+END;
+CREATE TRIGGER session_facts_delete INSTEAD OF DELETE ON session_facts BEGIN
+    DELETE FROM session_figures WHERE record_id = (SELECT rowid FROM records WHERE log_id = OLD.log_id);
+END;
+
+DROP VIEW v_session_outcomes;
+CREATE VIEW v_session_outcomes AS
+SELECT r.log_id,
+       r.call_id,
+       r.cti_call_id,
+       r.called_number,
+       r.calling_number,
+       r.start_time,
+       strftime('%Y-%m-%d', f.hour_start / 1000, 'unixepoch') AS day,
+       strftime('%H', f.hour_start / 1000, 'unixepoch') AS hour,
+       f.hour_start,
+       f.turns,
+       f.transferred,
+       f.outcome,
+       f.fallback_turns,
+       f.silent_turns,
+       f.repeat_caller,
+       f.last_intention
+FROM records r
+JOIN session_figures f ON f.record_id = r.rowid;

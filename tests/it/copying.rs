@@ -159,11 +159,12 @@ async fn the_copied_tables_match_the_schema_column_by_column(kind: Kind) {
         Kind::Sqlite => {
             oifde_sync::store::Store::open(&store.db).unwrap();
             (
-                // Turns and Q&A rows are copied through their views, which
-                // stand for the integer-keyed tables beneath.
+                // Turns, Q&A rows and a session's figures are copied through
+                // their views, which stand for the integer-keyed tables beneath.
                 "SELECT name FROM sqlite_master WHERE (type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-                 AND name NOT LIKE 'record\\_details\\_fts%' ESCAPE '\\' AND name NOT IN ('turn_rows', 'qa_rows')) \
-                 OR (type = 'view' AND name IN ('record_details', 'qa_records'))",
+                 AND name NOT LIKE 'record\\_details\\_fts%' ESCAPE '\\' \
+                 AND name NOT IN ('turn_rows', 'qa_rows', 'session_figures')) \
+                 OR (type = 'view' AND name IN ('record_details', 'qa_records', 'session_facts'))",
                 |t| format!("SELECT name FROM pragma_table_info('{t}')"),
             )
         }

@@ -194,17 +194,45 @@ async fn report_on_a_store_older_than_the_views_says_to_sync_first() {
     assert!(!dir.path().join("r.html").exists());
 }
 
-/// SQL that sets a store of this version back to schema 10, as the previous
-/// release wrote it: turns and Q&A rows in tables keyed by the text `log_id`,
+/// The text of `schema.sql`'s step to version `n`.
+fn step(n: i64) -> &'static str {
+    let schema = include_str!("../../schema.sql");
+    let start = schema.find(&format!("\n-- migration: {n}\n")).unwrap_or_else(|| panic!("migration {n}"));
+    let end = schema[start + 1..].find("\n-- migration: ").map_or(schema.len(), |e| start + 1 + e);
+    &schema[start..end]
+}
+
+/// The statement of `text` that starts with `head` and ends with `end`.
+fn statement(text: &str, head: &str, end: &str) -> String {
+    let start = text.find(head).unwrap_or_else(|| panic!("{head}"));
+    text[start..start + text[start..].find(end).unwrap() + end.len()].to_string()
+}
+
+/// SQL that sets a store of this version back to schema 11, as the previous
+/// release wrote it: a session's figures in `session_facts`, a table keyed
+/// by the text `log_id`, and `v_session_outcomes` over it.
+pub fn back_to_11() -> String {
+    let v10 = step(10);
+    let columns = "called_number, hour_start, turns, transferred, outcome, fallback_turns, silent_turns, \
+                   repeat_caller, last_intention";
+    format!(
+        "DROP VIEW v_session_outcomes; DROP VIEW session_facts;\n{facts}\n\
+         INSERT INTO session_facts (log_id, {columns}) \
+         SELECT r.log_id, {aliased} FROM session_figures f JOIN records r ON r.rowid = f.record_id;\n\
+         DROP TABLE session_figures;\n{outcomes}\nPRAGMA user_version = 11;",
+        aliased = columns.split(", ").map(|c| format!("f.{c}")).collect::<Vec<_>>().join(", "),
+        facts = statement(v10, "CREATE TABLE session_facts (", ") STRICT, WITHOUT ROWID;"),
+        outcomes = statement(v10, "CREATE VIEW v_session_outcomes AS", ";\n"),
+    )
+}
+
+/// SQL that sets a store of this version back to schema 10, as the release
+/// before wrote it: turns and Q&A rows in tables keyed by the text `log_id`,
 /// keeping their rowids (the full-text index's), and the views over them as
 /// version 1 defined them.
 pub fn back_to_10() -> String {
     let schema = include_str!("../../schema.sql");
     let v1 = &schema[..schema.find("\n-- migration: 2\n").unwrap()];
-    let statement = |head: &str, end: &str| {
-        let start = v1.find(head).unwrap_or_else(|| panic!("{head} in version 1"));
-        v1[start..start + v1[start..].find(end).unwrap() + end.len()].to_string()
-    };
     let turn_columns = "seq, inter_no, user_saying, intention, system_reply, reply_time, request_time, \
                         response_source, involve_mode, extra_json";
     let qa_columns = "seq, inter_no, series_id, question_title, question_type, answer_intent, original_answer, \
@@ -212,7 +240,7 @@ pub fn back_to_10() -> String {
     let from =
         |columns: &str, alias: &str| columns.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ");
     format!(
-        "DROP VIEW v_calls; DROP VIEW v_turns; DROP VIEW v_qa; DROP VIEW record_details; DROP VIEW qa_records;\n\
+        "{facts}\nDROP VIEW v_calls; DROP VIEW v_turns; DROP VIEW v_qa; DROP VIEW record_details; DROP VIEW qa_records;\n\
          {details}\nALTER TABLE record_details ADD COLUMN extra_json TEXT;\n\
          {qa}\nALTER TABLE qa_records ADD COLUMN extra_json TEXT;\n\
          INSERT INTO record_details (rowid, log_id, {turn_columns}) \
@@ -222,18 +250,20 @@ pub fn back_to_10() -> String {
          DROP TABLE turn_rows; DROP TABLE qa_rows;\n\
          CREATE INDEX record_details_intention ON record_details (intention, request_time);\n\
          {v_calls}\n{v_turns}\n{v_qa}\nPRAGMA user_version = 10;",
-        details = statement("CREATE TABLE record_details (", ") STRICT;"),
-        qa = statement("CREATE TABLE qa_records (", ") STRICT;"),
+        facts = back_to_11(),
+        details = statement(v1, "CREATE TABLE record_details (", ") STRICT;"),
+        qa = statement(v1, "CREATE TABLE qa_records (", ") STRICT;"),
         t = from(turn_columns, "t"),
         q = from(qa_columns, "q"),
-        v_calls = statement("CREATE VIEW v_calls AS", ";\n"),
-        v_turns = statement("CREATE VIEW v_turns AS", ";\n"),
-        v_qa = statement("CREATE VIEW v_qa AS", ";\n"),
+        v_calls = statement(v1, "CREATE VIEW v_calls AS", ";\n"),
+        v_turns = statement(v1, "CREATE VIEW v_turns AS", ";\n"),
+        v_qa = statement(v1, "CREATE VIEW v_qa AS", ";\n"),
     )
 }
 
-/// Every turn and Q&A row with its rowid, as text: the same SQL reads the
-/// tables of schema 10 and the views of schema 11.
+/// Every turn and Q&A row with its rowid, and every session's figures, as
+/// text: the same SQL reads the tables of schema 10 and the views of schemas
+/// 11 and 12.
 fn children(conn: &Connection) -> Vec<String> {
     let mut out = Vec::new();
     for sql in [
@@ -241,17 +271,22 @@ fn children(conn: &Connection) -> Vec<String> {
          response_source, involve_mode, extra_json FROM record_details ORDER BY rowid",
         "SELECT log_id, seq, inter_no, series_id, question_title, question_type, answer_intent, original_answer, \
          create_time, extra_json FROM qa_records ORDER BY log_id, seq",
+        "SELECT log_id, called_number, hour_start, turns, transferred, outcome, fallback_turns, silent_turns, \
+         repeat_caller, last_intention FROM session_facts ORDER BY log_id",
     ] {
-        let mut stmt = conn.prepare(sql).unwrap();
-        let n = stmt.column_count();
-        let rows = stmt
-            .query_map([], |row| {
-                Ok((0..n).map(|i| format!("{:?}", row.get_ref(i).unwrap())).collect::<Vec<_>>().join("|"))
-            })
-            .unwrap();
-        out.extend(rows.map(Result::unwrap));
+        out.extend(rows_text(conn, sql));
     }
     out
+}
+
+/// The rows `sql` reads, each as text.
+fn rows_text(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |row| Ok((0..n).map(|i| format!("{:?}", row.get_ref(i).unwrap())).collect::<Vec<_>>().join("|")))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// FTS5's own check of the full-text index against the turns it indexes:
@@ -311,10 +346,65 @@ async fn a_schema_10_mirror_gets_integer_keyed_turns_and_still_equals_the_tenant
     assert_eq!(dump_data(&db), before, "a second sync writes nothing");
 }
 
-/// The migration to integer-keyed turns, killed at random moments on a
-/// large store of the previous schema: after each kill the store is whole at
-/// one version or the other (the migration is one transaction), and the next
-/// open finishes it, every turn and Q&A row and the full-text index intact.
+/// A mirror of the previous schema (a session's figures keyed by the text
+/// log_id) is migrated by the next sync: every session's figures are there
+/// as they were, keyed by the record, the measures and the outcomes view
+/// unchanged, the mirror still equals the tenant, and the sync after writes
+/// nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schema_11_mirror_gets_figures_keyed_by_record_and_still_equals_the_tenant() {
+    let sim = simulator(options(400)).await;
+    // With the CDR legs, so that sessions have outcomes and drop-offs.
+    let store = TestStore::new(Kind::Sqlite);
+    mirror_with_ledgers(&store, &sim, "").await;
+    let (dir, db) = (&store.dir, store.db.clone());
+    let measures = |conn: &Connection| {
+        [
+            "SELECT * FROM kpi_hourly ORDER BY hour_start, called_number",
+            "SELECT * FROM kpi_dropoff ORDER BY day_start, called_number, intention",
+            "SELECT * FROM v_session_outcomes ORDER BY log_id",
+        ]
+        .map(|sql| rows_text(conn, sql))
+    };
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(&back_to_11()).unwrap();
+    let kind = |conn: &Connection| -> String {
+        conn.query_row("SELECT type FROM sqlite_master WHERE name = 'session_facts'", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(kind(&conn), "table", "schema 11 keeps the figures in a table");
+    let before = children(&conn);
+    let measured = measures(&conn);
+    let facts: i64 = conn.query_row("SELECT count(*) FROM session_facts", [], |r| r.get(0)).unwrap();
+    assert!(facts >= 400, "{facts} sessions' figures");
+    assert!(measured.iter().all(|rows| !rows.is_empty()), "every measure has rows");
+    drop(conn);
+
+    let out = crate::cli::run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+    assert!(crate::cli::text(&out).contains("store schema migrated"), "{}", crate::cli::text(&out));
+    let conn = Connection::open(&db).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, oifde_sync::store::sqlite::SCHEMA_VERSION);
+    assert_eq!(kind(&conn), "view", "session_facts reads the table keyed by the record");
+    let keyed: i64 = conn
+        .query_row("SELECT count(*) FROM session_figures f JOIN records r ON r.rowid = f.record_id", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(keyed, facts, "every session's figures, under its record");
+    assert_eq!(children(&conn), before, "every turn, Q&A row and session's figures");
+    assert_eq!(measures(&conn), measured, "the measures and the outcomes view");
+    assert_mirrors(&db, &sim.records());
+    drop(conn);
+    let before = dump_data(&db);
+    let out = crate::cli::run(dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+    assert_eq!(dump_data(&db), before, "a second sync writes nothing");
+}
+
+/// The migration to integer-keyed turns and figures, killed at random
+/// moments on a large store of schema 10: after each kill the store is whole
+/// at one version or the other (the migration is one transaction), and the
+/// next open finishes it, every turn, Q&A row and session's figures and the
+/// full-text index intact.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_migration_to_integer_keyed_turns_killed_midway_resumes_and_loses_nothing() {
     let sim = simulator(options(10)).await;
@@ -337,6 +427,10 @@ async fn the_migration_to_integer_keyed_turns_killed_midway_resumes_and_loses_no
              ORDER BY random(); \
              INSERT INTO qa_records (log_id, seq, question_title, answer_intent) \
              SELECT log_id, 0, 'q' || (rowid % 11), 'a' FROM records ORDER BY random(); \
+             INSERT INTO session_facts (log_id, called_number, hour_start, turns, transferred, outcome, \
+                                        fallback_turns, silent_turns, repeat_caller, last_intention) \
+             SELECT log_id, '', start_time / 3600000 * 3600000, 5, NULL, 'unknown', rowid % 3, 0, rowid % 2, \
+                    'intent' || (rowid % 7) FROM records; \
              INSERT INTO record_details_fts (record_details_fts) VALUES ('rebuild');",
         )
         .unwrap();

@@ -27,12 +27,21 @@ const CUT_MS: i64 = (FROM + 86_400) * 1000;
 /// GROUP BY over the rows, and (`measures`, slow on PostgreSQL) the
 /// measures equal to theirs.
 fn assert_whole(store: &TestStore, step: &str, measures: bool) {
-    // SQLite keeps turns and Q&A rows in tables keyed by the record's rowid.
+    // SQLite keeps turns, Q&A rows and a session's figures in tables keyed by
+    // the record's rowid.
     let children: &[(&str, &str)] = match store.kind {
-        Kind::Sqlite => &[("turn_rows", "r.rowid = c.record_id"), ("qa_rows", "r.rowid = c.record_id")],
-        Kind::Postgres => &[("record_details", "r.log_id = c.log_id"), ("qa_records", "r.log_id = c.log_id")],
+        Kind::Sqlite => &[
+            ("turn_rows", "r.rowid = c.record_id"),
+            ("qa_rows", "r.rowid = c.record_id"),
+            ("session_figures", "r.rowid = c.record_id"),
+        ],
+        Kind::Postgres => &[
+            ("record_details", "r.log_id = c.log_id"),
+            ("qa_records", "r.log_id = c.log_id"),
+            ("session_facts", "r.log_id = c.log_id"),
+        ],
     };
-    for (child, meets) in children.iter().chain(&[("session_facts", "r.log_id = c.log_id")]) {
+    for (child, meets) in children {
         let orphans = store
             .count(&format!("SELECT count(*) FROM {child} c WHERE NOT EXISTS (SELECT 1 FROM records r WHERE {meets})"));
         assert_eq!(orphans, 0, "{step}: {child} rows without their session");

@@ -34,7 +34,7 @@ fn migrations() -> Vec<&'static str> {
 }
 
 /// The schema version this binary writes.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// The first schema version with the analyst views (`report` needs them).
 pub const MEASURES_SINCE: i64 = 9;

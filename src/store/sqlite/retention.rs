@@ -49,18 +49,18 @@ const EMPTIED: &str = "DELETE FROM summary_calls_per_day WHERE calls = 0; \
     DELETE FROM kpi_hourly WHERE sessions = 0; DELETE FROM kpi_dropoff WHERE sessions = 0;";
 
 fn prune(tx: &Transaction<'_>, before_ms: i64, limit: usize, full_text: FullText) -> rusqlite::Result<u64> {
-    type Victim = (i64, String, Option<String>, Option<String>);
+    type Victim = (i64, Option<String>, Option<String>);
     let victims: Vec<Victim> = tx
         .prepare_cached(
-            "SELECT rowid, log_id, call_id, cti_call_id FROM records WHERE start_time < ?1 ORDER BY start_time LIMIT ?2",
+            "SELECT rowid, call_id, cti_call_id FROM records WHERE start_time < ?1 ORDER BY start_time LIMIT ?2",
         )?
-        .query_map(params![before_ms, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map(params![before_ms, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
-    for (id, log_id, _, _) in &victims {
+    for (id, _, _) in &victims {
         upsert::count_in_summaries(tx, *id, -1)?;
         // Its figures leave the sums, and the same caller's later sessions
         // may be no repeat any more.
-        facts::mark_with_followers(tx, log_id)?;
+        facts::mark_with_followers(tx, *id)?;
         upsert::delete_children(tx, *id, full_text)?;
         tx.prepare_cached("DELETE FROM records WHERE rowid = ?1")?.execute([id])?;
     }
@@ -69,7 +69,7 @@ fn prune(tx: &Transaction<'_>, before_ms: i64, limit: usize, full_text: FullText
         "DELETE FROM cdr_legs WHERE call_id = ?1 AND NOT EXISTS (SELECT 1 FROM records WHERE cti_call_id = ?1) \
          AND NOT EXISTS (SELECT 1 FROM records WHERE call_id = ?1)",
     )?;
-    for call in victims.iter().flat_map(|(_, _, call, cti)| [call, cti]).flatten() {
+    for call in victims.iter().flat_map(|(_, call, cti)| [call, cti]).flatten() {
         legs.execute([call])?;
     }
     facts::refresh(tx)?;

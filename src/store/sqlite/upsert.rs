@@ -67,7 +67,7 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
     // roll back on its own, so a full-text row written before one costs a
     // flush and a merge.
     let mut indexed: Vec<(i64, i64, &Turn)> = Vec::new();
-    let mut mark = tx.prepare_cached("INSERT INTO kpi_dirty (log_id) VALUES (?1) ON CONFLICT DO NOTHING")?;
+    let mut mark = tx.prepare_cached("INSERT INTO kpi_dirty (record_id) VALUES (?1) ON CONFLICT DO NOTHING")?;
     for r in records {
         let stored: Option<(i64, _)> =
             lookup.query_row([&r.log_id], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?)))).optional()?;
@@ -75,15 +75,16 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
         match decide(r, stored.map(|(_, version)| version)) {
             Decision::Insert => {
                 write_record(tx, INSERT_RECORD, r, now_ms)?;
-                write_children(tx, tx.last_insert_rowid(), r, &mut indexed)?;
-                mark.execute([&r.log_id])?;
+                let id = tx.last_insert_rowid();
+                write_children(tx, id, r, &mut indexed)?;
+                mark.execute([id])?;
                 summary.add(r);
                 outcome.inserted += 1;
             }
             Decision::Replace => {
                 let id = id.expect("a replaced record is stored");
                 count_in_summaries(tx, id, -1)?;
-                facts::mark_with_followers(tx, &r.log_id)?;
+                facts::mark_with_followers(tx, id)?;
                 write_record(tx, UPDATE_RECORD, r, now_ms)?;
                 // The same session earlier in this page: its turns are
                 // indexed first, so that taking them out finds them.
@@ -93,7 +94,7 @@ fn apply(tx: &Transaction<'_>, records: &[Record], now_ms: i64, full_text: FullT
                 }
                 delete_children(tx, id, full_text)?;
                 write_children(tx, id, r, &mut indexed)?;
-                mark.execute([&r.log_id])?;
+                mark.execute([id])?;
                 summary.add(r);
                 outcome.updated += 1;
             }
