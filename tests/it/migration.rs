@@ -2,6 +2,7 @@
 //! data intact, and its keys go on being polled.
 
 use oifde_sync::run_log::PassStatus;
+use oifde_sync::simulator::Simulator;
 use oifde_sync::store::Store;
 use rusqlite::Connection;
 
@@ -296,6 +297,27 @@ fn assert_full_text_whole(conn: &Connection, step: &str) {
         .unwrap_or_else(|e| panic!("{step}: the full-text index does not match the turns: {e}"));
 }
 
+/// The next sync of a mirror set back to an earlier schema: it migrates the
+/// store to this version, and says so.
+async fn sync_migrates(dir: &std::path::Path, db: &std::path::Path) -> Connection {
+    let out = crate::cli::run(dir, &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+    assert!(crate::cli::text(&out).contains("store schema migrated"), "{}", crate::cli::text(&out));
+    let conn = Connection::open(db).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, oifde_sync::store::sqlite::SCHEMA_VERSION);
+    conn
+}
+
+/// A migrated mirror equals the tenant, and the sync after writes nothing.
+async fn mirrors_and_syncs_nothing(dir: &std::path::Path, db: &std::path::Path, sim: &Simulator) {
+    assert_mirrors(db, &sim.records());
+    let before = dump_data(db);
+    let out = crate::cli::run(dir, &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+    assert_eq!(dump_data(db), before, "a second sync writes nothing");
+}
+
 /// A mirror of the previous schema (turns keyed by the text log_id) is
 /// migrated by the next sync: afterwards it equals the tenant field by field,
 /// its full-text index still matches its turns without being rebuilt, and
@@ -319,12 +341,7 @@ async fn a_schema_10_mirror_gets_integer_keyed_turns_and_still_equals_the_tenant
     assert!(!found_before.is_empty());
     drop(conn);
 
-    let out = crate::cli::run(dir.path(), &["sync"], &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
-    assert!(crate::cli::text(&out).contains("store schema migrated"), "{}", crate::cli::text(&out));
-    let conn = Connection::open(&db).unwrap();
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, oifde_sync::store::sqlite::SCHEMA_VERSION);
+    let conn = sync_migrates(dir.path(), &db).await;
     let tables: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('record_details', 'qa_records')",
@@ -338,12 +355,8 @@ async fn a_schema_10_mirror_gets_integer_keyed_turns_and_still_equals_the_tenant
     let found: Vec<i64> =
         conn.prepare(fts_sql).unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert_eq!(found, found_before, "the same turns are found");
-    assert_mirrors(&db, &sim.records());
     drop(conn);
-    let before = dump_data(&db);
-    let out = crate::cli::run(dir.path(), &["sync"], &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
-    assert_eq!(dump_data(&db), before, "a second sync writes nothing");
+    mirrors_and_syncs_nothing(dir.path(), &db, &sim).await;
 }
 
 /// A mirror of the previous schema (a session's figures keyed by the text
@@ -379,12 +392,7 @@ async fn a_schema_11_mirror_gets_figures_keyed_by_record_and_still_equals_the_te
     assert!(measured.iter().all(|rows| !rows.is_empty()), "every measure has rows");
     drop(conn);
 
-    let out = crate::cli::run(dir.path(), &["sync"], &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
-    assert!(crate::cli::text(&out).contains("store schema migrated"), "{}", crate::cli::text(&out));
-    let conn = Connection::open(&db).unwrap();
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, oifde_sync::store::sqlite::SCHEMA_VERSION);
+    let conn = sync_migrates(dir.path(), &db).await;
     assert_eq!(kind(&conn), "view", "session_facts reads the table keyed by the record");
     let keyed: i64 = conn
         .query_row("SELECT count(*) FROM session_figures f JOIN records r ON r.rowid = f.record_id", [], |r| r.get(0))
@@ -392,12 +400,8 @@ async fn a_schema_11_mirror_gets_figures_keyed_by_record_and_still_equals_the_te
     assert_eq!(keyed, facts, "every session's figures, under its record");
     assert_eq!(children(&conn), before, "every turn, Q&A row and session's figures");
     assert_eq!(measures(&conn), measured, "the measures and the outcomes view");
-    assert_mirrors(&db, &sim.records());
     drop(conn);
-    let before = dump_data(&db);
-    let out = crate::cli::run(dir.path(), &["sync"], &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
-    assert_eq!(dump_data(&db), before, "a second sync writes nothing");
+    mirrors_and_syncs_nothing(dir.path(), &db, &sim).await;
 }
 
 /// The migration to integer-keyed turns and figures, killed at random
