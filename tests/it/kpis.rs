@@ -410,7 +410,10 @@ async fn a_store_from_before_the_kept_measures_gets_them_from_its_rows(kind: Kin
             crate::migration::back_to_10()
         ),
         Kind::Postgres => {
-            format!("{drops} DROP INDEX records_caller_time; {views}; UPDATE oifde_schema SET version = {version};")
+            format!(
+                "{} {drops} DROP INDEX records_caller_time; {views}; UPDATE oifde_schema SET version = {version};",
+                crate::migration::pg_back_to_8()
+            )
         }
     };
     execute(&store, &back);

@@ -262,6 +262,41 @@ pub fn back_to_10() -> String {
     )
 }
 
+/// SQL that sets a PostgreSQL database of this version back to schema 8, as
+/// the previous release wrote it: turns and Q&A rows in `record_details` and
+/// `qa_records`, tables keyed by (`tenant_id`, the text `log_id`, `seq`),
+/// and the views over them.
+pub fn pg_back_to_8() -> String {
+    let schema = include_str!("../../schema.pg.sql");
+    let v1 = &schema[..schema.find("\n-- migration: 2\n").unwrap()];
+    let v2 = &schema[schema.find("\n-- migration: 2\n").unwrap()..schema.find("\n-- migration: 3\n").unwrap()];
+    let turn_columns = "seq, inter_no, user_saying, intention, system_reply, reply_time, request_time, \
+                        response_source, involve_mode, extra_json";
+    let qa_columns = "seq, inter_no, series_id, question_title, question_type, answer_intent, original_answer, \
+                      create_time, extra_json";
+    let from =
+        |columns: &str, alias: &str| columns.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "DROP VIEW v_turns; DROP VIEW v_qa; DROP VIEW v_calls; DROP VIEW record_details; DROP VIEW qa_records;\n\
+         DROP FUNCTION record_details_insert(); DROP FUNCTION record_details_delete();\n\
+         DROP FUNCTION qa_records_insert(); DROP FUNCTION qa_records_delete();\n{details}\n{qa}\n\
+         INSERT INTO record_details (tenant_id, log_id, {turn_columns}) \
+         SELECT r.tenant_id, r.log_id, {t} FROM turn_rows t JOIN records r ON r.id = t.record_id;\n\
+         INSERT INTO qa_records (tenant_id, log_id, {qa_columns}) \
+         SELECT r.tenant_id, r.log_id, {q} FROM qa_rows q JOIN records r ON r.id = q.record_id;\n\
+         DROP TABLE turn_rows; DROP TABLE qa_rows; ALTER TABLE records DROP COLUMN id;\n\
+         CREATE INDEX record_details_intention ON record_details (tenant_id, md5(intention), request_time);\n\
+         {v_calls}\n{v_turns}\n{v_qa}\nUPDATE oifde_schema SET version = 8;",
+        details = statement(v1, "CREATE TABLE record_details (", ");"),
+        qa = statement(v1, "CREATE TABLE qa_records (", ");"),
+        t = from(turn_columns, "t"),
+        q = from(qa_columns, "q"),
+        v_calls = statement(v2, "CREATE OR REPLACE VIEW v_calls AS", ";\n"),
+        v_turns = statement(v2, "CREATE OR REPLACE VIEW v_turns AS", ";\n"),
+        v_qa = statement(v2, "CREATE OR REPLACE VIEW v_qa AS", ";\n"),
+    )
+}
+
 /// Every turn and Q&A row with its rowid, and every session's figures, as
 /// text: the same SQL reads the tables of schema 10 and the views of schemas
 /// 11 and 12.
@@ -402,6 +437,154 @@ async fn a_schema_11_mirror_gets_figures_keyed_by_record_and_still_equals_the_te
     assert_eq!(measures(&conn), measured, "the measures and the outcomes view");
     drop(conn);
     mirrors_and_syncs_nothing(dir.path(), &db, &sim).await;
+}
+
+/// A PostgreSQL mirror of the previous schema (turns and Q&A rows keyed by
+/// the tenant and the text log_id) is migrated by the next sync: every row is
+/// there as it was, under its record's number, the views and measures read the same, the
+/// full-text index is back on the new table, the mirror still equals the
+/// tenant, and the sync after rewrites no record.
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
+async fn a_schema_8_postgres_mirror_gets_rows_keyed_by_record_and_still_equals_the_tenant() {
+    let sim = simulator(options(400)).await;
+    let store = TestStore::new(Kind::Postgres);
+    mirror_with_ledgers(&store, &sim, "").await;
+    let url = store.url.clone().unwrap();
+    let read = || {
+        [
+            "SELECT tenant_id, log_id, seq, inter_no, user_saying, intention, system_reply, reply_time, request_time, \
+             response_source, involve_mode, extra_json FROM record_details ORDER BY tenant_id, log_id, seq",
+            "SELECT tenant_id, log_id, seq, inter_no, series_id, question_title, question_type, answer_intent, \
+             original_answer, create_time, extra_json FROM qa_records ORDER BY tenant_id, log_id, seq",
+            "SELECT * FROM v_turns ORDER BY tenant_id, log_id, seq",
+            "SELECT * FROM v_qa ORDER BY tenant_id, log_id, seq",
+            "SELECT * FROM v_calls ORDER BY tenant_id, log_id",
+            "SELECT * FROM v_session_outcomes ORDER BY tenant_id, log_id",
+            "SELECT * FROM kpi_hourly ORDER BY tenant_id, hour_start, called_number",
+            "SELECT * FROM summary_intentions_per_day ORDER BY tenant_id, day, intention",
+            "SELECT * FROM summary_answers ORDER BY tenant_id, question_title, answer_intent",
+        ]
+        .map(|sql| pg_rows(&url, sql))
+    };
+    let kind = || {
+        pg_rows(
+            &url,
+            "SELECT table_type FROM information_schema.tables \
+             WHERE table_name IN ('record_details', 'qa_records') GROUP BY 1",
+        )
+    };
+    pg_rows(&url, &pg_back_to_8());
+    assert_eq!(kind(), vec![vec![Some("BASE TABLE".to_string())]], "schema 8 keeps turns and Q&A rows in tables");
+    let before = read();
+    assert!(before[0].len() >= 400, "{} turns", before[0].len());
+    assert!(before.iter().all(|rows| !rows.is_empty()), "every view and measure has rows");
+
+    let out = crate::cli::run(store.dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+    assert!(crate::cli::text(&out).contains("store schema migrated"), "{}", crate::cli::text(&out));
+    let version = oifde_sync::store::postgres::SCHEMA_VERSION.to_string();
+    assert_eq!(pg_rows(&url, "SELECT version FROM oifde_schema")[0][0].as_deref(), Some(version.as_str()));
+    assert_eq!(kind(), vec![vec![Some("VIEW".to_string())]], "both read the tables keyed by the record");
+    let keyed = store.count("SELECT count(*) FROM turn_rows t JOIN records r ON r.id = t.record_id");
+    assert_eq!(keyed as usize, before[0].len(), "every turn, under its record");
+    let keyed = store.count("SELECT count(*) FROM qa_rows q JOIN records r ON r.id = q.record_id");
+    assert_eq!(keyed as usize, before[1].len(), "every Q&A row, under its record");
+    assert_eq!(read(), before, "the turns, the Q&A rows, the views and the measures");
+    let trigram =
+        store.column("SELECT indexname FROM pg_indexes WHERE tablename = 'turn_rows' AND indexname LIKE '%trgm'");
+    assert_eq!(trigram, vec!["record_details_user_saying_trgm".to_string()], "the full-text index");
+
+    assert_mirrors(&store.local(), &sim.records());
+    let records = || pg_rows(&url, "SELECT log_id, id, last_update_time, synced_at FROM records ORDER BY log_id");
+    let written = records();
+    let out = crate::cli::run(store.dir.path(), &["sync"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", crate::cli::text(&out));
+    assert_eq!(records(), written, "the sync after rewrites no record");
+}
+
+/// The PostgreSQL migration to turns and Q&A rows keyed by the record,
+/// killed at random moments on a database of schema 8 with 20,000 sessions:
+/// after each kill it is whole at one version or the other (the migration is
+/// one transaction), and the next open finishes it, every row intact.
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(no_postgres, ignore = "needs PostgreSQL: Debian's postgresql package, or OIFDE_TEST_PG_URL")]
+async fn the_postgres_migration_killed_midway_leaves_one_version_or_the_other() {
+    let sim = simulator(options(10)).await;
+    let store = TestStore::new(Kind::Postgres);
+    let config = crate::cli::write_config(store.dir.path(), &sim, &sim.options().app_secret.clone(), "", "");
+    store.configure(&config);
+    let url = store.url.clone().unwrap();
+    drop(Store::open_postgres(&store.pg().unwrap(), oifde_sync::config::FullText::Callers).unwrap());
+    pg_rows(&url, &pg_back_to_8());
+    pg_rows(
+        &url,
+        "INSERT INTO records (tenant_id, log_id, calling_number, start_time, raw_json, content_hash, first_seen_at, \
+                              synced_at) \
+         SELECT 'tenant001', md5(random()::TEXT), '13800' || (i % 1000), 1762000000000 + i * 1000, '{}', 'h', 1, 1 \
+         FROM generate_series(0, 19999) AS i; \
+         INSERT INTO record_details (tenant_id, log_id, seq, user_saying, intention, system_reply, request_time) \
+         SELECT r.tenant_id, r.log_id, s, '我想查询一下话费 ' || r.log_id || ' ' || s, 'intent' || (r.start_time % 7), \
+                'reply', r.start_time + s \
+         FROM records r, generate_series(0, 4) AS s ORDER BY random(); \
+         INSERT INTO qa_records (tenant_id, log_id, seq, question_title, answer_intent) \
+         SELECT tenant_id, log_id, 0, 'q' || (start_time % 11), 'a' FROM records ORDER BY random();",
+    );
+    let rows = || {
+        [
+            "SELECT log_id, seq, user_saying, intention, request_time FROM record_details ORDER BY log_id, seq",
+            "SELECT log_id, seq, question_title FROM qa_records ORDER BY log_id, seq",
+        ]
+        .map(|sql| pg_rows(&url, sql))
+    };
+    let version = || pg_rows(&url, "SELECT version FROM oifde_schema")[0][0].clone().unwrap();
+    let current = oifde_sync::store::postgres::SCHEMA_VERSION.to_string();
+    let before = rows();
+    assert_eq!(before[0].len(), 100_000);
+    // The migration holds this advisory lock for its transaction.
+    let migrating = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                     AND classid = x'6f696664'::INT AND objid = x'65736368'::BIGINT::OID";
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut cut_short = 0;
+    for kill in 0..8 {
+        let mut child =
+            spawn(store.dir.path(), &["prune", "--before", "2000-01-01 00:00:00"], &[], std::process::Stdio::null());
+        let started = std::time::Instant::now();
+        let mut in_migration = false;
+        while started.elapsed() < std::time::Duration::from_secs(20) {
+            if store.count(migrating) > 0 {
+                in_migration = true;
+                break;
+            }
+            if matches!(child.0.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let wait = std::time::Duration::from_millis(rng.u64(0..300));
+        tokio::time::sleep(wait).await;
+        let _ = child.0.kill();
+        let status = tokio::task::spawn_blocking(move || child.0.wait().unwrap()).await.unwrap();
+        // The server sees the connection end and rolls back.
+        while store.count(migrating) > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let found = version();
+        eprintln!("kill {kill}: {status} {wait:?} after the migration began ({in_migration}), schema {found}");
+        assert!(found == "8" || found == current, "schema {found}");
+        cut_short += i64::from(found == "8" && !status.success() && in_migration);
+        assert_eq!(rows(), before, "kill {kill}: every turn and Q&A row");
+        if found == current {
+            pg_rows(&url, &pg_back_to_8());
+        }
+        if cut_short == 3 {
+            break;
+        }
+    }
+    assert!(cut_short >= 1, "a kill landed inside the migration's transaction");
+    drop(Store::open_postgres(&store.pg().unwrap(), oifde_sync::config::FullText::Callers).unwrap());
+    assert_eq!(version(), current);
+    assert_eq!(rows(), before, "after the migration: every turn and Q&A row");
 }
 
 /// The migration to integer-keyed turns and figures, killed at random

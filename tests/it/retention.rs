@@ -28,7 +28,7 @@ const CUT_MS: i64 = (FROM + 86_400) * 1000;
 /// measures equal to theirs.
 fn assert_whole(store: &TestStore, step: &str, measures: bool) {
     // SQLite keeps turns, Q&A rows and a session's figures in tables keyed by
-    // the record's rowid.
+    // the record's rowid; PostgreSQL turns and Q&A rows by the record's number.
     let children: &[(&str, &str)] = match store.kind {
         Kind::Sqlite => &[
             ("turn_rows", "r.rowid = c.record_id"),
@@ -36,8 +36,8 @@ fn assert_whole(store: &TestStore, step: &str, measures: bool) {
             ("session_figures", "r.rowid = c.record_id"),
         ],
         Kind::Postgres => &[
-            ("record_details", "r.log_id = c.log_id"),
-            ("qa_records", "r.log_id = c.log_id"),
+            ("turn_rows", "r.id = c.record_id"),
+            ("qa_rows", "r.id = c.record_id"),
             ("session_facts", "r.log_id = c.log_id"),
         ],
     };

@@ -150,20 +150,20 @@ const FACTS: &str = "INSERT INTO session_facts (tenant_id, log_id, called_number
                    CASE WHEN EXISTS (SELECT 1 FROM cdr_legs l WHERE l.tenant_id = r.tenant_id \
                                      AND l.call_id = r.cti_call_id) \
                         THEN r.cti_call_id ELSE r.call_id END AS cdr_call, \
-                   (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id) \
+                   (SELECT count(*) FROM turn_rows d WHERE d.record_id = r.id) \
                        AS turns, \
-                   (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id \
+                   (SELECT count(*) FROM turn_rows d WHERE d.record_id = r.id \
                       AND (coalesce(d.intention, '') = '' OR d.intention IN ( \
                           SELECT f.intention FROM fallback_intentions f WHERE f.tenant_id = r.tenant_id))) \
                        AS fallback_turns, \
-                   (SELECT count(*) FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id \
+                   (SELECT count(*) FROM turn_rows d WHERE d.record_id = r.id \
                       AND d.response_source = 1) AS silent_turns, \
                    CASE WHEN EXISTS (SELECT 1 FROM records p WHERE p.tenant_id = r.tenant_id \
                              AND md5(p.calling_number) = md5(r.calling_number) \
                              AND p.calling_number = r.calling_number AND p.call_id <> r.call_id \
                              AND p.start_time >= r.start_time - 86400000 AND p.start_time < r.start_time) \
                         THEN 1 ELSE 0 END AS repeat_caller, \
-                   (SELECT d.intention FROM record_details d WHERE d.tenant_id = r.tenant_id AND d.log_id = r.log_id \
+                   (SELECT d.intention FROM turn_rows d WHERE d.record_id = r.id \
                     ORDER BY d.seq DESC LIMIT 1) AS last_intention \
             FROM records r WHERE {where} \
         ) k \

@@ -31,7 +31,7 @@ use crate::config::PgSettings;
 const SCHEMA: &str = include_str!("../../../schema.pg.sql");
 
 /// The schema version this binary writes to PostgreSQL.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// The first schema version with the analyst views (`report` needs them).
 pub const MEASURES_SINCE: i64 = 6;
@@ -221,7 +221,7 @@ impl Postgres {
                 .client
                 .query(
                     "SELECT indexname::TEXT FROM pg_indexes WHERE schemaname = current_schema() \
-                     AND tablename = 'record_details' AND indexname LIKE 'record_details_%_trgm'",
+                     AND tablename = 'turn_rows' AND indexname LIKE 'record_details_%_trgm'",
                     &[],
                 )
                 .await?;
@@ -239,7 +239,7 @@ impl Postgres {
         }
         for column in missing {
             changes.push_str(&format!(
-                "CREATE INDEX IF NOT EXISTS {} ON record_details USING gin ({column} gin_trgm_ops);\n",
+                "CREATE INDEX IF NOT EXISTS {} ON turn_rows USING gin ({column} gin_trgm_ops);\n",
                 index(column)
             ));
         }

@@ -41,12 +41,8 @@ impl Retention for Postgres {
             for sql in upsert::uncount_sql() {
                 tx.execute(&sql, &[&tenant, &ids]).await?;
             }
-            for table in ["record_details", "qa_records", "records"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE tenant_id = $1 AND log_id = ANY ($2)"),
-                    &[&tenant, &ids],
-                )
-                .await?;
+            for sql in [upsert::DELETE_TURNS, upsert::DELETE_QA, upsert::DELETE_RECORDS] {
+                tx.execute(sql, &[&tenant, &ids]).await?;
             }
             // The legs of their calls, unless a session kept meets them.
             tx.execute(

@@ -50,9 +50,9 @@ impl Prepared {
                 let [a, b, c2] = uncount_sql();
                 [c.prepare(&a).await?, c.prepare(&b).await?, c.prepare(&c2).await?]
             },
-            delete_turns: c.prepare("DELETE FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
-            delete_qa: c.prepare("DELETE FROM qa_records WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
-            delete_records: c.prepare("DELETE FROM records WHERE tenant_id = $1 AND log_id = ANY ($2)").await?,
+            delete_turns: c.prepare(DELETE_TURNS).await?,
+            delete_qa: c.prepare(DELETE_QA).await?,
+            delete_records: c.prepare(DELETE_RECORDS).await?,
             records: c.prepare(INSERT_RECORDS).await?,
             turns: c.prepare(INSERT_TURNS).await?,
             qa: c.prepare(INSERT_QA).await?,
@@ -202,7 +202,7 @@ impl Pages for Postgres {
 pub(super) fn uncount_sql() -> [String; 3] {
     [
         UNCOUNT[0].replace("{day}", &day_of("start_time")),
-        UNCOUNT[1].replace("{day}", &day_of("request_time")),
+        UNCOUNT[1].replace("{day}", &day_of("t.request_time")),
         UNCOUNT[2].to_string(),
     ]
 }
@@ -212,12 +212,13 @@ const UNCOUNT: [&str; 3] = [
     "INSERT INTO summary_calls_per_day (tenant_id, day, calls) SELECT $1, {day}, -count(*) FROM records \
      WHERE tenant_id = $1 AND log_id = ANY ($2) GROUP BY 2 \
      ON CONFLICT (tenant_id, day) DO UPDATE SET calls = summary_calls_per_day.calls + excluded.calls",
-    "INSERT INTO summary_intentions_per_day (tenant_id, day, intention, turns) SELECT $1, {day}, intention, -count(*) \
-     FROM record_details WHERE tenant_id = $1 AND log_id = ANY ($2) AND intention IS NOT NULL GROUP BY 2, 3 \
+    "INSERT INTO summary_intentions_per_day (tenant_id, day, intention, turns) SELECT $1, {day}, t.intention, -count(*) \
+     FROM turn_rows t JOIN records r ON r.id = t.record_id \
+     WHERE r.tenant_id = $1 AND r.log_id = ANY ($2) AND t.intention IS NOT NULL GROUP BY 2, 3 \
      ON CONFLICT (tenant_id, day, md5(intention)) DO UPDATE SET turns = summary_intentions_per_day.turns + excluded.turns",
     "INSERT INTO summary_answers (tenant_id, question_title, answer_intent, answers) \
-     SELECT $1, coalesce(question_title, ''), coalesce(answer_intent, ''), -count(*) FROM qa_records \
-     WHERE tenant_id = $1 AND log_id = ANY ($2) GROUP BY 2, 3 \
+     SELECT $1, coalesce(q.question_title, ''), coalesce(q.answer_intent, ''), -count(*) \
+     FROM qa_rows q JOIN records r ON r.id = q.record_id WHERE r.tenant_id = $1 AND r.log_id = ANY ($2) GROUP BY 2, 3 \
      ON CONFLICT (tenant_id, md5(question_title), md5(answer_intent)) DO UPDATE SET answers = summary_answers.answers + excluded.answers",
 ];
 
@@ -229,15 +230,38 @@ const INSERT_RECORDS: &str = "INSERT INTO records (tenant_id, log_id, call_sor_i
      $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::BIGINT[], $15::TEXT[], \
      $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $21::TEXT[], $22::TEXT[], $23::BIGINT[], $24::TEXT[]) AS t";
 
-const INSERT_TURNS: &str = "INSERT INTO record_details (tenant_id, log_id, seq, inter_no, user_saying, intention, \
-     system_reply, reply_time, request_time, response_source, involve_mode, extra_json) \
-     SELECT $1, t.* FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
-     $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::TEXT[]) AS t";
+/// The turns of the records `$2` (log ids), before they are replaced or removed.
+pub(super) const DELETE_TURNS: &str =
+    "DELETE FROM turn_rows WHERE record_id IN (SELECT id FROM records WHERE tenant_id = $1 AND log_id = ANY ($2))";
 
-const INSERT_QA: &str = "INSERT INTO qa_records (tenant_id, log_id, seq, inter_no, series_id, question_title, \
-     question_type, answer_intent, original_answer, create_time, extra_json) \
-     SELECT $1, t.* FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
-     $8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::TEXT[]) AS t";
+/// Their Q&A rows, likewise.
+pub(super) const DELETE_QA: &str =
+    "DELETE FROM qa_rows WHERE record_id IN (SELECT id FROM records WHERE tenant_id = $1 AND log_id = ANY ($2))";
+
+/// Then the records themselves.
+pub(super) const DELETE_RECORDS: &str = "DELETE FROM records WHERE tenant_id = $1 AND log_id = ANY ($2)";
+
+/// A page's turns, under the number of their record (written just before).
+const INSERT_TURNS: &str = "INSERT INTO turn_rows (record_id, seq, inter_no, user_saying, intention, system_reply, \
+     reply_time, request_time, response_source, involve_mode, extra_json) \
+     SELECT r.id, t.seq, t.inter_no, t.user_saying, t.intention, t.system_reply, t.reply_time, t.request_time, \
+     t.response_source, t.involve_mode, t.extra_json \
+     FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
+     $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::TEXT[]) \
+     AS t (log_id, seq, inter_no, user_saying, intention, system_reply, reply_time, request_time, response_source, \
+     involve_mode, extra_json) \
+     JOIN records r ON r.tenant_id = $1 AND r.log_id = t.log_id";
+
+/// A page's Q&A rows, under the number of their record (written just before).
+const INSERT_QA: &str = "INSERT INTO qa_rows (record_id, seq, inter_no, series_id, question_title, question_type, \
+     answer_intent, original_answer, create_time, extra_json) \
+     SELECT r.id, q.seq, q.inter_no, q.series_id, q.question_title, q.question_type, q.answer_intent, \
+     q.original_answer, q.create_time, q.extra_json \
+     FROM unnest($2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
+     $8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::TEXT[]) \
+     AS q (log_id, seq, inter_no, series_id, question_title, question_type, answer_intent, original_answer, \
+     create_time, extra_json) \
+     JOIN records r ON r.tenant_id = $1 AND r.log_id = q.log_id";
 
 /// A page's counts added to the summary tables: one statement a table.
 const SUMMARY: [&str; 3] = [
