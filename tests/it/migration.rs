@@ -209,6 +209,17 @@ fn statement(text: &str, head: &str, end: &str) -> String {
     text[start..start + text[start..].find(end).unwrap() + end.len()].to_string()
 }
 
+/// A turn's and a Q&A row's columns beside their keys, in every schema.
+const TURN_COLUMNS: &str = "seq, inter_no, user_saying, intention, system_reply, reply_time, request_time, \
+                            response_source, involve_mode, extra_json";
+const QA_COLUMNS: &str = "seq, inter_no, series_id, question_title, question_type, answer_intent, original_answer, \
+                          create_time, extra_json";
+
+/// `columns` ("a, b") read from `alias` ("t.a, t.b").
+fn aliased(columns: &str, alias: &str) -> String {
+    columns.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+}
+
 /// SQL that sets a store of this version back to schema 11, as the previous
 /// release wrote it: a session's figures in `session_facts`, a table keyed
 /// by the text `log_id`, and `v_session_outcomes` over it.
@@ -221,7 +232,7 @@ pub fn back_to_11() -> String {
          INSERT INTO session_facts (log_id, {columns}) \
          SELECT r.log_id, {aliased} FROM session_figures f JOIN records r ON r.rowid = f.record_id;\n\
          DROP TABLE session_figures;\n{outcomes}\nPRAGMA user_version = 11;",
-        aliased = columns.split(", ").map(|c| format!("f.{c}")).collect::<Vec<_>>().join(", "),
+        aliased = aliased(columns, "f"),
         facts = statement(v10, "CREATE TABLE session_facts (", ") STRICT, WITHOUT ROWID;"),
         outcomes = statement(v10, "CREATE VIEW v_session_outcomes AS", ";\n"),
     )
@@ -234,12 +245,6 @@ pub fn back_to_11() -> String {
 pub fn back_to_10() -> String {
     let schema = include_str!("../../schema.sql");
     let v1 = &schema[..schema.find("\n-- migration: 2\n").unwrap()];
-    let turn_columns = "seq, inter_no, user_saying, intention, system_reply, reply_time, request_time, \
-                        response_source, involve_mode, extra_json";
-    let qa_columns = "seq, inter_no, series_id, question_title, question_type, answer_intent, original_answer, \
-                      create_time, extra_json";
-    let from =
-        |columns: &str, alias: &str| columns.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ");
     format!(
         "{facts}\nDROP VIEW v_calls; DROP VIEW v_turns; DROP VIEW v_qa; DROP VIEW record_details; DROP VIEW qa_records;\n\
          {details}\nALTER TABLE record_details ADD COLUMN extra_json TEXT;\n\
@@ -254,8 +259,10 @@ pub fn back_to_10() -> String {
         facts = back_to_11(),
         details = statement(v1, "CREATE TABLE record_details (", ") STRICT;"),
         qa = statement(v1, "CREATE TABLE qa_records (", ") STRICT;"),
-        t = from(turn_columns, "t"),
-        q = from(qa_columns, "q"),
+        turn_columns = TURN_COLUMNS,
+        qa_columns = QA_COLUMNS,
+        t = aliased(TURN_COLUMNS, "t"),
+        q = aliased(QA_COLUMNS, "q"),
         v_calls = statement(v1, "CREATE VIEW v_calls AS", ";\n"),
         v_turns = statement(v1, "CREATE VIEW v_turns AS", ";\n"),
         v_qa = statement(v1, "CREATE VIEW v_qa AS", ";\n"),
@@ -270,12 +277,6 @@ pub fn pg_back_to_8() -> String {
     let schema = include_str!("../../schema.pg.sql");
     let v1 = &schema[..schema.find("\n-- migration: 2\n").unwrap()];
     let v2 = &schema[schema.find("\n-- migration: 2\n").unwrap()..schema.find("\n-- migration: 3\n").unwrap()];
-    let turn_columns = "seq, inter_no, user_saying, intention, system_reply, reply_time, request_time, \
-                        response_source, involve_mode, extra_json";
-    let qa_columns = "seq, inter_no, series_id, question_title, question_type, answer_intent, original_answer, \
-                      create_time, extra_json";
-    let from =
-        |columns: &str, alias: &str| columns.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ");
     format!(
         "DROP VIEW v_turns; DROP VIEW v_qa; DROP VIEW v_calls; DROP VIEW record_details; DROP VIEW qa_records;\n\
          DROP FUNCTION record_details_insert(); DROP FUNCTION record_details_delete();\n\
@@ -289,8 +290,10 @@ pub fn pg_back_to_8() -> String {
          {v_calls}\n{v_turns}\n{v_qa}\nUPDATE oifde_schema SET version = 8;",
         details = statement(v1, "CREATE TABLE record_details (", ");"),
         qa = statement(v1, "CREATE TABLE qa_records (", ");"),
-        t = from(turn_columns, "t"),
-        q = from(qa_columns, "q"),
+        turn_columns = TURN_COLUMNS,
+        qa_columns = QA_COLUMNS,
+        t = aliased(TURN_COLUMNS, "t"),
+        q = aliased(QA_COLUMNS, "q"),
         v_calls = statement(v2, "CREATE OR REPLACE VIEW v_calls AS", ";\n"),
         v_turns = statement(v2, "CREATE OR REPLACE VIEW v_turns AS", ";\n"),
         v_qa = statement(v2, "CREATE OR REPLACE VIEW v_qa AS", ";\n"),
